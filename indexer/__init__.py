@@ -1,0 +1,1 @@
+"""Indexer: read corpus files, encode them, and write collections."""

@@ -1,0 +1,166 @@
+"""Indexer commands of the `semsearch` CLI: index, delete, collections."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from tqdm import tqdm
+
+from indexer.config import IndexerSettings, get_indexer_settings
+from indexer.encoding import load_encoder
+from indexer.pipeline import (
+    IndexOptions,
+    count_valid_rows,
+    delete_documents,
+    index_documents,
+    open_collection,
+)
+from indexer.sources import FORMATS, SourceSpec, read_documents
+from storage import Collection, SemsearchError, list_collections
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def data_dir_option(func: F) -> F:
+    return click.option(
+        "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="Folder of collections [env SEMSEARCH_DATA_DIR, default ./data].",
+    )(func)
+
+
+def _settings(**overrides: Any) -> IndexerSettings:
+    base = get_indexer_settings()
+    return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+class SemsearchGroup(click.Group):
+    """Turn domain errors into a one-line message and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SemsearchError as exc:
+            raise click.ClickException(exc.message) from exc
+
+
+@click.group(cls=SemsearchGroup)
+@click.version_option(package_name="semsearch")
+def cli() -> None:
+    """semsearch: semantic search over your documents (FAISS + SQLite + FastAPI).
+
+    Example:
+
+        semsearch index docs.jsonl --collection docs
+        semsearch serve --port 8000
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--collection", "-c", required=True, help="Collection to create or update.")
+@click.option("--model", "-m", default=None,
+              help="Model alias, folder or hub id [default: the collection's, else "
+                   "SEMSEARCH_MODEL or all-MiniLM-L6-v2].")
+@click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto",
+              show_default=True, help="File format; auto goes by the file suffix.")
+@click.option("--id-field", default=None, help="Field holding the document id [default: id, else _id].")
+@click.option("--text-field", default="text", show_default=True,
+              help="Field(s) holding the text; comma-separated fields are joined (title,text).")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=None,
+              help="Documents per encode call [env SEMSEARCH_BATCH_SIZE, default 64].")
+@click.option("--commit-every", type=click.IntRange(1), default=None,
+              help="Documents per committed generation [default 2048].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@data_dir_option
+def index(path: Path, collection: str, model: str | None, fmt: str, id_field: str | None,
+          text_field: str, batch_size: int | None, commit_every: int | None, quiet: bool,
+          data_dir: Path | None) -> None:
+    """Index (upsert by id) a JSONL, CSV, TSV, Parquet or text file into a collection.
+
+    Re-indexing the same file changes nothing; a changed text replaces its vector.
+    The whole file is checked before anything is written.
+
+    Example:
+
+        semsearch index corpus.jsonl --collection scifact --id-field _id --text-field title,text
+    """
+    settings = _settings(data_dir=data_dir, batch_size=batch_size, commit_every=commit_every)
+    spec = SourceSpec(path=path, format=fmt, id_field=id_field,
+                      text_fields=tuple(f.strip() for f in text_field.split(",") if f.strip()))
+    total = count_valid_rows(spec)
+    encoder = load_encoder(_model_for(settings, collection, model),
+                           allow_download=settings.allow_download,
+                           trust_remote_code=settings.trust_remote_code)
+    target = open_collection(settings.data_dir, collection, encoder)
+    options = IndexOptions(batch_size=settings.batch_size, commit_every=settings.commit_every)
+    with tqdm(total=total, unit="doc", disable=quiet, file=sys.stderr,
+              desc=f"indexing {path.name}") as bar:
+        stats = index_documents(target, encoder, read_documents(spec), options, bar.update)
+    click.echo(f"{collection}: {stats.summary()}; {target.count} documents in collection")
+
+
+def _model_for(settings: IndexerSettings, collection: str, model: str | None) -> str:
+    """An explicit --model wins; else the collection's own model; else the default."""
+    if model:
+        return model
+    if collection in list_collections(settings.data_dir):
+        return Collection.open(settings.data_dir, collection).model.name
+    return settings.model
+
+
+@cli.command()
+@click.option("--collection", "-c", required=True, help="Collection to delete from.")
+@click.argument("ids", nargs=-1, required=True)
+@data_dir_option
+def delete(collection: str, ids: tuple[str, ...], data_dir: Path | None) -> None:
+    """Delete documents by id (one commit). Exits 1 if any id was not found.
+
+    Example:
+
+        semsearch delete --collection docs doc-1 doc-2
+    """
+    settings = _settings(data_dir=data_dir)
+    stats = delete_documents(Collection.open(settings.data_dir, collection), ids)
+    click.echo(f"{collection}: deleted {stats.deleted}")
+    if stats.missing:
+        raise click.ClickException(f"not found in '{collection}': {', '.join(stats.missing)}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@data_dir_option
+def collections(as_json: bool, data_dir: Path | None) -> None:
+    """List collections with their model and document count.
+
+    Example:
+
+        semsearch collections --data-dir ./data
+    """
+    settings = _settings(data_dir=data_dir)
+    rows = []
+    for name in list_collections(settings.data_dir):
+        opened = Collection.open(settings.data_dir, name)
+        rows.append({"name": name, "model": opened.model.name, "count": opened.count})
+        opened.close()
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo(f"no collections in {settings.data_dir}")
+    for row in rows:
+        click.echo(f"{row['name']}\t{row['model']}\t{row['count']}")
+
+
+def main() -> None:
+    cli(prog_name="semsearch")
+
+
+if __name__ == "__main__":
+    main()

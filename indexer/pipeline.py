@@ -1,0 +1,101 @@
+"""Bulk pipeline: source rows -> changed-only encoding -> committed generations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+from indexer.encoding import Encoder
+from indexer.models import IndexStats, SourceDocument
+from indexer.sources import SourceSpec, read_documents
+from storage import Collection, CommitStats, DocumentInput, ModelInfo, check_model
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexOptions:
+    batch_size: int = 64
+    commit_every: int = 2048
+    lock_timeout: float = 0.0
+
+
+def count_valid_rows(spec: SourceSpec) -> int:
+    """Read the whole file once, raising SourceError at the first bad row; nothing is written."""
+    return sum(1 for _ in read_documents(spec))
+
+
+def open_collection(data_dir: Path, name: str, encoder: Encoder) -> Collection:
+    """Open (or create) a collection for `encoder`; a different model is a ManifestMismatch."""
+    info = ModelInfo(name=encoder.name, dimension=encoder.dimension, max_length=encoder.max_length)
+    return Collection.open_or_create(data_dir, name, info)
+
+
+def index_documents(
+    collection: Collection,
+    encoder: Encoder,
+    docs: Iterable[SourceDocument],
+    options: IndexOptions = IndexOptions(),
+    on_progress: ProgressCallback | None = None,
+) -> IndexStats:
+    """Upsert documents by id: encode only new or changed texts, commit every N documents.
+
+    Args:
+        collection: target collection (its model must be `encoder`).
+        encoder: the model that built the collection.
+        docs: rows to upsert; an id seen twice keeps its last row.
+        options: batch size, commit interval, how long to wait for the write lock.
+        on_progress: called with the number of rows handled after each batch.
+
+    Returns:
+        Counts of added / updated / unchanged / truncated documents and the time taken.
+    """
+    check_model(collection.name, collection.model, encoder.name, encoder.dimension)
+    stats = IndexStats()
+    started = time.perf_counter()
+    with collection.writer(timeout=options.lock_timeout) as writer:
+        pending: list[DocumentInput] = []
+        for batch in _batches(docs, options.batch_size):
+            pending.extend(_prepare(collection, encoder, batch, stats))
+            if len(pending) >= options.commit_every:
+                _add_commit(stats, writer.commit(pending))
+                pending = []
+            if on_progress is not None:
+                on_progress(len(batch))
+        _add_commit(stats, writer.commit(pending))
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def delete_documents(collection: Collection, doc_ids: Sequence[str],
+                     lock_timeout: float = 0.0) -> CommitStats:
+    """Delete by id in one commit; ids that do not exist are listed in `missing`."""
+    with collection.writer(timeout=lock_timeout) as writer:
+        return writer.commit(deletes=list(doc_ids))
+
+
+def _prepare(collection: Collection, encoder: Encoder, batch: list[SourceDocument],
+             stats: IndexStats) -> list[DocumentInput]:
+    stats.read += len(batch)
+    needs = collection.needs_vectors([(d.doc_id, d.text) for d in batch])
+    changed = [d for d, need in zip(batch, needs, strict=True) if need]
+    encoded = encoder.encode_batch([d.text for d in changed], "document")
+    stats.truncated += sum(encoded.truncated)
+    vectors = dict(zip((id(d) for d in changed), encoded.vectors, strict=True))
+    return [DocumentInput(doc_id=d.doc_id, text=d.text, metadata=d.metadata,
+                          vector=vectors.get(id(d))) for d in batch]
+
+
+def _add_commit(stats: IndexStats, commit: CommitStats) -> None:
+    stats.added += commit.added
+    stats.updated += commit.updated
+    stats.unchanged += commit.unchanged
+
+
+def _batches(docs: Iterable[SourceDocument], size: int) -> Iterator[list[SourceDocument]]:
+    iterator = iter(docs)
+    while batch := list(islice(iterator, size)):
+        yield batch

@@ -1,0 +1,1 @@
+"""Search API: FastAPI service over semsearch collections."""

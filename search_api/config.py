@@ -1,0 +1,42 @@
+"""ApiSettings: everything the service reads from SEMSEARCH_* variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from indexer.config import CommonSettings
+
+
+class ApiSettings(CommonSettings):
+    """Service settings; `semsearch serve` flags override host, port and data dir."""
+
+    host: str = Field(default="127.0.0.1", description="interface to listen on")
+    port: int = Field(default=8000, ge=1, le=65535, description="port to listen on")
+    default_collection: str = Field(default="demo", description="collection for GET /search")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated origins allowed by CORS ('*' for any)"
+    )
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="request body limit")
+    max_top_k: int = Field(default=1000, ge=1, description="largest top_k accepted")
+    max_queries: int = Field(default=256, ge=1, description="queries per batch search request")
+    max_documents: int = Field(default=1000, ge=1, description="documents per upsert request")
+    max_text_chars: int = Field(default=100_000, ge=1, description="characters per text")
+    preload_collections: bool = Field(
+        default=True, description="load every collection and its model at startup"
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+
+@lru_cache
+def get_settings() -> ApiSettings:
+    return ApiSettings()

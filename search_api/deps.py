@@ -1,0 +1,29 @@
+"""Dependency providers and their Annotated aliases, defined once for every router."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from search_api.services.container import Services
+from search_api.services.documents import DocumentService
+from search_api.services.search import Searcher
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def get_searcher(services: Annotated[Services, Depends(get_services)]) -> Searcher:
+    return services.searcher
+
+
+def get_document_service(services: Annotated[Services, Depends(get_services)]) -> DocumentService:
+    return services.documents
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+SearcherDep = Annotated[Searcher, Depends(get_searcher)]
+DocumentsDep = Annotated[DocumentService, Depends(get_document_service)]

@@ -1,0 +1,74 @@
+"""Map domain errors and request problems to one JSON error shape, in one place."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from storage import SemsearchError
+
+logger = logging.getLogger(__name__)
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found",
+               405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
+
+
+class EmptyQuery(SemsearchError):
+    code = "empty_query"
+    status = 400
+
+
+class EmptyText(SemsearchError):
+    code = "empty_text"
+    status = 400
+
+
+class LimitExceeded(SemsearchError):
+    code = "limit_exceeded"
+    status = 400
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
+
+
+async def _semsearch_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SemsearchError)
+    if exc.status >= 500:
+        logger.error("%s: %s", exc.code, exc.message)
+    return error_response(exc.status, exc.code, exc.message)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        detail = errors[0].get("ctx", {}).get("error", "")
+        return error_response(400, "malformed_json", f"request body is not valid JSON: {detail}")
+    parts = []
+    for error in errors[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return error_response(422, "invalid_request", "; ".join(parts))
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail))
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unexpected error", exc_info=exc)
+    return error_response(500, "internal_error", "internal error; see the server log")
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(SemsearchError, _semsearch_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

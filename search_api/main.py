@@ -1,0 +1,60 @@
+"""App factory: `uvicorn search_api.main:create_app --factory`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+
+from indexer.encoding import Encoder
+from search_api.config import ApiSettings, get_settings
+from search_api.errors import register_error_handlers
+from search_api.middleware import BodySizeLimit
+from search_api.routers.api import api_router
+from search_api.services.container import Services
+
+
+def _version() -> str:
+    try:
+        return version("semsearch")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def create_app(settings: ApiSettings | None = None, *,
+               encoders: dict[str, Encoder] | None = None) -> FastAPI:
+    """Build the service; models and collections load in the lifespan, not here.
+
+    Args:
+        settings: service settings (default: from SEMSEARCH_* variables).
+        encoders: already-loaded models by canonical name, to share instead of reloading.
+
+    Returns:
+        The FastAPI application.
+    """
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services(settings, encoders)
+        app.state.services = services
+        await run_in_threadpool(services.preload)
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(title="semsearch", version=_version(), lifespan=lifespan,
+                  description="Semantic search over FAISS + SQLite collections.")
+    app.dependency_overrides[get_settings] = lambda: settings
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    register_error_handlers(app)
+    app.include_router(api_router)
+    return app

@@ -1,0 +1,10 @@
+"""All routers, mounted in one place."""
+
+from fastapi import APIRouter
+
+from search_api.routers import collections, health, search
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(search.router)
+api_router.include_router(collections.router)

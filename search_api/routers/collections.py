@@ -1,0 +1,68 @@
+"""Collection routes: list, describe, upsert documents, get and delete a document."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from search_api.deps import DocumentsDep, ServicesDep
+from search_api.schemas import (
+    CollectionInfo,
+    CollectionList,
+    CollectionSummary,
+    DeleteResponse,
+    DocumentOut,
+    ModelOut,
+    UpsertRequest,
+    UpsertResponse,
+)
+
+router = APIRouter(prefix="/collections", tags=["collections"])
+
+
+@router.get("", response_model=CollectionList)
+def list_all(services: ServicesDep) -> CollectionList:
+    """Every collection in the data dir with its model and document count."""
+    summaries = []
+    for name in services.collections.names():
+        collection = services.collections.get(name)
+        summaries.append(CollectionSummary(name=name, model=collection.model.name,
+                                           count=collection.count))
+    return CollectionList(collections=summaries)
+
+
+@router.get("/{name}", response_model=CollectionInfo)
+def describe(name: str, services: ServicesDep) -> CollectionInfo:
+    """Model, size, generation and metadata fields of one collection."""
+    collection = services.collections.get(name)
+    collection.refresh()
+    manifest = collection.manifest()
+    return CollectionInfo(name=name, model=ModelOut(**manifest.model.__dict__),
+                          count=manifest.count, generation=manifest.generation,
+                          created_at=manifest.created_at, updated_at=manifest.updated_at,
+                          fields=collection.fields())
+
+
+@router.post("/{name}/documents", response_model=UpsertResponse)
+def upsert(name: str, body: UpsertRequest, documents: DocumentsDep) -> UpsertResponse:
+    """Add or replace documents by id (one commit); creates the collection if missing."""
+    outcome = documents.upsert(name, [d.model_dump() for d in body.documents], body.model)
+    target = outcome.collection
+    return UpsertResponse(collection=name, model=target.model.name, added=outcome.added,
+                          updated=outcome.updated, unchanged=outcome.unchanged,
+                          truncated=outcome.truncated, count=target.count,
+                          generation=target.generation)
+
+
+@router.get("/{name}/documents/{doc_id}", response_model=DocumentOut)
+def get_document(name: str, doc_id: str, services: ServicesDep) -> DocumentOut:
+    """One stored document by id."""
+    doc = services.collections.get(name).get(doc_id)
+    return DocumentOut(id=doc.doc_id, text=doc.text, metadata=doc.metadata)
+
+
+@router.delete("/{name}/documents/{doc_id}", response_model=DeleteResponse)
+def delete(name: str, doc_id: str, documents: DocumentsDep) -> DeleteResponse:
+    """Delete one document by id (404 if it does not exist)."""
+    collection = documents.delete(name, doc_id)
+    return DeleteResponse(collection=name, deleted=doc_id, count=collection.count,
+                          generation=collection.generation)

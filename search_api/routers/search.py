@@ -1,0 +1,54 @@
+"""Search routes: POST /collections/{name}/search and GET /search."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from search_api.deps import SearcherDep, ServicesDep
+from search_api.schemas import (
+    BatchSearchResponse,
+    Hit,
+    QueryResult,
+    SearchRequest,
+    SearchResponse,
+)
+from search_api.services.search import QueryHits, SearchOutcome
+
+router = APIRouter(tags=["search"])
+
+
+def _hits(result: QueryHits) -> list[Hit]:
+    return [Hit(id=h.doc_id, score=h.score, text=h.text, metadata=h.metadata) for h in result.hits]
+
+
+def _single(outcome: SearchOutcome) -> SearchResponse:
+    first = outcome.results[0]
+    return SearchResponse(collection=outcome.collection, model=outcome.model, hits=_hits(first),
+                          truncated=first.truncated, took_ms=outcome.took_ms)
+
+
+@router.post("/collections/{name}/search", response_model=SearchResponse | BatchSearchResponse)
+def search_collection(name: str, body: SearchRequest,
+                      searcher: SearcherDep) -> SearchResponse | BatchSearchResponse:
+    """Top-k documents for `query`, or for each of `queries`, by cosine similarity."""
+    outcome = searcher.search(name, body.texts(), body.top_k, body.filter, body.model)
+    if body.query is not None:
+        return _single(outcome)
+    results = [QueryResult(hits=_hits(r), truncated=r.truncated) for r in outcome.results]
+    return BatchSearchResponse(collection=outcome.collection, model=outcome.model,
+                               results=results, took_ms=outcome.took_ms)
+
+
+@router.get("/search", response_model=SearchResponse)
+def search_get(
+    searcher: SearcherDep,
+    services: ServicesDep,
+    q: Annotated[str, Query(description="query text")],
+    collection: Annotated[str | None, Query(description="default: SEMSEARCH_DEFAULT_COLLECTION")] = None,
+    top_k: Annotated[int, Query(ge=1)] = 10,
+) -> SearchResponse:
+    """Convenience form of search: `GET /search?q=...&collection=...&top_k=10`."""
+    name = collection or services.settings.default_collection
+    return _single(searcher.search(name, [q], top_k))

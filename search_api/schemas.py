@@ -1,0 +1,137 @@
+"""Request and response models at the HTTP boundary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+FilterScalar = str | bool | int | float
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchRequest(_Strict):
+    query: str | None = Field(default=None, description="one query (or use `queries`)")
+    queries: list[str] | None = Field(default=None, description="several queries in one call")
+    top_k: int = Field(default=10, ge=1, description="hits per query (1..1000 by default)")
+    filter: dict[str, FilterScalar | list[FilterScalar]] | None = Field(
+        default=None, description="metadata equality filter; a list value means any of"
+    )
+    model: str | None = Field(default=None, description="must match the collection's model")
+
+    @model_validator(mode="after")
+    def _one_of_query_or_queries(self) -> SearchRequest:
+        if (self.query is None) == (self.queries is None):
+            raise ValueError("give exactly one of 'query' (a string) or 'queries' (a list)")
+        return self
+
+    def texts(self) -> list[str]:
+        return [self.query] if self.query is not None else list(self.queries or [])
+
+
+class Hit(BaseModel):
+    id: str
+    score: float = Field(description="cosine similarity, higher is better")
+    text: str
+    metadata: dict[str, Any]
+
+
+class QueryResult(BaseModel):
+    hits: list[Hit]
+    truncated: bool = Field(description="the query was cut to the model's max length")
+
+
+class SearchResponse(BaseModel):
+    collection: str
+    model: str
+    hits: list[Hit]
+    truncated: bool
+    took_ms: float
+
+
+class BatchSearchResponse(BaseModel):
+    collection: str
+    model: str
+    results: list[QueryResult]
+    took_ms: float
+
+
+class DocumentIn(_Strict):
+    id: str = Field(min_length=1, description="document id; an existing id is replaced")
+    text: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_to_str(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class UpsertRequest(_Strict):
+    documents: list[DocumentIn] = Field(min_length=1)
+    model: str | None = Field(default=None, description="model for a new collection")
+
+
+class UpsertResponse(BaseModel):
+    collection: str
+    model: str
+    added: int
+    updated: int
+    unchanged: int
+    truncated: int
+    count: int
+    generation: int
+
+
+class DeleteResponse(BaseModel):
+    collection: str
+    deleted: str
+    count: int
+    generation: int
+
+
+class ModelOut(BaseModel):
+    name: str
+    dimension: int
+    max_length: int
+    normalized: bool
+
+
+class CollectionInfo(BaseModel):
+    name: str
+    model: ModelOut
+    count: int
+    generation: int
+    created_at: str
+    updated_at: str
+    fields: list[str]
+
+
+class CollectionSummary(BaseModel):
+    name: str
+    model: str
+    count: int
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionSummary]
+
+
+class DocumentOut(BaseModel):
+    id: str
+    text: str
+    metadata: dict[str, Any]
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    models: list[str]
+    collections: list[str]
+    errors: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,42 @@
+"""Services: everything the routes share, created in the app's lifespan."""
+
+from __future__ import annotations
+
+import logging
+
+from indexer.encoding import Encoder
+from search_api.config import ApiSettings
+from search_api.services.documents import DocumentService
+from search_api.services.registry import CollectionRegistry, EncoderRegistry
+from search_api.services.search import Searcher
+from storage import SemsearchError
+
+logger = logging.getLogger(__name__)
+
+
+class Services:
+    def __init__(self, settings: ApiSettings, encoders: dict[str, Encoder] | None = None) -> None:
+        self.settings = settings
+        self.encoders = EncoderRegistry(allow_download=settings.allow_download,
+                                        trust_remote_code=settings.trust_remote_code,
+                                        preloaded=encoders)
+        self.collections = CollectionRegistry(settings.data_dir)
+        self.searcher = Searcher(settings, self.collections, self.encoders)
+        self.documents = DocumentService(settings, self.collections, self.encoders)
+        self.load_errors: dict[str, str] = {}
+        self.ready = False
+
+    def preload(self) -> None:
+        """Open every collection and load its model, so the first request is not slow."""
+        if self.settings.preload_collections:
+            for name in self.collections.names():
+                try:
+                    collection = self.collections.get(name)
+                    self.encoders.get(collection.model.name)
+                except SemsearchError as exc:
+                    logger.error("collection %s not loaded: %s", name, exc.message)
+                    self.load_errors[name] = exc.message
+        self.ready = True
+
+    def close(self) -> None:
+        self.collections.close()

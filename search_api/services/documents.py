@@ -1,0 +1,78 @@
+"""Document writes over HTTP (upsert, delete) and collection descriptions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from indexer.models import SourceDocument
+from indexer.pipeline import IndexOptions, delete_documents, index_documents
+from search_api.config import ApiSettings
+from search_api.errors import EmptyText, LimitExceeded
+from search_api.services.registry import CollectionRegistry, EncoderRegistry
+from storage import Collection, DocumentNotFound, IndexNotFound, check_model
+
+# API writers wait a little for a CLI writer instead of failing at once.
+LOCK_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpsertOutcome:
+    collection: Collection
+    added: int
+    updated: int
+    unchanged: int
+    truncated: int
+
+
+class DocumentService:
+    def __init__(self, settings: ApiSettings, collections: CollectionRegistry,
+                 encoders: EncoderRegistry) -> None:
+        self._settings = settings
+        self._collections = collections
+        self._encoders = encoders
+
+    def upsert(self, name: str, documents: list[dict[str, Any]],
+               model: str | None) -> UpsertOutcome:
+        """Add or replace documents by id in one commit, creating the collection if needed."""
+        self._check_documents(documents)
+        collection = self._collection_for_write(name, model)
+        encoder = self._encoders.get(collection.model.name)
+        rows = [SourceDocument(doc_id=d["id"], text=d["text"], metadata=d["metadata"], line=i)
+                for i, d in enumerate(documents)]
+        options = IndexOptions(batch_size=64, commit_every=len(rows) + 1,
+                               lock_timeout=LOCK_TIMEOUT_SECONDS)
+        stats = index_documents(collection, encoder, rows, options)
+        return UpsertOutcome(collection=collection, added=stats.added, updated=stats.updated,
+                             unchanged=stats.unchanged, truncated=stats.truncated)
+
+    def delete(self, name: str, doc_id: str) -> Collection:
+        collection = self._collections.get(name)
+        stats = delete_documents(collection, [doc_id], lock_timeout=LOCK_TIMEOUT_SECONDS)
+        if stats.missing:
+            raise DocumentNotFound(f"document '{doc_id}' not found in collection '{name}'")
+        return collection
+
+    def _collection_for_write(self, name: str, model: str | None) -> Collection:
+        try:
+            collection = self._collections.get(name)
+        except IndexNotFound:
+            return self._collections.get_or_create(
+                name, self._encoders.get(model or self._settings.model))
+        if model is not None:
+            encoder = self._encoders.get(model)
+            check_model(name, collection.model, encoder.name, encoder.dimension)
+        return collection
+
+    def _check_documents(self, documents: list[dict[str, Any]]) -> None:
+        limit = self._settings.max_documents
+        if len(documents) > limit:
+            raise LimitExceeded(f"{len(documents)} documents in one request; the limit is "
+                                f"{limit} (SEMSEARCH_MAX_DOCUMENTS)")
+        for position, doc in enumerate(documents):
+            if not doc["text"].strip():
+                raise EmptyText(f"documents[{position}].text is empty (id '{doc['id']}')")
+            if len(doc["text"]) > self._settings.max_text_chars:
+                raise LimitExceeded(
+                    f"documents[{position}].text has {len(doc['text'])} characters; the limit "
+                    f"is {self._settings.max_text_chars} (SEMSEARCH_MAX_TEXT_CHARS)")

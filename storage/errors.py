@@ -1,0 +1,62 @@
+"""Domain errors shared by every layer; each carries a stable code and a suggested status."""
+
+from __future__ import annotations
+
+
+class SemsearchError(Exception):
+    """Base of every error a user can cause; `code` is stable, `status` an HTTP-like hint."""
+
+    code = "semsearch_error"
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class StorageError(SemsearchError):
+    """A collection on disk is unusable (corrupt or inconsistent files)."""
+
+    code = "storage_error"
+    status = 500
+
+
+class InvalidCollectionName(SemsearchError):
+    code = "invalid_collection_name"
+    status = 400
+
+
+class IndexNotFound(SemsearchError):
+    """The named collection does not exist in the data dir."""
+
+    code = "collection_not_found"
+    status = 404
+
+
+class DocumentNotFound(SemsearchError):
+    code = "document_not_found"
+    status = 404
+
+
+class ManifestMismatch(SemsearchError):
+    """A collection was built with another model (or dimension) than the one asked for."""
+
+    code = "model_mismatch"
+    status = 409
+
+
+class UnknownFilterField(SemsearchError):
+    code = "unknown_filter_field"
+    status = 400
+
+
+class InvalidFilter(SemsearchError):
+    code = "invalid_filter"
+    status = 400
+
+
+class CollectionLocked(SemsearchError):
+    """Another process holds the collection's write lock."""
+
+    code = "collection_locked"
+    status = 409

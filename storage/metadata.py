@@ -1,0 +1,214 @@
+"""MetadataStore: documents, their vectors and the committed generation in one SQLite file."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from storage.errors import InvalidFilter, UnknownFilterField
+
+DB_FILE = "metadata.db"
+FilterValue = str | int | float | bool
+Filter = dict[str, FilterValue | list[FilterValue]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredDocument:
+    rowid: int
+    doc_id: str
+    text: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExistingState:
+    """What the store holds for one document id, to decide what an upsert changes."""
+
+    rowid: int
+    content_hash: str
+    metadata_json: str
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open with autocommit (isolation_level=None) so transactions are explicit BEGIN/COMMIT."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    # FULL: a committed generation survives power loss, not only a killed process.
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def create_schema(path: Path, meta: dict[str, str]) -> None:
+    """Create the tables of a new collection database (WAL mode, readers never block)."""
+    db = sqlite_utils.Database(connect(path))
+    db.enable_wal()
+    # AUTOINCREMENT: a deleted row id is never reused, so a FAISS id means one document forever.
+    db.execute(
+        """CREATE TABLE documents (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            doc_id TEXT NOT NULL UNIQUE,
+            text TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            content_hash TEXT NOT NULL,
+            vector BLOB NOT NULL
+        )"""
+    )
+    db["fields"].create({"name": str}, pk="name")
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["meta"].insert_all([{"key": k, "value": v} for k, v in meta.items()])
+    db.conn.close()
+
+
+class MetadataStore:
+    """One SQLite connection; the owner serialises use of it (one per thread or a lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = connect(path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- reads -------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def generation(self) -> int:
+        return int(self.get_meta("generation") or 0)
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM documents").fetchone()[0])
+
+    def existing(self, doc_ids: Sequence[str]) -> dict[str, ExistingState]:
+        found: dict[str, ExistingState] = {}
+        for chunk in _chunks(list(doc_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT doc_id, id, content_hash, metadata FROM documents WHERE doc_id IN ({marks})"
+            for doc_id, rowid, content_hash, metadata in self.conn.execute(sql, chunk):
+                found[doc_id] = ExistingState(
+                    rowid=rowid, content_hash=content_hash, metadata_json=metadata
+                )
+        return found
+
+    def get_by_rowids(self, rowids: Sequence[int]) -> dict[int, StoredDocument]:
+        docs: dict[int, StoredDocument] = {}
+        for chunk in _chunks([int(r) for r in rowids], 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, doc_id, text, metadata FROM documents WHERE id IN ({marks})"
+            for rowid, doc_id, text, metadata in self.conn.execute(sql, chunk):
+                docs[rowid] = StoredDocument(
+                    rowid=rowid, doc_id=doc_id, text=text, metadata=json.loads(metadata)
+                )
+        return docs
+
+    def get_by_doc_id(self, doc_id: str) -> StoredDocument | None:
+        row = self.conn.execute(
+            "SELECT id, doc_id, text, metadata FROM documents WHERE doc_id = ?", (doc_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return StoredDocument(rowid=row[0], doc_id=row[1], text=row[2], metadata=json.loads(row[3]))
+
+    def iter_vectors(self, dimension: int, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (ids, vectors) in batches, for rebuilding the FAISS index from SQLite."""
+        cursor = self.conn.execute("SELECT id, vector FROM documents ORDER BY id")
+        while rows := cursor.fetchmany(batch):
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+            yield ids, vectors.reshape(len(rows), dimension)
+
+    def all_rowids(self) -> np.ndarray:
+        rows = self.conn.execute("SELECT id FROM documents").fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def fields(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM fields ORDER BY name")]
+
+    def matching_rowids(self, filter_: Filter) -> np.ndarray:
+        """Row ids whose metadata equals every filter value (a list value means any of)."""
+        known = set(self.fields())
+        clauses: list[str] = []
+        params: list[Any] = []
+        for field, value in filter_.items():
+            if field not in known:
+                listing = ", ".join(sorted(known)) or "none"
+                raise UnknownFilterField(
+                    f"filter field '{field}' is not a metadata field of this collection "
+                    f"(known fields: {listing})"
+                )
+            values = value if isinstance(value, list) else [value]
+            if not values or not all(isinstance(v, str | int | float | bool) for v in values):
+                raise InvalidFilter(
+                    f"filter value for '{field}' must be a string, number, boolean "
+                    "or a non-empty list of them"
+                )
+            path = '$."' + field.replace('"', '""') + '"'
+            clauses.append(f"json_extract(metadata, ?) IN ({','.join('?' * len(values))})")
+            params.extend([path, *values])
+        sql = "SELECT id FROM documents WHERE " + " AND ".join(clauses)
+        return np.array([r[0] for r in self.conn.execute(sql, params)], dtype=np.int64)
+
+    # -- writes (inside a transaction the caller opened) -------------------
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def insert(self, doc_id: str, text: str, metadata_json: str, content_hash: str,
+               vector: np.ndarray) -> int:
+        cursor = self.conn.execute(
+            "INSERT INTO documents (doc_id, text, metadata, content_hash, vector) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (doc_id, text, metadata_json, content_hash, _blob(vector)),
+        )
+        assert cursor.lastrowid is not None
+        return int(cursor.lastrowid)
+
+    def update(self, rowid: int, text: str, metadata_json: str, content_hash: str,
+               vector: np.ndarray | None) -> None:
+        if vector is None:
+            self.conn.execute(
+                "UPDATE documents SET metadata = ? WHERE id = ?", (metadata_json, rowid)
+            )
+            return
+        self.conn.execute(
+            "UPDATE documents SET text = ?, metadata = ?, content_hash = ?, vector = ? WHERE id = ?",
+            (text, metadata_json, content_hash, _blob(vector), rowid),
+        )
+
+    def delete(self, rowids: Sequence[int]) -> None:
+        self.conn.executemany("DELETE FROM documents WHERE id = ?", [(int(r),) for r in rowids])
+
+    def add_fields(self, names: set[str]) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO fields (name) VALUES (?)", [(n,) for n in sorted(names)]
+        )
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
