@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 from tqdm import tqdm
 
-from indexer.config import IndexerSettings, get_indexer_settings
+from indexer.config import IndexerSettings
 from indexer.encoding import load_encoder
 from indexer.pipeline import (
     IndexOptions,
@@ -35,8 +35,8 @@ def data_dir_option(func: F) -> F:
 
 
 def _settings(**overrides: Any) -> IndexerSettings:
-    base = get_indexer_settings()
-    return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    """Environment first, then the flags that were given (None means not given)."""
+    return IndexerSettings(**{k: v for k, v in overrides.items() if v is not None})
 
 
 class SemsearchGroup(click.Group):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
@@ -28,7 +27,3 @@ class IndexerSettings(CommonSettings):
     batch_size: int = Field(default=64, ge=1, le=4096, description="documents per encode call")
     commit_every: int = Field(default=2048, ge=1, description="documents per committed generation")
 
-
-@lru_cache
-def get_indexer_settings() -> IndexerSettings:
-    return IndexerSettings()

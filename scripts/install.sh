@@ -20,12 +20,19 @@ cd "$(dirname "$0")/.."
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 pip_() { "$VENV/bin/python" -m pip "$@"; }
 
-torch_is_cpu() { "$VENV/bin/python" -c 'import torch, sys; sys.exit(0 if torch.version.cuda is None else 1)' 2>/dev/null; }
+# CPU wheels carry a "+cpu" local version; macOS wheels are CPU-only anyway.
+torch_is_cpu() {
+    [ "$(uname)" = Darwin ] && return 0
+    "$VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit("+cpu" not in m.version("torch"))' 2>/dev/null
+}
 
 if torch_is_cpu; then
     echo "install: CPU torch already present"
 elif pip_ install -q --no-index --no-deps "torch==$TORCH_VERSION" 2>/dev/null && torch_is_cpu; then
-    echo "install: torch $TORCH_VERSION (CPU) from a local wheel"
+    echo "install: torch $TORCH_VERSION (CPU) from a local wheel; its dependencies from PyPI"
+    pip_ install -q "torch==$TORCH_VERSION"
+elif [ "$(uname)" = Darwin ]; then
+    pip_ install "torch==$TORCH_VERSION"
 else
     pip_ uninstall -q -y torch 2>/dev/null || true
     echo "install: torch CPU build from $CPU_INDEX"

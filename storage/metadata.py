@@ -38,7 +38,9 @@ class ExistingState:
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open with autocommit (isolation_level=None) so transactions are explicit BEGIN/COMMIT."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    # check_same_thread=False only so close() may run on another thread; each connection
+    # is still used by one thread at a time (per-thread readers, one locked writer).
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 30000")
     # FULL: a committed generation survives power loss, not only a killed process.
     conn.execute("PRAGMA synchronous = FULL")

@@ -1,0 +1,120 @@
+"""Every bad request gets a 4xx with {"error": {"code", "message"}}, never a 500."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from search_api.config import ApiSettings
+from tests.conftest import make_client
+
+SEARCH = "/collections/docs/search"
+
+
+def assert_error(response, status: int, code: str, *words: str) -> None:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    for word in words:
+        assert word in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "words"),
+    [
+        ({"query": ""}, 400, "empty_query", ["empty"]),
+        ({"query": "   \n"}, 400, "empty_query", ["empty"]),
+        ({"queries": []}, 400, "empty_query", ["at least one"]),
+        ({"queries": ["ok", ""]}, 400, "empty_query", ["queries[1]"]),
+        ({"query": "x", "top_k": 0}, 422, "invalid_request", ["top_k"]),
+        ({"query": "x", "top_k": 1001}, 400, "limit_exceeded", ["top_k", "1000"]),
+        ({"query": "x", "top_k": "many"}, 422, "invalid_request", ["top_k"]),
+        ({"query": 5}, 422, "invalid_request", ["query"]),
+        ({}, 422, "invalid_request", ["exactly one"]),
+        ({"query": "x", "queries": ["y"]}, 422, "invalid_request", ["exactly one"]),
+        ({"query": "x", "topk": 3}, 422, "invalid_request", ["topk"]),
+        ({"query": "x", "filter": {"colour": "red"}}, 400, "unknown_filter_field",
+         ["colour", "topic"]),
+        ({"query": "x", "filter": {"topic": {"$eq": "a"}}}, 422, "invalid_request", ["filter"]),
+        ({"query": "x", "filter": {"topic": []}}, 400, "invalid_filter", ["topic"]),
+        ({"query": "x", "model": "multilingual-e5-small-q4"}, 409, "model_mismatch",
+         ["all-MiniLM-L6-v2"]),
+    ],
+)
+def test_bad_search_bodies(client: TestClient, body: dict[str, object], status: int, code: str,
+                           words: list[str]) -> None:
+    assert_error(client.post(SEARCH, json=body), status, code, *words)
+
+
+def test_malformed_json(client: TestClient) -> None:
+    response = client.post(SEARCH, content=b'{"query": "x",', headers={"content-type": "application/json"})
+    assert_error(response, 400, "malformed_json", "not valid JSON")
+
+
+def test_unknown_collection(client: TestClient) -> None:
+    assert_error(client.post("/collections/nope/search", json={"query": "x"}), 404,
+                 "collection_not_found", "nope", "docs")
+    assert_error(client.get("/collections/nope"), 404, "collection_not_found")
+    assert_error(client.get("/search", params={"q": "x", "collection": "nope"}), 404,
+                 "collection_not_found")
+
+
+def test_invalid_collection_name(client: TestClient) -> None:
+    assert_error(client.post("/collections/.hidden/search", json={"query": "x"}), 400,
+                 "invalid_collection_name")
+    assert_error(client.post("/collections/a..b%2F..%2Fetc/documents",
+                             json={"documents": [{"id": "1", "text": "x"}]}), 400,
+                 "invalid_collection_name")
+
+
+def test_get_search_validation(client: TestClient) -> None:
+    assert_error(client.get("/search"), 422, "invalid_request", "q")
+    assert_error(client.get("/search", params={"q": " "}), 400, "empty_query")
+    assert_error(client.get("/search", params={"q": "x", "top_k": 0}), 422, "invalid_request")
+
+
+def test_unknown_route_and_method(client: TestClient) -> None:
+    assert_error(client.get("/nothing-here"), 404, "not_found")
+    assert_error(client.put(SEARCH, json={"query": "x"}), 405, "method_not_allowed")
+
+
+def test_too_many_queries_and_long_text(data_dir: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    settings = ApiSettings(data_dir=data_dir, max_queries=3, max_text_chars=50, max_top_k=5)
+    with make_client(settings, minilm) as client:
+        assert_error(client.post(SEARCH, json={"queries": ["a", "b", "c", "d"]}), 400,
+                     "limit_exceeded", "SEMSEARCH_MAX_QUERIES", "3")
+        assert_error(client.post(SEARCH, json={"query": "x" * 51}), 400, "limit_exceeded",
+                     "SEMSEARCH_MAX_TEXT_CHARS", "50")
+        assert_error(client.post(SEARCH, json={"query": "x", "top_k": 6}), 400, "limit_exceeded", "5")
+
+
+def test_body_too_large(data_dir: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    settings = ApiSettings(data_dir=data_dir, max_body_bytes=2048)
+    with make_client(settings, minilm) as client:
+        big = {"query": "x" * 4000}
+        assert_error(client.post(SEARCH, json=big), 413, "body_too_large", "2048")
+
+        def chunks():  # type: ignore[no-untyped-def]
+            for _ in range(10):
+                yield b" " * 1000  # no Content-Length: counted while streaming
+
+        response = client.post(SEARCH, content=chunks(), headers={"content-type": "application/json"})
+        assert_error(response, 413, "body_too_large")
+        assert client.post(SEARCH, json={"query": "bread"}).status_code == 200
+
+
+def test_cors_is_configurable(data_dir: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    settings = ApiSettings(data_dir=data_dir, cors_origins="http://app.example")  # type: ignore[arg-type]
+    assert settings.cors_origins == ["http://app.example"]
+    with make_client(settings, minilm) as client:
+        preflight = client.options(SEARCH, headers={"Origin": "http://app.example",
+                                                    "Access-Control-Request-Method": "POST"})
+        assert preflight.headers["access-control-allow-origin"] == "http://app.example"
+        other = client.get("/healthz", headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+    with make_client(ApiSettings(data_dir=data_dir), minilm) as client:
+        response = client.get("/healthz", headers={"Origin": "http://app.example"})
+        assert "access-control-allow-origin" not in response.headers
