@@ -89,7 +89,7 @@ class SentenceTransformerEncoder(_EncoderBase):
         from sentence_transformers import SentenceTransformer  # heavy: import on first load only
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         try:
             self._model = SentenceTransformer(
                 path, device="cpu", local_files_only=not allow_download,
@@ -101,7 +101,8 @@ class SentenceTransformerEncoder(_EncoderBase):
         self.dimension = int(self._model.get_embedding_dimension() or 0)
         self.max_length = int(self._model.max_seq_length or 512)
         self._batch_size = batch_size
-        self._prompts: dict[str, str] = dict(self._model.prompts or {})
+        prompts = self._model.prompts or {}
+        self._prompts: dict[str, str] = {k: v for k, v in prompts.items() if v}
 
     def _prompt_name(self, kind: Kind) -> str | None:
         candidates = ("query",) if kind == "query" else ("document", "passage")

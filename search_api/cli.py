@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from tqdm import tqdm
@@ -22,7 +23,7 @@ DEMO_CORPUS = Path(indexer.__file__).parent / "demo" / "scifact_demo.jsonl"
 
 
 def _api_settings(host: str | None, port: int | None, data_dir: Path | None) -> ApiSettings:
-    overrides = {"host": host, "port": port, "data_dir": data_dir}
+    overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
     return ApiSettings(**{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -29,9 +29,11 @@ from typing import Any
 import numpy as np
 
 from storage.errors import (
+    CollectionLocked,
     DocumentNotFound,
     IndexNotFound,
     InvalidCollectionName,
+    ManifestMismatch,
     StorageError,
 )
 from storage.locks import ReadWriteLock, WriterLock
@@ -39,7 +41,7 @@ from storage.manifest import Manifest, ModelInfo, check_model, write_manifest
 from storage.metadata import DB_FILE, Filter, MetadataStore, StoredDocument, create_schema
 from storage.vector_index import FaissIndex
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 LOCK_FILE = ".lock"
 
 
@@ -80,7 +82,7 @@ def content_hash(text: str) -> str:
 
 
 def validate_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise InvalidCollectionName(
             f"invalid collection name '{name}': use 1-64 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit"
@@ -93,7 +95,7 @@ def list_collections(data_dir: Path) -> list[str]:
         return []
     return sorted(
         p.name for p in data_dir.iterdir()
-        if p.is_dir() and NAME_PATTERN.match(p.name) and (p / DB_FILE).exists()
+        if p.is_dir() and NAME_PATTERN.fullmatch(p.name) and (p / DB_FILE).exists()
     )
 
 
@@ -148,6 +150,9 @@ class Collection:
         data_dir = Path(data_dir)
         folder = data_dir / validate_name(name)
         data_dir.mkdir(parents=True, exist_ok=True)
+        if folder.exists() and not (folder / DB_FILE).exists():
+            raise StorageError(f"{folder} exists but is not a collection (no {DB_FILE}); "
+                               "choose another name or remove the folder")
         if not folder.exists():
             tmp = data_dir / f".{name}.creating-{uuid.uuid4().hex[:8]}"
             tmp.mkdir()
@@ -169,7 +174,11 @@ class Collection:
     def open_or_create(cls, data_dir: Path, name: str, model: ModelInfo) -> Collection:
         """Open `name`, creating it for `model` if missing; a different model is an error."""
         collection = cls.create(data_dir, name, model)
-        check_model(name, collection.model, model.name, model.dimension)
+        try:
+            check_model(name, collection.model, model.name, model.dimension)
+        except ManifestMismatch:
+            collection.close()
+            raise
         return collection
 
     # -- state ---------------------------------------------------------------
@@ -196,6 +205,9 @@ class Collection:
             for store in self._stores:
                 store.close()
             self._stores.clear()
+            if self._writer_store is not None:
+                self._writer_store.close()
+                self._writer_store = None
 
     def _reader(self) -> MetadataStore:
         """One connection per thread: sqlite3 connections must not cross threads."""
@@ -279,8 +291,11 @@ class Collection:
     @contextmanager
     def writer(self, timeout: float = 0.0) -> Iterator[CollectionWriter]:
         """Hold the collection's write lock (in-process and across processes)."""
-        if not self._write_mutex.acquire(timeout=timeout if timeout > 0 else -1):
-            raise StorageError(f"timed out waiting to write collection '{self.name}'")
+        acquired = (self._write_mutex.acquire(timeout=timeout) if timeout > 0
+                    else self._write_mutex.acquire(blocking=False))
+        if not acquired:
+            raise CollectionLocked(f"collection '{self.name}' is being written by another request "
+                                   "in this process; retry when it has finished")
         lock = WriterLock(self.folder / LOCK_FILE, self.name)
         try:
             lock.acquire(timeout)
@@ -326,8 +341,11 @@ class Collection:
                deletes: Sequence[str], stats: CommitStats
                ) -> tuple[list[int], list[np.ndarray], list[int], set[str]]:
         """Write rows inside the open transaction; return the FAISS changes to make."""
-        latest = {doc.doc_id: doc for doc in upserts}  # a repeated id: the last one wins
-        existing = store.existing([*latest, *deletes])
+        # A repeated id: the last upsert wins; an id also deleted in this commit: the delete wins.
+        doomed = set(deletes)
+        upserted = {doc.doc_id for doc in upserts}
+        latest = {doc.doc_id: doc for doc in upserts if doc.doc_id not in doomed}
+        existing = store.existing([*latest, *doomed])
         add_ids: list[int] = []
         add_vectors: list[np.ndarray] = []
         remove_ids: list[int] = []
@@ -356,7 +374,8 @@ class Collection:
         for doc_id in dict.fromkeys(deletes):
             gone = existing.get(doc_id)
             if gone is None:
-                stats.missing.append(doc_id)
+                if doc_id not in upserted:
+                    stats.missing.append(doc_id)
                 continue
             store.delete([gone.rowid])
             remove_ids.append(gone.rowid)
@@ -366,12 +385,16 @@ class Collection:
     def _checked_vector(self, doc: DocumentInput) -> np.ndarray:
         if doc.vector is None:
             raise ValueError(f"document '{doc.doc_id}' is new or changed but has no vector")
-        vector = np.asarray(doc.vector, dtype=np.float32).ravel()
-        if vector.shape[0] != self.model.dimension:
+        vector = np.asarray(doc.vector, dtype=np.float32)
+        if vector.shape != (self.model.dimension,):
             raise ValueError(
-                f"vector for '{doc.doc_id}' has {vector.shape[0]} dimensions, "
-                f"collection '{self.name}' expects {self.model.dimension}"
+                f"vector for '{doc.doc_id}' has shape {vector.shape}, "
+                f"collection '{self.name}' expects ({self.model.dimension},)"
             )
+        # Inner product is cosine only for unit vectors; anything else would score wrongly.
+        norm = float(np.linalg.norm(vector))
+        if not np.isfinite(norm) or abs(norm - 1.0) > 1e-3:
+            raise ValueError(f"vector for '{doc.doc_id}' is not L2-normalised (norm {norm})")
         return vector
 
     def _after_commit(self, generation: int) -> None:

@@ -62,9 +62,9 @@ def create_schema(path: Path, meta: dict[str, str]) -> None:
             vector BLOB NOT NULL
         )"""
     )
-    db["fields"].create({"name": str}, pk="name")
-    db["meta"].create({"key": str, "value": str}, pk="key")
-    db["meta"].insert_all([{"key": k, "value": v} for k, v in meta.items()])
+    db.table("fields").create({"name": str}, pk="name")
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+    db.table("meta").insert_all([{"key": k, "value": v} for k, v in meta.items()])
     db.conn.close()
 
 
@@ -153,8 +153,8 @@ class MetadataStore:
                     "or a non-empty list of them"
                 )
             path = '$."' + field.replace('"', '""') + '"'
-            clauses.append(f"json_extract(metadata, ?) IN ({','.join('?' * len(values))})")
-            params.extend([path, *values])
+            alternatives = [_typed_equals(path, v, params) for v in values]
+            clauses.append("(" + " OR ".join(alternatives) + ")")
         sql = "SELECT id FROM documents WHERE " + " AND ".join(clauses)
         return np.array([r[0] for r in self.conn.execute(sql, params)], dtype=np.int64)
 
@@ -205,6 +205,16 @@ class MetadataStore:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+def _typed_equals(path: str, value: FilterValue, params: list[Any]) -> str:
+    """SQL for metadata[path] == value, keeping JSON types apart (true is not 1, "1" is not 1)."""
+    if isinstance(value, bool):
+        params.append(path)
+        return f"json_type(metadata, ?) = '{'true' if value else 'false'}'"
+    json_types = "'text'" if isinstance(value, str) else "'integer', 'real'"
+    params.extend([path, value, path])
+    return f"(json_extract(metadata, ?) = ? AND json_type(metadata, ?) IN ({json_types}))"
 
 
 def _blob(vector: np.ndarray) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -18,7 +19,7 @@ class FaissIndex:
     searched here is L2-normalised by the encoder; callers must keep it so.
     """
 
-    def __init__(self, index: faiss.IndexIDMap2) -> None:
+    def __init__(self, index: Any) -> None:  # faiss.IndexIDMap2; faiss's stubs are incomplete
         self._index = index
 
     @classmethod
@@ -76,7 +77,7 @@ class FaissIndex:
         params = None
         if allowed_ids is not None:
             selector = faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64))
-            params = faiss.SearchParameters(sel=selector)
+            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         scores, ids = self._index.search(_as_matrix(queries), k, params=params)
         return scores, ids
 

@@ -65,9 +65,14 @@ def test_unknown_collection(client: TestClient) -> None:
 def test_invalid_collection_name(client: TestClient) -> None:
     assert_error(client.post("/collections/.hidden/search", json={"query": "x"}), 400,
                  "invalid_collection_name")
-    assert_error(client.post("/collections/a..b%2F..%2Fetc/documents",
+    assert_error(client.post("/collections/bad name!/documents",
                              json={"documents": [{"id": "1", "text": "x"}]}), 400,
-                 "invalid_collection_name")
+                 "invalid_collection_name", "letters, digits")
+    traversal = client.post("/collections/..%2F..%2Fetc/documents",
+                            json={"documents": [{"id": "1", "text": "x"}]})
+    assert traversal.status_code in (400, 404)
+    assert "error" in traversal.json()
+    assert [c["name"] for c in client.get("/collections").json()["collections"]] == ["docs"]
 
 
 def test_get_search_validation(client: TestClient) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,12 +22,7 @@ def open_handles() -> Iterator[list[Collection]]:
     handles: list[Collection] = []
     yield handles
     for handle in handles:
-        try:
-            handle.close()
-        except sqlite3.ProgrammingError:
-            # Known bug (xfail test_close_after_search_in_another_thread): close() cannot
-            # close connections opened by other threads; the GC closes those instead.
-            pass
+        handle.close()
 
 
 @pytest.fixture

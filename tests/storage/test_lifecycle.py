@@ -100,8 +100,6 @@ def test_valid_names_are_accepted(name: str) -> None:
     assert validate_name(name) == name
 
 
-@pytest.mark.xfail(strict=True, reason="storage/collection.py:42 NAME_PATTERN ends with '$', which also "
-                   "matches before a trailing newline, so 'abc\\n' is a valid name (use \\Z or fullmatch)")
 def test_name_with_trailing_newline_is_rejected() -> None:
     with pytest.raises(InvalidCollectionName):
         validate_name("abc\n")

@@ -1,0 +1,17 @@
+# semsearch API image: CPU-only torch (scripts/install.sh never pulls CUDA wheels).
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY scripts ./scripts
+COPY storage ./storage
+COPY indexer ./indexer
+COPY search_api ./search_api
+RUN bash scripts/install.sh /opt/venv "" && rm -rf /root/.cache/pip
+ENV PATH=/opt/venv/bin:$PATH \
+    SEMSEARCH_DATA_DIR=/data \
+    SEMSEARCH_HOST=0.0.0.0 \
+    SEMSEARCH_PORT=8000 \
+    HF_HUB_OFFLINE=1
+VOLUME ["/data"]
+EXPOSE 8000
+CMD ["semsearch", "serve"]

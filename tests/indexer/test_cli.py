@@ -1,0 +1,166 @@
+"""The indexer CLI end to end with CliRunner: real model, real FAISS and SQLite in tmp dirs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from search_api.cli import cli
+from storage import Collection
+
+DOCS = [
+    {"id": "a", "text": "The cat sat on the warm windowsill", "kind": "pet"},
+    {"id": "b", "text": "Stock markets fell sharply after the announcement", "kind": "finance"},
+    {"id": "c", "text": "A recipe for tomato soup with basil", "kind": "food"},
+]
+
+
+def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def run(*args: str, data_dir: Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [*args, "--data-dir", str(data_dir)])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_index_reindex_and_change(tmp_path: Path) -> None:
+    corpus = write_jsonl(tmp_path / "docs.jsonl", DOCS)
+    code, out, err = run("index", str(corpus), "--collection", "c1", data_dir=tmp_path / "d")
+    assert code == 0, out + err
+    assert "added 3, updated 0, unchanged 0, truncated 0" in out
+    assert "3 documents in collection" in out
+    assert "indexing docs.jsonl" in err  # progress bar on stderr
+
+    code, out, _ = run("index", str(corpus), "--collection", "c1", "--quiet", data_dir=tmp_path / "d")
+    assert code == 0 and "added 0, updated 0, unchanged 3" in out
+
+    changed = [dict(DOCS[0], text="Dogs love long walks in the park"), *DOCS[1:],
+               {"id": "d", "text": "New document"}]
+    write_jsonl(corpus, changed)
+    code, out, err = run("index", str(corpus), "--collection", "c1", "-q", data_dir=tmp_path / "d")
+    assert code == 0 and "added 1, updated 1, unchanged 2" in out
+    assert err == ""  # --quiet: no progress bar
+
+    collection = Collection.open(tmp_path / "d", "c1")
+    assert collection.count == 4
+    assert collection.get("a").text == "Dogs love long walks in the park"
+    assert collection.get("b").metadata == {"kind": "finance"}
+    assert collection.model.name == "all-MiniLM-L6-v2"
+
+
+def test_index_csv_with_title_and_text_fields(tmp_path: Path) -> None:
+    corpus = tmp_path / "docs.csv"
+    corpus.write_text("doc,title,body,year\nx1,Solar power,Panels convert light to electricity,2020\n"
+                      "x2,Bread,Flour water and yeast,2021\n", encoding="utf-8")
+    code, out, err = run("index", str(corpus), "--collection", "csv", "--id-field", "doc",
+                         "--text-field", "title,body", "-q", data_dir=tmp_path)
+    assert code == 0, out + err
+    doc = Collection.open(tmp_path, "csv").get("x1")
+    assert doc.text == "Solar power Panels convert light to electricity"
+    assert doc.metadata == {"year": "2020"}
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ('{"id": "z1", "text": "fine"}\n{"id": "z2", "text": broken}\n', ["line 2", "invalid JSON"]),
+        ('{"id": "z1", "text": "fine"}\n{"text": "no id"}\n', ["line 2", "'id'"]),
+        ('{"id": "z1", "text": "fine"}\n{"id": "z3", "text": "   "}\n', ["line 2", "'text'", "empty"]),
+        ('{"id": "z1", "body": "wrong field"}\n', ["line 1", "'text'"]),
+    ],
+)
+def test_bad_file_changes_nothing(tmp_path: Path, content: str, words: list[str]) -> None:
+    data_dir = tmp_path / "d"
+    run("index", str(write_jsonl(tmp_path / "good.jsonl", DOCS)), "-c", "c1", "-q", data_dir=data_dir)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content, encoding="utf-8")
+    code, out, err = run("index", str(bad), "--collection", "c1", "-q", data_dir=data_dir)
+    assert code != 0
+    assert "bad.jsonl" in err
+    for word in words:
+        assert word in err
+    collection = Collection.open(data_dir, "c1")
+    assert (collection.count, collection.generation) == (3, 1)
+    with pytest.raises(Exception, match="not found"):
+        collection.get("z1")  # the good first line was not written either
+
+
+def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
+    weird = tmp_path / "docs.xml"
+    weird.write_text("<doc/>", encoding="utf-8")
+    code, _, err = run("index", str(weird), "-c", "c1", data_dir=tmp_path)
+    assert code != 0 and "--format" in err and "docs.xml" in err
+    code, _, err = run("index", str(tmp_path / "missing.jsonl"), "-c", "c1", data_dir=tmp_path)
+    assert code != 0 and "missing.jsonl" in err
+    code, _, err = run("index", str(weird), "-c", "c1", "--format", "yaml", data_dir=tmp_path)
+    assert code == 2 and "yaml" in err
+    code, _, err = run("index", str(weird), "-c", "../escape", "--format", "txt", data_dir=tmp_path)
+    assert code != 0 and "invalid collection name" in err
+    assert not (tmp_path / "c1").exists()
+
+
+def test_model_mismatch_is_refused(tmp_path: Path) -> None:
+    corpus = write_jsonl(tmp_path / "docs.jsonl", DOCS)
+    run("index", str(corpus), "-c", "c1", "-q", data_dir=tmp_path)
+    code, _, err = run("index", str(corpus), "-c", "c1", "-q", "--model", "multilingual-e5-small-q4",
+                       data_dir=tmp_path)
+    assert code != 0
+    assert "all-MiniLM-L6-v2" in err and "multilingual-e5-small-q4" in err
+    code, _, err = run("index", str(corpus), "-c", "c2", "-q", "--model", "/no/such/model",
+                       data_dir=tmp_path)
+    assert code != 0 and "cannot load model" in err
+
+
+def test_delete_and_collections(tmp_path: Path) -> None:
+    run("index", str(write_jsonl(tmp_path / "docs.jsonl", DOCS)), "-c", "c1", "-q", data_dir=tmp_path)
+    code, out, _ = run("collections", data_dir=tmp_path)
+    assert code == 0 and out.strip() == "c1\tall-MiniLM-L6-v2\t3"
+
+    code, out, _ = run("delete", "--collection", "c1", "a", "b", data_dir=tmp_path)
+    assert code == 0 and "deleted 2" in out
+    code, out, err = run("delete", "--collection", "c1", "c", "nope", data_dir=tmp_path)
+    assert code == 1 and "deleted 1" in out and "nope" in err
+    code, out, _ = run("collections", "--json", data_dir=tmp_path)
+    assert json.loads(out) == [{"name": "c1", "model": "all-MiniLM-L6-v2", "count": 0}]
+
+    code, _, err = run("delete", "--collection", "nope", "a", data_dir=tmp_path)
+    assert code == 1 and "does not exist" in err
+    code, out, _ = run("collections", data_dir=tmp_path / "empty")
+    assert code == 0 and "no collections" in out
+
+
+def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMSEARCH_DATA_DIR", str(tmp_path / "from-env"))
+    corpus = write_jsonl(tmp_path / "docs.jsonl", DOCS)
+    result = CliRunner().invoke(cli, ["index", str(corpus), "-c", "envc", "-q"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "from-env" / "envc" / "manifest.json").exists()
+
+
+def test_chinese_with_multilingual_model(tmp_path: Path) -> None:
+    rows = [{"id": "1", "text": "吃完海鲜后不能喝牛奶吗？"}, {"id": "2", "text": "北京明天会下雨吗"},
+            {"id": "3", "text": "如何学习编程语言Python"}]
+    corpus = write_jsonl(tmp_path / "zh.jsonl", rows)
+    code, out, err = run("index", str(corpus), "-c", "zh", "-q", "--model", "multilingual-e5-small-q4",
+                         data_dir=tmp_path)
+    assert code == 0, out + err
+    collection = Collection.open(tmp_path, "zh")
+    assert collection.model.name == "multilingual-e5-small-q4"
+    assert collection.model.max_length == 512
+    from indexer.encoding import load_encoder
+
+    query = load_encoder("multilingual-e5-small-q4").encode(["明天北京天气怎么样"], "query")
+    assert collection.search(query, 1)[0][0].doc_id == "2"
+
+
+def test_every_command_has_help_with_example() -> None:
+    for name in ["index", "delete", "collections", "serve", "demo"]:
+        result = CliRunner().invoke(cli, [name, "--help"])
+        assert result.exit_code == 0
+        assert "Example:" in result.output, name
+        assert "--data-dir" in result.output, name
