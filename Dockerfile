@@ -10,8 +10,7 @@ RUN bash scripts/install.sh /opt/venv "" && rm -rf /root/.cache/pip
 ENV PATH=/opt/venv/bin:$PATH \
     SEMSEARCH_DATA_DIR=/data \
     SEMSEARCH_HOST=0.0.0.0 \
-    SEMSEARCH_PORT=8000 \
-    HF_HUB_OFFLINE=1
+    SEMSEARCH_PORT=8000
 VOLUME ["/data"]
 EXPOSE 8000
 CMD ["semsearch", "serve"]

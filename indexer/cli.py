@@ -13,16 +13,19 @@ import click
 from tqdm import tqdm
 
 from indexer.config import IndexerSettings
-from indexer.encoding import load_encoder
+from indexer.encoding import Encoder, load_encoder
+from indexer.models import IndexStats
 from indexer.pipeline import (
     IndexOptions,
-    count_valid_rows,
+    SourceScan,
     delete_documents,
     index_documents,
+    latest_rows,
     open_collection,
+    scan_source,
 )
-from indexer.sources import FORMATS, SourceSpec, read_documents
-from storage import Collection, SemsearchError, list_collections
+from indexer.sources import FORMATS, SourceSpec
+from storage import Collection, SemsearchError, list_collections, read_info
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,16 +97,32 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
     settings = _settings(data_dir=data_dir, batch_size=batch_size, commit_every=commit_every)
     spec = SourceSpec(path=path, format=fmt, id_field=id_field,
                       text_fields=tuple(f.strip() for f in text_field.split(",") if f.strip()))
-    total = count_valid_rows(spec)
+    scan = scan_source(spec)
     encoder = load_encoder(_model_for(settings, collection, model),
                            allow_download=settings.allow_download,
                            trust_remote_code=settings.trust_remote_code)
-    target = open_collection(settings.data_dir, collection, encoder)
     options = IndexOptions(batch_size=settings.batch_size, commit_every=settings.commit_every)
-    with tqdm(total=total, unit="doc", disable=quiet, file=sys.stderr,
-              desc=f"indexing {path.name}") as bar:
-        stats = index_documents(target, encoder, read_documents(spec), options, bar.update)
-    click.echo(f"{collection}: {stats.summary()}; {target.count} documents in collection")
+    stats, count = run_index_job(settings.data_dir, collection, encoder, spec, scan, options,
+                                 label=f"indexing {path.name}", quiet=quiet)
+    click.echo(f"{collection}: {stats.summary()}; {count} documents in collection")
+
+
+def run_index_job(data_dir: Path, collection: str, encoder: Encoder, spec: SourceSpec,
+                  scan: SourceScan, options: IndexOptions, *, label: str,
+                  quiet: bool) -> tuple[IndexStats, int]:
+    """Index a checked file into a collection with a progress bar on stderr.
+
+    Returns:
+        The run's counts, and the number of documents in the collection afterwards.
+    """
+    target = open_collection(data_dir, collection, encoder)
+    try:
+        with tqdm(total=scan.documents, unit="doc", disable=quiet, file=sys.stderr,
+                  desc=label) as bar:
+            stats = index_documents(target, encoder, latest_rows(spec, scan), options, bar.update)
+        return stats, target.count
+    finally:
+        target.close()
 
 
 def _model_for(settings: IndexerSettings, collection: str, model: str | None) -> str:
@@ -111,7 +130,7 @@ def _model_for(settings: IndexerSettings, collection: str, model: str | None) ->
     if model:
         return model
     if collection in list_collections(settings.data_dir):
-        return Collection.open(settings.data_dir, collection).model.name
+        return read_info(settings.data_dir, collection).model.name
     return settings.model
 
 
@@ -144,18 +163,23 @@ def collections(as_json: bool, data_dir: Path | None) -> None:
         semsearch collections --data-dir ./data
     """
     settings = _settings(data_dir=data_dir)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in list_collections(settings.data_dir):
-        opened = Collection.open(settings.data_dir, name)
-        rows.append({"name": name, "model": opened.model.name, "count": opened.count})
-        opened.close()
+        try:
+            info = read_info(settings.data_dir, name)
+            rows.append({"name": name, "model": info.model.name, "count": info.count})
+        except SemsearchError as exc:
+            rows.append({"name": name, "model": None, "count": None, "error": exc.message})
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return
     if not rows:
         click.echo(f"no collections in {settings.data_dir}")
     for row in rows:
-        click.echo(f"{row['name']}\t{row['model']}\t{row['count']}")
+        if "error" in row:
+            click.echo(f"{row['name']}\tERROR: {row['error']}")
+        else:
+            click.echo(f"{row['name']}\t{row['model']}\t{row['count']}")
 
 
 def main() -> None:

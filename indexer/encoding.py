@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from storage import ModelInfo, SemsearchError
+from storage import SemsearchError
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +73,6 @@ class _EncoderBase:
     def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray:
         return self.encode_batch(texts, kind).vectors
 
-    def model_info(self) -> ModelInfo:
-        return ModelInfo(name=self.name, dimension=self.dimension, max_length=self.max_length)
-
     def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
         raise NotImplementedError
 
@@ -98,7 +95,9 @@ class SentenceTransformerEncoder(_EncoderBase):
         except (OSError, ValueError) as exc:
             raise UnknownModel(_unknown_model_message(name, str(exc))) from exc
         self.name = name
-        self.dimension = int(self._model.get_embedding_dimension() or 0)
+        dimension_of = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension  # the name before sentence-transformers 5
+        self.dimension = int(dimension_of() or 0)
         self.max_length = int(self._model.max_seq_length or 512)
         self._batch_size = batch_size
         prompts = self._model.prompts or {}

@@ -23,15 +23,44 @@ class IndexOptions:
     lock_timeout: float = 0.0
 
 
-def count_valid_rows(spec: SourceSpec) -> int:
+@dataclass(frozen=True, kw_only=True)
+class SourceScan:
+    """The pre-check of a file: every row valid, and where each id's last row is."""
+
+    rows: int
+    last_line: dict[str, int]
+
+    @property
+    def documents(self) -> int:
+        return len(self.last_line)
+
+
+def scan_source(spec: SourceSpec) -> SourceScan:
     """Read the whole file once, raising SourceError at the first bad row; nothing is written."""
-    return sum(1 for _ in read_documents(spec))
+    last_line: dict[str, int] = {}
+    rows = 0
+    for doc in read_documents(spec):
+        last_line[doc.doc_id] = doc.line
+        rows += 1
+    return SourceScan(rows=rows, last_line=last_line)
+
+
+def latest_rows(spec: SourceSpec, scan: SourceScan) -> Iterator[SourceDocument]:
+    """The file's rows, keeping only the last row of an id that appears more than once.
+
+    Dropping the earlier rows up front keeps re-indexing a no-op: otherwise two rows of one
+    id on both sides of a commit boundary would each win once per run.
+    """
+    return (doc for doc in read_documents(spec) if scan.last_line.get(doc.doc_id) == doc.line)
 
 
 def open_collection(data_dir: Path, name: str, encoder: Encoder) -> Collection:
     """Open (or create) a collection for `encoder`; a different model is a ManifestMismatch."""
-    info = ModelInfo(name=encoder.name, dimension=encoder.dimension, max_length=encoder.max_length)
-    return Collection.open_or_create(data_dir, name, info)
+    return Collection.open_or_create(data_dir, name, encoder_model_info(encoder))
+
+
+def encoder_model_info(encoder: Encoder) -> ModelInfo:
+    return ModelInfo(name=encoder.name, dimension=encoder.dimension, max_length=encoder.max_length)
 
 
 def index_documents(

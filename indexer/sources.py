@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import datetime
+import decimal
 import json
 import math
 import sys
@@ -15,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from indexer.models import SourceDocument
+from storage import InvalidMetadata, metadata_json
 from storage.errors import SemsearchError
 
 FORMATS = ("jsonl", "csv", "tsv", "parquet", "txt")
@@ -345,7 +348,24 @@ def _to_document(row: Mapping[str, Any], where: _Location, spec: SourceSpec) -> 
         metadata = {key: value for key, value in row.items() if key not in skip}
     else:
         metadata = {key: row[key] for key in spec.metadata_fields if key in row}
+    metadata = {key: _json_friendly(value) for key, value in metadata.items()}
+    try:
+        (doc_id + text).encode("utf-8")
+        metadata_json(metadata)  # fail here, in the pre-check, not half-way through indexing
+    except UnicodeEncodeError as exc:
+        raise where.error(f"the id or text is not valid Unicode ({exc.reason})") from exc
+    except InvalidMetadata as exc:
+        raise where.error(f"{exc.message}; fix or drop that field") from exc
     return SourceDocument(doc_id=doc_id, text=text, metadata=metadata, line=where.number)
+
+
+def _json_friendly(value: Any) -> Any:
+    """Parquet gives dates, times and decimals: store them as ISO strings and numbers."""
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value) if value.is_finite() else str(value)
+    return value
 
 
 def _doc_id(row: Mapping[str, Any], field: str, where: _Location) -> str:

@@ -11,7 +11,7 @@
 set -euo pipefail
 
 VENV=${1:-.venv}
-EXTRAS=${2:-test}
+EXTRAS=${2-test}   # an explicit "" installs no extras
 PYTHON=${PYTHON:-python3}
 TORCH_VERSION=${SEMSEARCH_TORCH_VERSION:-2.13.0}
 CPU_INDEX=https://download.pytorch.org/whl/cpu
@@ -40,11 +40,13 @@ else
         || pip_ install torch --index-url "$CPU_INDEX"
 fi
 
-if [ -n "$EXTRAS" ]; then
-    pip_ install -q -e ".[$EXTRAS]"
-else
-    pip_ install -q -e .
-fi
+# Pin the torch just installed, so no dependency can swap it for a CUDA build from PyPI.
+constraints=$(mktemp)
+trap 'rm -f "$constraints"' EXIT
+"$VENV/bin/python" -c 'import importlib.metadata as m; print("torch==" + m.version("torch"))' > "$constraints"
+target=.
+[ -n "$EXTRAS" ] && target=".[$EXTRAS]"
+pip_ install -q -c "$constraints" -e "$target"
 
 if pip_ list 2>/dev/null | grep -qi '^nvidia-'; then
     echo "install: CUDA packages were installed; this project needs the CPU build of torch" >&2

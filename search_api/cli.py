@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
-from tqdm import tqdm
 
 import indexer
-from indexer.cli import cli, data_dir_option
+from indexer.cli import cli, data_dir_option, run_index_job
 from indexer.encoding import Encoder, load_encoder
-from indexer.pipeline import IndexOptions, count_valid_rows, index_documents, open_collection
-from indexer.sources import SourceSpec, read_documents
+from indexer.pipeline import IndexOptions, scan_source
+from indexer.sources import SourceSpec
 from search_api.config import ApiSettings
-from storage import Collection, list_collections
+from storage import list_collections, read_info
 
 DEMO_COLLECTION = "demo"
 DEMO_MODEL = "all-MiniLM-L6-v2"
@@ -63,16 +61,15 @@ def demo(host: str | None, port: int | None, no_serve: bool, data_dir: Path | No
 def ensure_demo_collection(data_dir: Path) -> Encoder | None:
     """Build the demo collection unless complete (a rerun resumes it); return the model if loaded."""
     spec = SourceSpec(path=DEMO_CORPUS, text_fields=("title", "text"))
-    total = count_valid_rows(spec)
+    scan = scan_source(spec)
     if DEMO_COLLECTION in list_collections(data_dir):
-        existing = Collection.open(data_dir, DEMO_COLLECTION)
-        if existing.count >= total:
-            click.echo(f"demo collection ready: {existing.count} documents", err=True)
+        count = read_info(data_dir, DEMO_COLLECTION).count
+        if count >= scan.documents:
+            click.echo(f"demo collection ready: {count} documents", err=True)
             return None
     encoder = load_encoder(DEMO_MODEL)
-    target = open_collection(data_dir, DEMO_COLLECTION, encoder)
-    with tqdm(total=total, unit="doc", file=sys.stderr, desc="indexing demo") as bar:
-        stats = index_documents(target, encoder, read_documents(spec), IndexOptions(), bar.update)
+    stats, _ = run_index_job(data_dir, DEMO_COLLECTION, encoder, spec, scan, IndexOptions(),
+                             label="indexing demo", quiet=False)
     click.echo(f"{DEMO_COLLECTION}: {stats.summary()}", err=True)
     return encoder
 

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from search_api.config import ApiSettings, get_settings
+from search_api.services.collections import CollectionService
 from search_api.services.container import Services
 from search_api.services.documents import DocumentService
 from search_api.services.search import Searcher
@@ -20,10 +22,17 @@ def get_searcher(services: Annotated[Services, Depends(get_services)]) -> Search
     return services.searcher
 
 
+def get_collection_service(services: Annotated[Services, Depends(get_services)]
+                           ) -> CollectionService:
+    return services.collection_info
+
+
 def get_document_service(services: Annotated[Services, Depends(get_services)]) -> DocumentService:
     return services.documents
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+CollectionsDep = Annotated[CollectionService, Depends(get_collection_service)]
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]
 DocumentsDep = Annotated[DocumentService, Depends(get_document_service)]

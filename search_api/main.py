@@ -51,10 +51,11 @@ def create_app(settings: ApiSettings | None = None, *,
     app = FastAPI(title="semsearch", version=_version(), lifespan=lifespan,
                   description="Semantic search over FAISS + SQLite collections.")
     app.dependency_overrides[get_settings] = lambda: settings
+    # Added first = innermost: CORS headers also go on the 413s it sends.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["*"], allow_headers=["*"])
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     register_error_handlers(app)
     app.include_router(api_router)
     return app

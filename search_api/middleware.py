@@ -20,7 +20,10 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        if length is not None and not length.isdigit():
+            await self._reject(send, 400, "bad_request", "Content-Length is not a number")
+            return
+        if length is not None and int(length) > self.max_bytes:
             await self._reject(send)
             return
         received = 0
@@ -45,10 +48,11 @@ class BodySizeLimit:
             if not started:
                 await self._reject(send)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps({"error": {"code": "body_too_large", "message": self._message()}})
-        body_bytes = body.encode()
-        await send({"type": "http.response.start", "status": 413,
+    async def _reject(self, send: Send, status: int = 413, code: str = "body_too_large",
+                      message: str | None = None) -> None:
+        error = {"code": code, "message": message or self._message()}
+        body_bytes = json.dumps({"error": error}).encode()
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body_bytes)).encode())]})
         await send({"type": "http.response.body", "body": body_bytes})

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-FilterScalar = str | bool | int | float
+from storage import InvalidMetadata, metadata_json
+
+
+def _valid_unicode(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"text is not valid Unicode ({exc.reason})") from exc
+    return value
+
+
+def _storable_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        metadata_json(value)
+    except InvalidMetadata as exc:
+        raise ValueError(exc.message) from exc
+    return value
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+FilterScalar = Annotated[str, AfterValidator(_valid_unicode)] | bool | int | float
 
 
 class _Strict(BaseModel):
@@ -14,9 +34,9 @@ class _Strict(BaseModel):
 
 
 class SearchRequest(_Strict):
-    query: str | None = Field(default=None, description="one query (or use `queries`)")
-    queries: list[str] | None = Field(default=None, description="several queries in one call")
-    top_k: int = Field(default=10, ge=1, description="hits per query (1..1000 by default)")
+    query: Text | None = Field(default=None, description="one query (or use `queries`)")
+    queries: list[Text] | None = Field(default=None, description="several queries in one call")
+    top_k: int = Field(default=10, ge=1, strict=True, description="hits per query (1..1000 by default)")
     filter: dict[str, FilterScalar | list[FilterScalar]] | None = Field(
         default=None, description="metadata equality filter; a list value means any of"
     )
@@ -60,14 +80,20 @@ class BatchSearchResponse(BaseModel):
 
 
 class DocumentIn(_Strict):
-    id: str = Field(min_length=1, description="document id; an existing id is replaced")
-    text: str
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    id: Text = Field(min_length=1, description="document id; an existing id is replaced")
+    text: Text
+    metadata: Annotated[dict[str, Any], AfterValidator(_storable_metadata)] = Field(
+        default_factory=dict, description="JSON object, stored and filterable"
+    )
 
     @field_validator("id", mode="before")
     @classmethod
     def _id_to_str(cls, value: object) -> object:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("id is blank")
+        return value
 
 
 class UpsertRequest(_Strict):
@@ -112,8 +138,9 @@ class CollectionInfo(BaseModel):
 
 class CollectionSummary(BaseModel):
     name: str
-    model: str
-    count: int
+    model: str | None
+    count: int | None
+    error: str | None = Field(default=None, description="why the collection cannot be used")
 
 
 class CollectionList(BaseModel):

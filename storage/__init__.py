@@ -1,21 +1,13 @@
 """Storage: collections of vectors (FAISS) and documents (SQLite), committed atomically."""
 
-from storage.collection import (
-    Collection,
-    CollectionWriter,
-    CommitStats,
-    DocumentInput,
-    Hit,
-    content_hash,
-    list_collections,
-    validate_name,
-)
+from storage.collection import Collection, CollectionInfo, CollectionWriter, read_info
 from storage.errors import (
     CollectionLocked,
     DocumentNotFound,
     IndexNotFound,
     InvalidCollectionName,
     InvalidFilter,
+    InvalidMetadata,
     ManifestMismatch,
     SemsearchError,
     StorageError,
@@ -23,11 +15,20 @@ from storage.errors import (
 )
 from storage.manifest import Manifest, ModelInfo, check_model, read_manifest
 from storage.metadata import Filter, StoredDocument
+from storage.records import (
+    CommitStats,
+    DocumentInput,
+    Hit,
+    content_hash,
+    list_collections,
+    metadata_json,
+    validate_name,
+)
 
 __all__ = [
-    "Collection", "CollectionLocked", "CollectionWriter", "CommitStats", "DocumentInput",
+    "Collection", "CollectionInfo", "CollectionLocked", "CollectionWriter", "CommitStats", "DocumentInput",
     "DocumentNotFound", "Filter", "Hit", "IndexNotFound", "InvalidCollectionName",
-    "InvalidFilter", "Manifest", "ManifestMismatch", "ModelInfo", "SemsearchError",
+    "InvalidFilter", "InvalidMetadata", "Manifest", "ManifestMismatch", "ModelInfo", "SemsearchError",
     "StorageError", "StoredDocument", "UnknownFilterField", "check_model", "content_hash",
-    "list_collections", "read_manifest", "validate_name",
+    "list_collections", "metadata_json", "read_manifest", "read_info", "validate_name",
 ]

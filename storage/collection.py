@@ -12,19 +12,17 @@ so a missing or damaged index file is rebuilt from it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import shutil
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -32,71 +30,24 @@ from storage.errors import (
     CollectionLocked,
     DocumentNotFound,
     IndexNotFound,
-    InvalidCollectionName,
     ManifestMismatch,
     StorageError,
 )
 from storage.locks import ReadWriteLock, WriterLock
 from storage.manifest import Manifest, ModelInfo, check_model, write_manifest
-from storage.metadata import DB_FILE, Filter, MetadataStore, StoredDocument, create_schema
+from storage.metadata import Filter, MetadataStore, ReaderPool, StoredDocument, create_schema
+from storage.records import (
+    DB_FILE,
+    CommitStats,
+    DocumentInput,
+    Hit,
+    content_hash,
+    metadata_json,
+    validate_name,
+)
 from storage.vector_index import FaissIndex
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 LOCK_FILE = ".lock"
-
-
-@dataclass(frozen=True, kw_only=True)
-class DocumentInput:
-    """A document to upsert; `vector` may be None when its text is already stored unchanged."""
-
-    doc_id: str
-    text: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-    vector: np.ndarray | None = None
-
-
-@dataclass(kw_only=True)
-class CommitStats:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    missing: list[str] = field(default_factory=list)
-    generation: int = 0
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.updated or self.deleted)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Hit:
-    doc_id: str
-    score: float
-    text: str
-    metadata: dict[str, Any]
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def validate_name(name: str) -> str:
-    if not NAME_PATTERN.fullmatch(name):
-        raise InvalidCollectionName(
-            f"invalid collection name '{name}': use 1-64 letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
-def list_collections(data_dir: Path) -> list[str]:
-    if not data_dir.is_dir():
-        return []
-    return sorted(
-        p.name for p in data_dir.iterdir()
-        if p.is_dir() and NAME_PATTERN.fullmatch(p.name) and (p / DB_FILE).exists()
-    )
 
 
 def _now() -> str:
@@ -107,8 +58,40 @@ def _index_file(generation: int) -> str:
     return f"index-{generation}.faiss"
 
 
-def _metadata_json(metadata: dict[str, Any]) -> str:
-    return json.dumps(metadata, sort_keys=True, ensure_ascii=False)
+def _file_identity(path: Path) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectionInfo:
+    """What SQLite records of a collection; cheap to read (the index is not loaded)."""
+
+    name: str
+    model: ModelInfo
+    created_at: str
+    count: int
+    generation: int
+
+
+def read_info(data_dir: Path, name: str) -> CollectionInfo:
+    """Model, size and generation of a collection, straight from its database."""
+    folder = Path(data_dir) / validate_name(name)
+    if not (folder / DB_FILE).exists():
+        raise IndexNotFound(f"collection '{name}' does not exist in {data_dir}")
+    try:
+        store = MetadataStore(folder / DB_FILE)
+        try:
+            model_json = store.get_meta("model")
+            if model_json is None:
+                raise ValueError(f"no model recorded in {DB_FILE}")
+            return CollectionInfo(name=name, model=ModelInfo(**json.loads(model_json)),
+                                  created_at=store.get_meta("created_at") or "",
+                                  count=store.count(), generation=store.generation())
+        finally:
+            store.close()
+    except (sqlite3.Error, ValueError, TypeError) as exc:
+        raise StorageError(f"collection '{name}' is unreadable ({folder / DB_FILE}): {exc}") from exc
 
 
 class Collection:
@@ -119,30 +102,23 @@ class Collection:
         self.name = name
         self.model = model
         self.created_at = created_at
+        self._identity = _file_identity(folder / DB_FILE)
         self._rw = ReadWriteLock()
         self._write_mutex = threading.Lock()
         self._reload_mutex = threading.Lock()
-        self._local = threading.local()
-        self._stores: list[MetadataStore] = []
-        self._stores_lock = threading.Lock()
+        self._readers = ReaderPool(folder / DB_FILE)
         self._writer_store: MetadataStore | None = None
-        self._index, self._generation = self._load_committed(self._reader())
+        with self._readers.store() as store:
+            self._index, self._generation = self._load_committed(store)
 
     # -- opening -------------------------------------------------------------
     @classmethod
     def open(cls, data_dir: Path, name: str) -> Collection:
-        folder = Path(data_dir) / validate_name(name)
-        if not (folder / DB_FILE).exists():
-            raise IndexNotFound(f"collection '{name}' does not exist in {data_dir}")
-        store = MetadataStore(folder / DB_FILE)
+        info = read_info(data_dir, name)
         try:
-            model_json = store.get_meta("model")
-            created_at = store.get_meta("created_at") or ""
-        finally:
-            store.close()
-        if model_json is None:
-            raise StorageError(f"collection '{name}' has no model recorded in {DB_FILE}")
-        return cls(folder, name, ModelInfo(**json.loads(model_json)), created_at)
+            return cls(Path(data_dir) / name, name, info.model, info.created_at)
+        except (sqlite3.Error, ValueError) as exc:
+            raise StorageError(f"collection '{name}' is unreadable: {exc}") from exc
 
     @classmethod
     def create(cls, data_dir: Path, name: str, model: ModelInfo) -> Collection:
@@ -190,49 +166,37 @@ class Collection:
     def count(self) -> int:
         return self._index.count
 
+    def replaced_on_disk(self) -> bool:
+        """True if the folder was deleted or recreated since this handle opened it."""
+        try:
+            return _file_identity(self.folder / DB_FILE) != self._identity
+        except FileNotFoundError:
+            return True
+
     def fields(self) -> list[str]:
-        return self._reader().fields()
+        with self._readers.store() as store:
+            return store.fields()
 
     def manifest(self) -> Manifest:
-        return Manifest(
-            name=self.name, model=self.model, count=self.count, generation=self._generation,
-            created_at=self.created_at, updated_at=self._reader().get_meta("updated_at") or
-            self.created_at, index_file=_index_file(self._generation),
-        )
+        with self._readers.store() as store:
+            updated_at = store.get_meta("updated_at") or self.created_at
+        return Manifest(name=self.name, model=self.model, count=self.count,
+                        generation=self._generation, created_at=self.created_at,
+                        updated_at=updated_at, index_file=_index_file(self._generation))
 
     def close(self) -> None:
-        with self._stores_lock:
-            for store in self._stores:
-                store.close()
-            self._stores.clear()
-            if self._writer_store is not None:
-                self._writer_store.close()
-                self._writer_store = None
-
-    def _reader(self) -> MetadataStore:
-        """One connection per thread: sqlite3 connections must not cross threads."""
-        store: MetadataStore | None = getattr(self._local, "store", None)
-        if store is None:
-            store = MetadataStore(self.folder / DB_FILE)
-            self._local.store = store
-            with self._stores_lock:
-                self._stores.append(store)
-        return store
+        self._readers.close()
+        if self._writer_store is not None:
+            self._writer_store.close()
+            self._writer_store = None
 
     # -- loading -------------------------------------------------------------
     def _load_committed(self, store: MetadataStore) -> tuple[FaissIndex, int]:
         """Load the index of the committed generation, rebuilding it from SQLite if needed."""
         store.conn.execute("BEGIN")  # one snapshot: generation, count and vectors agree
         try:
-            generation = store.generation()
-            expected = store.count()
-            path = self.folder / _index_file(generation)
-            index: FaissIndex | None = None
-            if path.exists():
-                try:
-                    index = FaissIndex.load(path)
-                except StorageError:
-                    index = None
+            generation, expected = store.generation(), store.count()
+            index = self._load_index_file(generation)
             if index is None or index.count != expected or index.dimension != self.model.dimension:
                 index = FaissIndex.create(self.model.dimension)
                 for ids, vectors in store.iter_vectors(self.model.dimension):
@@ -241,31 +205,41 @@ class Collection:
         finally:
             store.conn.execute("COMMIT")
 
+    def _load_index_file(self, generation: int) -> FaissIndex | None:
+        path = self.folder / _index_file(generation)
+        try:
+            return FaissIndex.load(path) if path.exists() else None
+        except StorageError:
+            return None
+
     def refresh(self) -> bool:
         """Swap in a newer committed generation written by another process, if any."""
-        if self._reader().generation() <= self._generation:
-            return False
-        with self._reload_mutex:
-            index, generation = self._load_committed(self._reader())
-            with self._rw.writing():
-                if generation <= self._generation:
+        with self._readers.store() as store:
+            if store.generation() <= self._generation:
+                return False
+            with self._reload_mutex:
+                if store.generation() <= self._generation:  # another thread reloaded meanwhile
                     return False
-                self._index, self._generation = index, generation
+                index, generation = self._load_committed(store)
+                with self._rw.writing():
+                    if generation <= self._generation:
+                        return False
+                    self._index, self._generation = index, generation
         return True
 
     # -- reading -------------------------------------------------------------
     def search(self, vectors: np.ndarray, k: int, filter_: Filter | None = None) -> list[list[Hit]]:
         """Top-k documents per query vector by cosine similarity (vectors L2-normalised)."""
         self.refresh()
-        reader = self._reader()
-        allowed = reader.matching_rowids(filter_) if filter_ else None
-        if allowed is not None and len(allowed) == 0:
-            return [[] for _ in range(len(vectors))]
-        with self._rw.reading():
-            if self._index.count == 0:
+        with self._readers.store() as store:
+            allowed = store.matching_rowids(filter_) if filter_ else None
+            if allowed is not None and len(allowed) == 0:
                 return [[] for _ in range(len(vectors))]
-            scores, ids = self._index.search(vectors, k, allowed)
-            rows = reader.get_by_rowids(sorted({int(i) for i in ids.ravel() if i >= 0}))
+            with self._rw.reading():
+                if self._index.count == 0:
+                    return [[] for _ in range(len(vectors))]
+                scores, ids = self._index.search(vectors, k, allowed)
+                rows = store.get_by_rowids(sorted({int(i) for i in ids.ravel() if i >= 0}))
         return [
             [Hit(doc_id=rows[int(i)].doc_id, score=float(s), text=rows[int(i)].text,
                  metadata=rows[int(i)].metadata)
@@ -274,14 +248,16 @@ class Collection:
         ]
 
     def get(self, doc_id: str) -> StoredDocument:
-        doc = self._reader().get_by_doc_id(doc_id)
+        with self._readers.store() as store:
+            doc = store.get_by_doc_id(doc_id)
         if doc is None:
             raise DocumentNotFound(f"document '{doc_id}' not found in collection '{self.name}'")
         return doc
 
     def needs_vectors(self, docs: Sequence[tuple[str, str]]) -> list[bool]:
         """For (doc_id, text) pairs: True where the stored text differs or the id is new."""
-        existing = self._reader().existing([doc_id for doc_id, _ in docs])
+        with self._readers.store() as store:
+            existing = store.existing([doc_id for doc_id, _ in docs])
         return [
             doc_id not in existing or existing[doc_id].content_hash != content_hash(text)
             for doc_id, text in docs
@@ -290,7 +266,11 @@ class Collection:
     # -- writing -------------------------------------------------------------
     @contextmanager
     def writer(self, timeout: float = 0.0) -> Iterator[CollectionWriter]:
-        """Hold the collection's write lock (in-process and across processes)."""
+        """Hold the collection's write lock (in-process and across processes).
+
+        Args:
+            timeout: seconds to wait for another writer; 0 fails at once.
+        """
         acquired = (self._write_mutex.acquire(timeout=timeout) if timeout > 0
                     else self._write_mutex.acquire(blocking=False))
         if not acquired:
@@ -298,6 +278,9 @@ class Collection:
                                    "in this process; retry when it has finished")
         lock = WriterLock(self.folder / LOCK_FILE, self.name)
         try:
+            if self.replaced_on_disk():
+                raise StorageError(f"collection '{self.name}' was deleted or recreated on disk; "
+                                   "reopen it")
             lock.acquire(timeout)
             try:
                 self.refresh()
@@ -351,7 +334,7 @@ class Collection:
         remove_ids: list[int] = []
         fields: set[str] = set()
         for doc in latest.values():
-            digest, meta_json = content_hash(doc.text), _metadata_json(doc.metadata)
+            digest, meta_json = content_hash(doc.text), metadata_json(doc.metadata)
             fields.update(doc.metadata)
             old = existing.get(doc.doc_id)
             if old is not None and old.content_hash == digest:

@@ -60,3 +60,10 @@ class CollectionLocked(SemsearchError):
 
     code = "collection_locked"
     status = 409
+
+
+class InvalidMetadata(SemsearchError):
+    """Metadata that cannot be stored as JSON (NaN, too deep, not a JSON type)."""
+
+    code = "invalid_metadata"
+    status = 400

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +49,6 @@ class Manifest:
             return cls(model=model, **fields)
         except (KeyError, TypeError) as exc:
             raise StorageError(f"manifest is malformed: {exc}") from exc
-
-    def with_updates(self, **changes: Any) -> Manifest:
-        return replace(self, **changes)
 
 
 def check_model(collection: str, stored: ModelInfo, model_name: str, dimension: int) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,9 @@ import numpy as np
 import sqlite_utils
 
 from storage.errors import InvalidFilter, UnknownFilterField
+from storage.records import DB_FILE  # noqa: F401  (re-exported)
 
-DB_FILE = "metadata.db"
+MAX_FILTER_VALUES = 256
 FilterValue = str | int | float | bool
 Filter = dict[str, FilterValue | list[FilterValue]]
 
@@ -66,6 +69,41 @@ def create_schema(path: Path, meta: dict[str, str]) -> None:
     db.table("meta").create({"key": str, "value": str}, pk="key")
     db.table("meta").insert_all([{"key": k, "value": v} for k, v in meta.items()])
     db.conn.close()
+
+
+class ReaderPool:
+    """Idle read connections, checked out per operation (threads come and go; connections don't)."""
+
+    def __init__(self, path: Path, max_idle: int = 8) -> None:
+        self._path = path
+        self._max_idle = max_idle
+        self._idle: list[MetadataStore] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def store(self) -> Iterator[MetadataStore]:
+        with self._lock:
+            store = self._idle.pop() if self._idle else None
+        if store is None:
+            store = MetadataStore(self._path)
+        try:
+            yield store
+        finally:
+            self._give_back(store)
+
+    def _give_back(self, store: MetadataStore) -> None:
+        reusable = not store.conn.in_transaction  # never hand out one left mid-transaction
+        with self._lock:
+            if reusable and len(self._idle) < self._max_idle:
+                self._idle.append(store)
+                return
+        store.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for store in self._idle:
+                store.close()
+            self._idle.clear()
 
 
 class MetadataStore:
@@ -127,10 +165,6 @@ class MetadataStore:
             vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
             yield ids, vectors.reshape(len(rows), dimension)
 
-    def all_rowids(self) -> np.ndarray:
-        rows = self.conn.execute("SELECT id FROM documents").fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64)
-
     def fields(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT name FROM fields ORDER BY name")]
 
@@ -146,15 +180,9 @@ class MetadataStore:
                     f"filter field '{field}' is not a metadata field of this collection "
                     f"(known fields: {listing})"
                 )
-            values = value if isinstance(value, list) else [value]
-            if not values or not all(isinstance(v, str | int | float | bool) for v in values):
-                raise InvalidFilter(
-                    f"filter value for '{field}' must be a string, number, boolean "
-                    "or a non-empty list of them"
-                )
-            path = '$."' + field.replace('"', '""') + '"'
-            alternatives = [_typed_equals(path, v, params) for v in values]
-            clauses.append("(" + " OR ".join(alternatives) + ")")
+            values = _filter_values(field, value)
+            path = '$."' + field + '"'
+            clauses.append("(" + " OR ".join(_typed_in(path, values, params)) + ")")
         sql = "SELECT id FROM documents WHERE " + " AND ".join(clauses)
         return np.array([r[0] for r in self.conn.execute(sql, params)], dtype=np.int64)
 
@@ -207,14 +235,39 @@ class MetadataStore:
         )
 
 
-def _typed_equals(path: str, value: FilterValue, params: list[Any]) -> str:
-    """SQL for metadata[path] == value, keeping JSON types apart (true is not 1, "1" is not 1)."""
-    if isinstance(value, bool):
+def _filter_values(field: str, value: Any) -> list[FilterValue]:
+    if '"' in field:
+        raise InvalidFilter(f"filter field {field!r}: names containing '\"' cannot be filtered on")
+    values = value if isinstance(value, list) else [value]
+    if not values or len(values) > MAX_FILTER_VALUES:
+        raise InvalidFilter(f"filter value for '{field}' must be a value or a list of 1 to "
+                            f"{MAX_FILTER_VALUES} values")
+    for item in values:
+        if not isinstance(item, str | int | float | bool):
+            raise InvalidFilter(f"filter value for '{field}' must be a string, number or boolean "
+                                f"(or a list of them), got {type(item).__name__}")
+        if isinstance(item, int) and not isinstance(item, bool) and not -2**63 <= item < 2**63:
+            raise InvalidFilter(f"filter value for '{field}' does not fit in 64 bits: {item}")
+    return list(values)
+
+
+def _typed_in(path: str, values: list[FilterValue], params: list[Any]) -> list[str]:
+    """SQL alternatives for metadata[path] in values, keeping JSON types apart (true is not 1)."""
+    alternatives = []
+    bools = sorted({"true" if v else "false" for v in values if isinstance(v, bool)})
+    if bools:
         params.append(path)
-        return f"json_type(metadata, ?) = '{'true' if value else 'false'}'"
-    json_types = "'text'" if isinstance(value, str) else "'integer', 'real'"
-    params.extend([path, value, path])
-    return f"(json_extract(metadata, ?) = ? AND json_type(metadata, ?) IN ({json_types}))"
+        alternatives.append(f"json_type(metadata, ?) IN ({', '.join(repr(b) for b in bools)})")
+    groups = (([v for v in values if isinstance(v, str)], "'text'"),
+              ([v for v in values if isinstance(v, int | float) and not isinstance(v, bool)],
+               "'integer', 'real'"))
+    for group, json_types in groups:
+        if group:
+            params.extend([path, *group, path])
+            marks = ",".join("?" * len(group))
+            alternatives.append(f"(json_extract(metadata, ?) IN ({marks}) "
+                                f"AND json_type(metadata, ?) IN ({json_types}))")
+    return alternatives
 
 
 def _blob(vector: np.ndarray) -> bytes:

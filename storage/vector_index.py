@@ -27,12 +27,6 @@ class FaissIndex:
         return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)))
 
     @classmethod
-    def from_vectors(cls, dimension: int, ids: np.ndarray, vectors: np.ndarray) -> FaissIndex:
-        index = cls.create(dimension)
-        index.add(ids, vectors)
-        return index
-
-    @classmethod
     def load(cls, path: Path) -> FaissIndex:
         try:
             index = faiss.read_index(str(path))
@@ -57,9 +51,6 @@ class FaissIndex:
         if len(ids) == 0:
             return
         self._index.remove_ids(np.asarray(ids, dtype=np.int64))
-
-    def ids(self) -> np.ndarray:
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
     def search(
         self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from search_api.deps import DocumentsDep, ServicesDep
+from search_api.deps import CollectionsDep, DocumentsDep, ServicesDep
 from search_api.schemas import (
     CollectionInfo,
     CollectionList,
@@ -20,26 +20,23 @@ router = APIRouter(prefix="/collections", tags=["collections"])
 
 
 @router.get("", response_model=CollectionList)
-def list_all(services: ServicesDep) -> CollectionList:
+def list_all(service: CollectionsDep) -> CollectionList:
     """Every collection in the data dir with its model and document count."""
-    summaries = []
-    for name in services.collections.names():
-        collection = services.collections.get(name)
-        summaries.append(CollectionSummary(name=name, model=collection.model.name,
-                                           count=collection.count))
-    return CollectionList(collections=summaries)
+    return CollectionList(collections=[
+        CollectionSummary(name=item.name, model=item.info.model.name if item.info else None,
+                          count=item.info.count if item.info else None, error=item.error)
+        for item in service.list_all()
+    ])
 
 
 @router.get("/{name}", response_model=CollectionInfo)
-def describe(name: str, services: ServicesDep) -> CollectionInfo:
+def describe(name: str, service: CollectionsDep) -> CollectionInfo:
     """Model, size, generation and metadata fields of one collection."""
-    collection = services.collections.get(name)
-    collection.refresh()
-    manifest = collection.manifest()
+    manifest, fields = service.describe(name)
     return CollectionInfo(name=name, model=ModelOut(**manifest.model.__dict__),
                           count=manifest.count, generation=manifest.generation,
                           created_at=manifest.created_at, updated_at=manifest.updated_at,
-                          fields=collection.fields())
+                          fields=fields)
 
 
 @router.post("/{name}/documents", response_model=UpsertResponse)
@@ -53,14 +50,14 @@ def upsert(name: str, body: UpsertRequest, documents: DocumentsDep) -> UpsertRes
                           generation=target.generation)
 
 
-@router.get("/{name}/documents/{doc_id}", response_model=DocumentOut)
+@router.get("/{name}/documents/{doc_id:path}", response_model=DocumentOut)
 def get_document(name: str, doc_id: str, services: ServicesDep) -> DocumentOut:
     """One stored document by id."""
     doc = services.collections.get(name).get(doc_id)
     return DocumentOut(id=doc.doc_id, text=doc.text, metadata=doc.metadata)
 
 
-@router.delete("/{name}/documents/{doc_id}", response_model=DeleteResponse)
+@router.delete("/{name}/documents/{doc_id:path}", response_model=DeleteResponse)
 def delete(name: str, doc_id: str, documents: DocumentsDep) -> DeleteResponse:
     """Delete one document by id (404 if it does not exist)."""
     collection = documents.delete(name, doc_id)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from search_api.deps import SearcherDep, ServicesDep
+from search_api.deps import SearcherDep, SettingsDep
 from search_api.schemas import (
     BatchSearchResponse,
     Hit,
@@ -44,11 +44,11 @@ def search_collection(name: str, body: SearchRequest,
 @router.get("/search", response_model=SearchResponse)
 def search_get(
     searcher: SearcherDep,
-    services: ServicesDep,
+    settings: SettingsDep,
     q: Annotated[str, Query(description="query text")],
     collection: Annotated[str | None, Query(description="default: SEMSEARCH_DEFAULT_COLLECTION")] = None,
     top_k: Annotated[int, Query(ge=1)] = 10,
 ) -> SearchResponse:
     """Convenience form of search: `GET /search?q=...&collection=...&top_k=10`."""
-    name = collection or services.settings.default_collection
+    name = collection or settings.default_collection
     return _single(searcher.search(name, [q], top_k))

@@ -6,6 +6,7 @@ import logging
 
 from indexer.encoding import Encoder
 from search_api.config import ApiSettings
+from search_api.services.collections import CollectionService
 from search_api.services.documents import DocumentService
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
 from search_api.services.search import Searcher
@@ -23,6 +24,7 @@ class Services:
         self.collections = CollectionRegistry(settings.data_dir)
         self.searcher = Searcher(settings, self.collections, self.encoders)
         self.documents = DocumentService(settings, self.collections, self.encoders)
+        self.collection_info = CollectionService(self.collections)
         self.load_errors: dict[str, str] = {}
         self.ready = False
 

@@ -5,12 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from indexer.encoding import BUILTIN_MODELS, UnknownModel, resolve_model_name
 from indexer.models import SourceDocument
 from indexer.pipeline import IndexOptions, delete_documents, index_documents
 from search_api.config import ApiSettings
 from search_api.errors import EmptyText, LimitExceeded
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
-from storage import Collection, DocumentNotFound, IndexNotFound, check_model
+from storage import (
+    Collection,
+    DocumentNotFound,
+    IndexNotFound,
+    SemsearchError,
+    check_model,
+    read_info,
+)
 
 # API writers wait a little for a CLI writer instead of failing at once.
 LOCK_TIMEOUT_SECONDS = 10.0
@@ -57,12 +65,25 @@ class DocumentService:
         try:
             collection = self._collections.get(name)
         except IndexNotFound:
-            return self._collections.get_or_create(
-                name, self._encoders.get(model or self._settings.model))
-        if model is not None:
-            encoder = self._encoders.get(model)
-            check_model(name, collection.model, encoder.name, encoder.dimension)
+            return self._collections.get_or_create(name, self._encoders.get(self._allowed(model)))
+        if model is not None:  # compared by name: a client never makes the server load a model
+            stored = collection.model
+            check_model(name, stored, resolve_model_name(model), stored.dimension)
         return collection
+
+    def _allowed(self, model: str | None) -> str:
+        """Models a client may create a collection with: built-ins, the default, ones in use."""
+        wanted = resolve_model_name(model or self._settings.model)
+        allowed = {*BUILTIN_MODELS, resolve_model_name(self._settings.model)}
+        for name in self._collections.names():
+            try:
+                allowed.add(read_info(self._collections.data_dir, name).model.name)
+            except SemsearchError:
+                continue
+        if wanted not in allowed:
+            raise UnknownModel(f"model '{model}' is not available on this server; available: "
+                               f"{', '.join(sorted(allowed))} (SEMSEARCH_MODEL sets the default)")
+        return wanted
 
     def _check_documents(self, documents: list[dict[str, Any]]) -> None:
         limit = self._settings.max_documents

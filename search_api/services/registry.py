@@ -53,11 +53,16 @@ class CollectionRegistry:
         return list_collections(self.data_dir)
 
     def get(self, name: str) -> Collection:
+        """The open collection, reopened if its folder was deleted or recreated meanwhile."""
         collection = self._open.get(name)
-        if collection is not None:
+        if collection is not None and not collection.replaced_on_disk():
             return collection
         validate_name(name)
         with self._lock:
+            current = self._open.get(name)
+            if current is not None and current.replaced_on_disk():
+                current.close()
+                del self._open[name]
             if name not in self._open:
                 if name not in self.names():
                     raise IndexNotFound(
@@ -72,7 +77,7 @@ class CollectionRegistry:
         with self._lock:
             if name not in self._open:
                 self._open[name] = open_collection(self.data_dir, name, encoder)
-            return self._open[name]
+        return self.get(name)
 
     def loaded(self) -> list[str]:
         return sorted(self._open)

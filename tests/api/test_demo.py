@@ -9,14 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 import search_api.cli as cli_module
-from indexer.pipeline import count_valid_rows
+from indexer.pipeline import scan_source
 from indexer.sources import SourceSpec
 from storage import Collection
 
 
 def test_bundled_demo_corpus_is_valid() -> None:
     spec = SourceSpec(path=cli_module.DEMO_CORPUS, text_fields=("title", "text"))
-    assert count_valid_rows(spec) == 300
+    assert scan_source(spec).documents == 300
 
 
 def test_demo_builds_once_then_reuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -87,7 +87,11 @@ def test_upsert_validation(client: TestClient) -> None:
                                         "model": "multilingual-e5-small-q4"}), 409,
                  "model_mismatch")
     assert_error(client.post(url, json={"documents": [{"id": "a", "text": "x"}],
-                                        "model": "/no/such/model"}), 400, "unknown_model")
+                                        "model": "/no/such/model"}), 409, "model_mismatch")
+    assert_error(client.post("/collections/new/documents",
+                             json={"documents": [{"id": "a", "text": "x"}], "model": "../../.."}),
+                 400, "unknown_model", "'../../..' is not available", "multilingual-e5-small-q4")
+    assert "new" not in [c["name"] for c in client.get("/collections").json()["collections"]]
     assert_error(client.post(url, json={"documents": [{"id": "a", "text": "x",
                                                        "metadata": "not-a-dict"}]}),
                  422, "invalid_request", "metadata")

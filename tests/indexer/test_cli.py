@@ -164,3 +164,28 @@ def test_every_command_has_help_with_example() -> None:
         assert result.exit_code == 0
         assert "Example:" in result.output, name
         assert "--data-dir" in result.output, name
+
+
+def test_repeated_id_across_commits_is_indexed_once(tmp_path: Path) -> None:
+    rows = [{"id": "a", "text": "first version"}, {"id": "b", "text": "other"},
+            {"id": "a", "text": "second version"}]
+    corpus = write_jsonl(tmp_path / "docs.jsonl", rows)
+    args = ("index", str(corpus), "-c", "dup", "-q", "--commit-every", "1")
+    code, out, _ = run(*args, "--batch-size", "1", data_dir=tmp_path)
+    assert code == 0 and "added 2, updated 0, unchanged 0" in out
+    first = Collection.open(tmp_path, "dup")
+    assert first.get("a").text == "second version"
+    code, out, _ = run(*args, "--batch-size", "1", data_dir=tmp_path)
+    assert code == 0 and "added 0, updated 0, unchanged 2" in out
+    assert Collection.open(tmp_path, "dup").generation == first.generation
+
+
+def test_collections_reports_a_broken_one(tmp_path: Path) -> None:
+    run("index", str(write_jsonl(tmp_path / "docs.jsonl", DOCS)), "-c", "ok", "-q", data_dir=tmp_path)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "metadata.db").write_bytes(b"garbage" * 100)
+    code, out, _ = run("collections", data_dir=tmp_path)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("bad\tERROR:") and "unreadable" in lines[0]
+    assert lines[1] == "ok\tall-MiniLM-L6-v2\t3"

@@ -475,3 +475,42 @@ def test_format_override_reads_unknown_suffix(tmp_path: Path) -> None:
     [doc] = _read(path, format="tsv")
     assert (doc.doc_id, doc.text) == ("q1", "hello")
     assert "--format" in _error(path)
+
+
+def test_parquet_dates_and_decimals_become_json(tmp_path: Path) -> None:
+    import datetime
+    import decimal
+
+    path = tmp_path / "typed.parquet"
+    table = pa.table({"id": ["a"], "text": ["hello"],
+                      "when": [datetime.datetime(2024, 5, 1, 12, 30)],
+                      "day": [datetime.date(2024, 5, 1)],
+                      "price": pa.array([decimal.Decimal("1.25")], pa.decimal128(5, 2))})
+    pq.write_table(table, path)
+    (doc,) = list(read_documents(SourceSpec(path=path)))
+    assert doc.metadata == {"when": "2024-05-01T12:30:00", "day": "2024-05-01", "price": 1.25}
+
+
+def test_parquet_bytes_metadata_is_rejected_in_the_pre_check(tmp_path: Path) -> None:
+    path = tmp_path / "blob.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "text": ["x", "y"], "blob": [b"\x00", b"\x01"]}), path)
+    with pytest.raises(SourceError, match=r"blob.parquet row 1.*metadata.blob.*bytes"):
+        list(read_documents(SourceSpec(path=path)))
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ('{"id": "a", "text": "x", "score": NaN}', ["line 1", "nan", "not a JSON number"]),
+        ('{"id": "a", "text": "x", "big": 123456789012345678901234567890}', ["line 1", "64 bits"]),
+        ('{"id": "a", "text": "\\ud800"}', ["line 1", "Unicode"]),
+        ('{"id": "a", "text": "x", "deep": ' + "[" * 40 + "]" * 40 + "}", ["line 1", "deeper"]),
+    ],
+)
+def test_metadata_and_text_that_cannot_be_stored(tmp_path: Path, line: str, words: list[str]) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(SourceError) as info:
+        list(read_documents(SourceSpec(path=path)))
+    for word in words:
+        assert word in str(info.value)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from storage import Collection, CommitStats, DocumentInput, Hit, ModelInfo
+from storage.vector_index import FaissIndex
 
 DIM = 8
 MODEL = ModelInfo(name="test-model", dimension=DIM, max_length=128)
@@ -51,3 +52,9 @@ def snapshot(collection: Collection, queries: np.ndarray, k: int = 5) -> list[li
     """Search results as comparable (id, rounded score) lists."""
     return [[(hit.doc_id, round(hit.score, 5)) for hit in hits]
             for hits in collection.search(queries, k)]
+
+
+def faiss_index(dimension: int, ids: np.ndarray, vectors: np.ndarray) -> FaissIndex:
+    index = FaissIndex.create(dimension)
+    index.add(ids, vectors)
+    return index

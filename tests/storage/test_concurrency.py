@@ -316,3 +316,54 @@ def test_close_releases_every_file_after_reads_and_writes(collection: Collection
     collection.close()
 
     assert _open_files_under(collection.folder) == []
+
+
+def test_reader_connections_stay_bounded(collection: Collection) -> None:
+    vectors = make_vectors(5)
+    commit(collection, make_docs(vectors))
+
+    def search_once() -> None:
+        assert len(collection.search(vectors[:1], 3)[0]) == 3
+
+    for _ in range(50):  # short-lived threads, as a server's worker pool retires them
+        thread = threading.Thread(target=search_once)
+        thread.start()
+        thread.join(timeout=10)
+    assert len(collection._readers._idle) <= 8
+    db = str(collection.folder / "metadata.db")
+    open_fds = [fd for fd in Path("/proc/self/fd").iterdir()
+                if fd.exists() and str(fd.resolve()) == db]
+    assert len(open_fds) <= 10
+
+
+def test_one_reload_per_new_generation(collection: Collection, reopen) -> None:  # type: ignore[no-untyped-def]
+    vectors = make_vectors(4)
+    other = reopen()
+    commit(other, make_docs(vectors))
+    loads = 0
+    original = collection._load_committed
+
+    def counting(store):  # type: ignore[no-untyped-def]
+        nonlocal loads
+        loads += 1
+        return original(store)
+
+    collection._load_committed = counting  # type: ignore[method-assign]
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def search() -> None:
+        try:
+            barrier.wait(timeout=5)
+            collection.search(vectors[:1], 2)
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=search) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert errors == []
+    assert loads == 1
+    assert collection.count == 4

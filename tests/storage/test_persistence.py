@@ -11,7 +11,7 @@ import pytest
 import storage.metadata
 from storage import Collection, DocumentInput, DocumentNotFound, read_manifest
 from storage.vector_index import FaissIndex
-from tests.storage.helpers import DIM, commit, make_docs, make_vectors, snapshot
+from tests.storage.helpers import DIM, commit, faiss_index, make_docs, make_vectors, snapshot
 
 
 def _index_files(folder: Path) -> list[str]:
@@ -51,7 +51,7 @@ def test_reopen_gives_identical_results_and_generation(
         lambda path: path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2]),
         lambda path: path.write_bytes(b""),
         lambda path: FaissIndex.create(DIM).save(path),
-        lambda path: FaissIndex.from_vectors(DIM * 2, np.arange(25, dtype=np.int64),
+        lambda path: faiss_index(DIM * 2, np.arange(25, dtype=np.int64),
                                              make_vectors(25, d=DIM * 2)).save(path),
     ],
     ids=["missing", "garbage", "truncated", "zero-bytes", "empty-index", "wrong-dimension"],
@@ -90,7 +90,7 @@ def test_orphan_index_of_next_generation_is_ignored(
     expected = snapshot(collection, queries, 10)
     # What a writer that crashed between writing index-4 and COMMIT leaves: a full-size index
     # for generation 4 whose vectors the database never committed.
-    bogus = FaissIndex.from_vectors(DIM, np.arange(1, 26, dtype=np.int64), make_vectors(25, seed=1234))
+    bogus = faiss_index(DIM, np.arange(1, 26, dtype=np.int64), make_vectors(25, seed=1234))
     bogus.save(collection.folder / "index-4.faiss")
 
     reopened = reopen()

@@ -1,0 +1,108 @@
+"""Plain records and checks shared by the storage modules: documents, stats, names, metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from storage.errors import InvalidCollectionName, InvalidMetadata
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+DB_FILE = "metadata.db"
+MAX_METADATA_DEPTH = 16
+
+
+@dataclass(frozen=True, kw_only=True)
+class DocumentInput:
+    """A document to upsert; `vector` may be None when its text is already stored unchanged."""
+
+    doc_id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    vector: np.ndarray | None = None
+
+
+@dataclass(kw_only=True)
+class CommitStats:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    missing: list[str] = field(default_factory=list)
+    generation: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.deleted)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hit:
+    doc_id: str
+    score: float
+    text: str
+    metadata: dict[str, Any]
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def validate_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidCollectionName(
+            f"invalid collection name '{name}': use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def list_collections(data_dir: Path) -> list[str]:
+    if not data_dir.is_dir():
+        return []
+    return sorted(
+        p.name for p in data_dir.iterdir()
+        if p.is_dir() and NAME_PATTERN.fullmatch(p.name) and (p / DB_FILE).exists()
+    )
+
+
+def metadata_json(metadata: dict[str, Any]) -> str:
+    """Canonical JSON of a metadata dict; InvalidMetadata if SQLite's JSON could not hold it.
+
+    Rejects NaN/Infinity (not JSON), nesting deeper than MAX_METADATA_DEPTH, integers
+    beyond 64 bits, and text that is not valid Unicode (lone surrogates).
+    """
+    _check_value(metadata, 0, "metadata")
+    try:
+        text = json.dumps(metadata, sort_keys=True, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise InvalidMetadata(f"metadata cannot be stored as JSON: {exc}") from exc
+    return text
+
+
+def _check_value(value: Any, depth: int, where: str) -> None:
+    if depth > MAX_METADATA_DEPTH:
+        raise InvalidMetadata(f"{where} is nested deeper than {MAX_METADATA_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidMetadata(f"{where} has a non-string key {key!r}")
+            _check_value(item, depth + 1, f"{where}.{key}")
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            _check_value(item, depth + 1, f"{where}[{position}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InvalidMetadata(f"{where}: {value} is not a JSON number (NaN and infinity are not)")
+    elif isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+        raise InvalidMetadata(f"{where}: integer {value} does not fit in 64 bits")
+    elif value is not None and not isinstance(value, str | int | float | bool):
+        raise InvalidMetadata(
+            f"{where}: a {type(value).__name__} is not a JSON value (use a string or number)")

@@ -1,0 +1,121 @@
+"""Inputs that once caused 500s or silent loss: each now gets a clear 4xx or works."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from indexer.models import SourceDocument
+from indexer.pipeline import index_documents, open_collection
+from search_api.config import ApiSettings
+from tests.api.test_errors import assert_error
+from tests.conftest import make_client
+
+SEARCH = "/collections/docs/search"
+DOCS = "/collections/docs/documents"
+
+
+def test_metadata_that_cannot_be_stored_is_refused(client: TestClient) -> None:
+    nan = b'{"documents": [{"id": "n", "text": "t", "metadata": {"k": NaN}}]}'
+    response = client.post(DOCS, content=nan, headers={"content-type": "application/json"})
+    assert_error(response, 422, "invalid_request", "not a JSON number")
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(40):
+        node["x"] = {}
+        node = node["x"]  # type: ignore[assignment]
+    assert_error(client.post(DOCS, json={"documents": [{"id": "d", "text": "t", "metadata": deep}]}),
+                 422, "invalid_request", "deeper")
+    assert_error(client.post(DOCS, json={"documents": [{"id": "b", "text": "t",
+                                                        "metadata": {"big": 10**30}}]}),
+                 422, "invalid_request", "64 bits")
+    assert client.post(SEARCH, json={"query": "x", "filter": {"topic": "sport"}}).status_code == 200
+
+
+def test_invalid_unicode_is_refused(client: TestClient) -> None:
+    def post(url: str, raw: str):  # type: ignore[no-untyped-def]  # JSON escapes of lone surrogates
+        return client.post(url, content=raw.encode(), headers={"content-type": "application/json"})
+
+    assert_error(post(SEARCH, '{"query": "\\ud800"}'), 422, "invalid_request", "Unicode")
+    assert_error(post(SEARCH, '{"queries": ["ok", "a\\udfffb"]}'), 422, "invalid_request")
+    assert_error(post(DOCS, '{"documents": [{"id": "u", "text": "\\ud800x"}]}'), 422,
+                 "invalid_request", "Unicode")
+    assert client.get("/collections/docs").json()["count"] == 8
+
+
+def test_awkward_filters(client: TestClient) -> None:
+    assert_error(client.post(SEARCH, json={"query": "x", "filter": {"year": 10**30}}), 400,
+                 "invalid_filter", "64 bits")
+    many = list(range(2000))
+    assert_error(client.post(SEARCH, json={"query": "x", "filter": {"year": many}}), 400,
+                 "invalid_filter", "256")
+    response = client.post(SEARCH, json={"query": "x", "top_k": 10,
+                                         "filter": {"year": list(range(2000, 2200))}})
+    assert response.status_code == 200
+    assert {h["id"] for h in response.json()["hits"]} == {
+        "bake-1", "bake-2", "sport-1", "sport-2", "tech-1", "tech-2", "space-1", "zh-1"}
+
+
+def test_blank_ids_and_boolean_top_k(client: TestClient) -> None:
+    assert_error(client.post(DOCS, json={"documents": [{"id": "  ", "text": "t"}]}), 422,
+                 "invalid_request", "blank")
+    assert_error(client.post(SEARCH, json={"query": "x", "top_k": True}), 422, "invalid_request",
+                 "top_k")
+
+
+def test_ids_with_slashes_and_spaces(client: TestClient) -> None:
+    response = client.post(DOCS, json={"documents": [{"id": "a/b c", "text": "Slash in the id"}]})
+    assert response.status_code == 200, response.text
+    assert client.get("/collections/docs/documents/a%2Fb%20c").json()["id"] == "a/b c"
+    assert client.get("/collections/docs/documents/a/b c").json()["text"] == "Slash in the id"
+    assert client.delete("/collections/docs/documents/a/b c").status_code == 200
+    assert_error(client.get("/collections/docs/documents/a/b c"), 404, "document_not_found")
+
+
+def test_a_broken_collection_does_not_take_the_service_down(data_dir: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    broken = data_dir / "broken"
+    broken.mkdir()
+    (broken / "metadata.db").write_bytes(b"this is not sqlite" * 100)
+    with make_client(ApiSettings(data_dir=data_dir), minilm) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "broken" in ready.json()["errors"]
+        listing = {c["name"]: c for c in client.get("/collections").json()["collections"]}
+        assert listing["docs"]["count"] == 8
+        assert listing["broken"]["count"] is None and "unreadable" in listing["broken"]["error"]
+        assert client.post(SEARCH, json={"query": "bread"}).status_code == 200
+        assert_error(client.post("/collections/broken/search", json={"query": "x"}), 500,
+                     "storage_error", "unreadable")
+
+
+def test_recreated_collection_is_reopened_not_written_blind(client: TestClient, data_dir: Path,
+                                                            e5) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/collections/docs").json()["count"] == 8
+    shutil.rmtree(data_dir / "docs")
+    recreated = open_collection(data_dir, "docs", e5)  # another process, another model
+    index_documents(recreated, e5, [SourceDocument(doc_id="zh", text="新的文档")])
+    recreated.close()
+    info = client.get("/collections/docs").json()
+    assert (info["model"]["name"], info["count"]) == ("multilingual-e5-small-q4", 1)
+    response = client.post(DOCS, json={"documents": [{"id": "x", "text": "另一个文档"}]})
+    assert response.status_code == 200, response.text
+    assert response.json()["count"] == 2
+
+
+def test_listing_counts_are_fresh(client: TestClient, data_dir: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    other = open_collection(data_dir, "docs", minilm)
+    index_documents(other, minilm, [SourceDocument(doc_id="new", text="Fresh document")])
+    other.close()
+    assert client.get("/collections").json()["collections"][0]["count"] == 9
+
+
+def test_body_too_large_keeps_cors_headers(data_dir: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    settings = ApiSettings(data_dir=data_dir, max_body_bytes=1024,
+                           cors_origins="http://app.example")  # type: ignore[arg-type]
+    with make_client(settings, minilm) as client:
+        response = client.post(SEARCH, json={"query": "x" * 5000},
+                               headers={"Origin": "http://app.example"})
+        assert_error(response, 413, "body_too_large")
+        assert response.headers["access-control-allow-origin"] == "http://app.example"
