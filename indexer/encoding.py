@@ -201,6 +201,8 @@ def load_encoder(model: str, *, allow_download: bool = False, trust_remote_code:
     """
     name = resolve_model_name(model)
     if not allow_download:
+        # local_files_only alone still lets huggingface_hub probe the network for some lookups;
+        # offline mode guarantees that nothing reaches a hub (the product promises no downloads).
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if name == E5_Q4:
         return E5Q4Encoder()
