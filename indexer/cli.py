@@ -25,15 +25,23 @@ from indexer.pipeline import (
     scan_source,
 )
 from indexer.sources import FORMATS, SourceSpec
-from storage import Collection, SemsearchError, list_collections, read_info
+from storage import Collection, SemsearchError, check_collection, list_collections, read_info
 
 F = TypeVar("F", bound=Callable[..., Any])
+WAIT_SECONDS = 24 * 3600.0
 
 
 def data_dir_option(func: F) -> F:
     return click.option(
         "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
         help="Folder of collections [env SEMSEARCH_DATA_DIR, default ./data].",
+    )(func)
+
+
+def wait_option(func: F) -> F:
+    return click.option(
+        "--wait", is_flag=True,
+        help="If another process is writing the collection, wait for it instead of failing.",
     )(func)
 
 
@@ -81,14 +89,16 @@ def cli() -> None:
 @click.option("--commit-every", type=click.IntRange(1), default=None,
               help="Documents per committed generation [default 2048].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@wait_option
 @data_dir_option
 def index(path: Path, collection: str, model: str | None, fmt: str, id_field: str | None,
           text_field: str, batch_size: int | None, commit_every: int | None, quiet: bool,
-          data_dir: Path | None) -> None:
+          wait: bool, data_dir: Path | None) -> None:
     """Index (upsert by id) a JSONL, CSV, TSV, Parquet or text file into a collection.
 
     Re-indexing the same file changes nothing; a changed text replaces its vector.
-    The whole file is checked before anything is written.
+    The whole file is checked before anything is written. Changes are committed every
+    --commit-every documents: after a crash, the same command resumes the job.
 
     Example:
 
@@ -101,7 +111,8 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
     encoder = load_encoder(_model_for(settings, collection, model),
                            allow_download=settings.allow_download,
                            trust_remote_code=settings.trust_remote_code)
-    options = IndexOptions(batch_size=settings.batch_size, commit_every=settings.commit_every)
+    options = IndexOptions(batch_size=settings.batch_size, commit_every=settings.commit_every,
+                           lock_timeout=WAIT_SECONDS if wait else 0.0)
     stats, count = run_index_job(settings.data_dir, collection, encoder, spec, scan, options,
                                  label=f"indexing {path.name}", quiet=quiet)
     click.echo(f"{collection}: {stats.summary()}; {count} documents in collection")
@@ -137,8 +148,9 @@ def _model_for(settings: IndexerSettings, collection: str, model: str | None) ->
 @cli.command()
 @click.option("--collection", "-c", required=True, help="Collection to delete from.")
 @click.argument("ids", nargs=-1, required=True)
+@wait_option
 @data_dir_option
-def delete(collection: str, ids: tuple[str, ...], data_dir: Path | None) -> None:
+def delete(collection: str, ids: tuple[str, ...], wait: bool, data_dir: Path | None) -> None:
     """Delete documents by id (one commit). Exits 1 if any id was not found.
 
     Example:
@@ -146,7 +158,8 @@ def delete(collection: str, ids: tuple[str, ...], data_dir: Path | None) -> None
         semsearch delete --collection docs doc-1 doc-2
     """
     settings = _settings(data_dir=data_dir)
-    stats = delete_documents(Collection.open(settings.data_dir, collection), ids)
+    stats = delete_documents(Collection.open(settings.data_dir, collection), ids,
+                             lock_timeout=WAIT_SECONDS if wait else 0.0)
     click.echo(f"{collection}: deleted {stats.deleted}")
     if stats.missing:
         raise click.ClickException(f"not found in '{collection}': {', '.join(stats.missing)}")
@@ -180,6 +193,35 @@ def collections(as_json: bool, data_dir: Path | None) -> None:
             click.echo(f"{row['name']}\tERROR: {row['error']}")
         else:
             click.echo(f"{row['name']}\t{row['model']}\t{row['count']}")
+
+
+@cli.command()
+@click.option("--collection", "-c", "names", multiple=True,
+              help="Collection to check (repeatable) [default: all].")
+@data_dir_option
+def check(names: tuple[str, ...], data_dir: Path | None) -> None:
+    """Verify collections: SQLite integrity, index file vs SQLite ids and counts, manifest.
+
+    Exits 1 if any collection is inconsistent. Safe while other processes read or write.
+
+    Example:
+
+        semsearch check --collection docs
+    """
+    settings = _settings(data_dir=data_dir)
+    failed = []
+    for name in names or list_collections(settings.data_dir):
+        report = check_collection(settings.data_dir, name)
+        status = "ok" if report.ok else "FAILED"
+        click.echo(f"{name}: {status} (generation {report.generation}, {report.count} documents)")
+        for warning in report.warnings:
+            click.echo(f"  warning: {warning}")
+        for error in report.errors:
+            click.echo(f"  error: {error}", err=True)
+        if not report.ok:
+            failed.append(name)
+    if failed:
+        raise click.ClickException(f"inconsistent: {', '.join(failed)}")
 
 
 def main() -> None:

@@ -182,8 +182,11 @@ def resolve_model_name(model: str) -> str:
     model = _ALIASES.get(model, model)
     if model in BUILTIN_MODELS:
         return model
-    path = Path(model).expanduser()
-    return str(path.resolve()) if path.exists() else model
+    try:
+        path = Path(model).expanduser()
+        return str(path.resolve()) if path.exists() else model
+    except (RuntimeError, ValueError, OSError) as exc:  # e.g. ~user/x with no such user
+        raise UnknownModel(f"model '{model}' is not a usable model name ({exc})") from exc
 
 
 def load_encoder(model: str, *, allow_download: bool = False, trust_remote_code: bool = False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from indexer.config import CommonSettings
@@ -25,8 +25,15 @@ class ApiSettings(CommonSettings):
     max_queries: int = Field(default=256, ge=1, description="queries per batch search request")
     max_documents: int = Field(default=1000, ge=1, description="documents per upsert request")
     max_text_chars: int = Field(default=100_000, ge=1, description="characters per text")
+    api_key: SecretStr | None = Field(
+        default=None, description="if set, every route but the probes needs 'Authorization: Bearer <key>'"
+    )
     preload_collections: bool = Field(
         default=True, description="load every collection and its model at startup"
+    )
+    max_similarity_items: int = Field(
+        default=256, ge=1,
+        description="sentences per /similarity side (sources, candidates) and /v1/embeddings input",
     )
 
     @field_validator("cors_origins", mode="before")

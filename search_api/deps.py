@@ -10,7 +10,9 @@ from search_api.config import ApiSettings, get_settings
 from search_api.services.collections import CollectionService
 from search_api.services.container import Services
 from search_api.services.documents import DocumentService
+from search_api.services.embeddings import EmbeddingService
 from search_api.services.search import Searcher
+from search_api.services.similarity import SimilarityService
 
 
 def get_services(request: Request) -> Services:
@@ -31,8 +33,20 @@ def get_document_service(services: Annotated[Services, Depends(get_services)]) -
     return services.documents
 
 
+def get_similarity_service(services: Annotated[Services, Depends(get_services)]
+                           ) -> SimilarityService:
+    return services.similarity
+
+
+def get_embedding_service(services: Annotated[Services, Depends(get_services)]
+                          ) -> EmbeddingService:
+    return services.embeddings
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 CollectionsDep = Annotated[CollectionService, Depends(get_collection_service)]
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]
 DocumentsDep = Annotated[DocumentService, Depends(get_document_service)]
+SimilarityDep = Annotated[SimilarityService, Depends(get_similarity_service)]
+EmbeddingsDep = Annotated[EmbeddingService, Depends(get_embedding_service)]

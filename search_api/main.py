@@ -13,8 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from indexer.encoding import Encoder
 from search_api.config import ApiSettings, get_settings
 from search_api.errors import register_error_handlers
+from search_api.metrics import Metrics, MetricsMiddleware
 from search_api.middleware import BodySizeLimit
 from search_api.routers.api import api_router
+from search_api.security import ApiKeyMiddleware
 from search_api.services.container import Services
 
 
@@ -40,7 +42,7 @@ def create_app(settings: ApiSettings | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services(settings, encoders)
+        services = Services(settings, encoders, observe_encode=app.state.metrics.observe_encode)
         app.state.services = services
         await run_in_threadpool(services.preload)
         try:
@@ -51,11 +53,26 @@ def create_app(settings: ApiSettings | None = None, *,
     app = FastAPI(title="semsearch", version=_version(), lifespan=lifespan,
                   description="Semantic search over FAISS + SQLite collections.")
     app.dependency_overrides[get_settings] = lambda: settings
-    # Added first = innermost: CORS headers also go on the 413s it sends.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["*"], allow_headers=["*"])
+    app.state.metrics = Metrics()
+    app.state.metrics.watch_collections(lambda: _collection_sizes(app))
+    _add_middleware(app, settings)
     register_error_handlers(app)
     app.include_router(api_router)
     return app
+
+
+def _collection_sizes(app: FastAPI) -> dict[str, tuple[int, int]]:
+    services: Services | None = getattr(app.state, "services", None)
+    return services.collection_sizes() if services is not None else {}
+
+
+def _add_middleware(app: FastAPI, settings: ApiSettings) -> None:
+    """Innermost first: the body limit, then the API key, metrics, and CORS outermost, so that
+    401s and 413s are counted and carry CORS headers."""
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.api_key is not None and settings.api_key.get_secret_value():
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["*"], allow_headers=["*"])

@@ -40,7 +40,7 @@ class SearchRequest(_Strict):
     filter: dict[str, FilterScalar | list[FilterScalar]] | None = Field(
         default=None, description="metadata equality filter; a list value means any of"
     )
-    model: str | None = Field(default=None, description="must match the collection's model")
+    model: Text | None = Field(default=None, description="must match the collection's model")
 
     @model_validator(mode="after")
     def _one_of_query_or_queries(self) -> SearchRequest:
@@ -98,7 +98,7 @@ class DocumentIn(_Strict):
 
 class UpsertRequest(_Strict):
     documents: list[DocumentIn] = Field(min_length=1)
-    model: str | None = Field(default=None, description="model for a new collection")
+    model: Text | None = Field(default=None, description="model for a new collection")
 
 
 class UpsertResponse(BaseModel):

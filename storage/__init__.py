@@ -1,5 +1,6 @@
 """Storage: collections of vectors (FAISS) and documents (SQLite), committed atomically."""
 
+from storage.check import CheckReport, check_collection
 from storage.collection import Collection, CollectionInfo, CollectionWriter, read_info
 from storage.errors import (
     CollectionLocked,
@@ -26,9 +27,33 @@ from storage.records import (
 )
 
 __all__ = [
-    "Collection", "CollectionInfo", "CollectionLocked", "CollectionWriter", "CommitStats", "DocumentInput",
-    "DocumentNotFound", "Filter", "Hit", "IndexNotFound", "InvalidCollectionName",
-    "InvalidFilter", "InvalidMetadata", "Manifest", "ManifestMismatch", "ModelInfo", "SemsearchError",
-    "StorageError", "StoredDocument", "UnknownFilterField", "check_model", "content_hash",
-    "list_collections", "metadata_json", "read_manifest", "read_info", "validate_name",
+    "CheckReport",
+    "Collection",
+    "CollectionInfo",
+    "CollectionLocked",
+    "CollectionWriter",
+    "CommitStats",
+    "DocumentInput",
+    "DocumentNotFound",
+    "Filter",
+    "Hit",
+    "IndexNotFound",
+    "InvalidCollectionName",
+    "InvalidFilter",
+    "InvalidMetadata",
+    "Manifest",
+    "ManifestMismatch",
+    "ModelInfo",
+    "SemsearchError",
+    "StorageError",
+    "StoredDocument",
+    "UnknownFilterField",
+    "check_collection",
+    "check_model",
+    "content_hash",
+    "list_collections",
+    "metadata_json",
+    "read_info",
+    "read_manifest",
+    "validate_name",
 ]

@@ -34,7 +34,7 @@ from storage.errors import (
     StorageError,
 )
 from storage.locks import ReadWriteLock, WriterLock
-from storage.manifest import Manifest, ModelInfo, check_model, write_manifest
+from storage.manifest import Manifest, ModelInfo, check_model, read_manifest, write_manifest
 from storage.metadata import Filter, MetadataStore, ReaderPool, StoredDocument, create_schema
 from storage.records import (
     DB_FILE,
@@ -217,7 +217,10 @@ class Collection:
         with self._readers.store() as store:
             if store.generation() <= self._generation:
                 return False
-            with self._reload_mutex:
+            # One thread reloads; the others keep answering from the generation they have.
+            if not self._reload_mutex.acquire(blocking=False):
+                return False
+            try:
                 if store.generation() <= self._generation:  # another thread reloaded meanwhile
                     return False
                 index, generation = self._load_committed(store)
@@ -225,6 +228,8 @@ class Collection:
                     if generation <= self._generation:
                         return False
                     self._index, self._generation = index, generation
+            finally:
+                self._reload_mutex.release()
         return True
 
     # -- reading -------------------------------------------------------------
@@ -283,7 +288,7 @@ class Collection:
                                    "reopen it")
             lock.acquire(timeout)
             try:
-                self.refresh()
+                self._catch_up()
                 if self._writer_store is None:
                     self._writer_store = MetadataStore(self.folder / DB_FILE)
                 yield CollectionWriter(self, self._writer_store)
@@ -291,6 +296,21 @@ class Collection:
                 lock.release()
         finally:
             self._write_mutex.release()
+
+    def _catch_up(self) -> None:
+        """As the writer: load the latest generation and repair a manifest a crash left behind."""
+        with self._readers.store() as store:
+            if store.generation() > self._generation:
+                with self._reload_mutex:
+                    index, generation = self._load_committed(store)
+                    with self._rw.writing():
+                        self._index, self._generation = index, generation
+        try:
+            manifest = read_manifest(self.folder)
+        except StorageError:
+            manifest = None
+        if manifest is None or manifest.generation != self._generation:
+            write_manifest(self.folder, self.manifest())
 
     def _commit(self, store: MetadataStore, upserts: Sequence[DocumentInput],
                 deletes: Sequence[str]) -> CommitStats:

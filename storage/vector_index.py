@@ -52,6 +52,10 @@ class FaissIndex:
             return
         self._index.remove_ids(np.asarray(ids, dtype=np.int64))
 
+    def ids(self) -> np.ndarray:
+        """Every id in the index (for integrity checks)."""
+        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
     def search(
         self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -2,9 +2,12 @@
 
 from fastapi import APIRouter
 
-from search_api.routers import collections, health, search
+from search_api.routers import collections, health, metrics, openai, search, similarity
 
 api_router = APIRouter()
 api_router.include_router(health.router)
+api_router.include_router(metrics.router)
 api_router.include_router(search.router)
 api_router.include_router(collections.router)
+api_router.include_router(similarity.router)
+api_router.include_router(openai.router)

@@ -8,23 +8,28 @@ from indexer.encoding import Encoder
 from search_api.config import ApiSettings
 from search_api.services.collections import CollectionService
 from search_api.services.documents import DocumentService
-from search_api.services.registry import CollectionRegistry, EncoderRegistry
+from search_api.services.embeddings import EmbeddingService
+from search_api.services.registry import CollectionRegistry, EncodeObserver, EncoderRegistry
 from search_api.services.search import Searcher
+from search_api.services.similarity import SimilarityService
 from storage import SemsearchError
 
 logger = logging.getLogger(__name__)
 
 
 class Services:
-    def __init__(self, settings: ApiSettings, encoders: dict[str, Encoder] | None = None) -> None:
+    def __init__(self, settings: ApiSettings, encoders: dict[str, Encoder] | None = None,
+                 observe_encode: EncodeObserver | None = None) -> None:
         self.settings = settings
         self.encoders = EncoderRegistry(allow_download=settings.allow_download,
                                         trust_remote_code=settings.trust_remote_code,
-                                        preloaded=encoders)
+                                        preloaded=encoders, observe=observe_encode)
         self.collections = CollectionRegistry(settings.data_dir)
         self.searcher = Searcher(settings, self.collections, self.encoders)
         self.documents = DocumentService(settings, self.collections, self.encoders)
         self.collection_info = CollectionService(self.collections)
+        self.similarity = SimilarityService(settings, self.collections, self.encoders)
+        self.embeddings = EmbeddingService(settings, self.collections, self.encoders)
         self.load_errors: dict[str, str] = {}
         self.ready = False
 
@@ -39,6 +44,10 @@ class Services:
                     logger.error("collection %s not loaded: %s", name, exc.message)
                     self.load_errors[name] = exc.message
         self.ready = True
+
+    def collection_sizes(self) -> dict[str, tuple[int, int]]:
+        """{name: (documents, generation)} of the loaded collections, for /metrics."""
+        return self.collections.sizes()
 
     def close(self) -> None:
         self.collections.close()

@@ -5,19 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from indexer.encoding import BUILTIN_MODELS, UnknownModel, resolve_model_name
+from indexer.encoding import resolve_model_name
 from indexer.models import SourceDocument
 from indexer.pipeline import IndexOptions, delete_documents, index_documents
 from search_api.config import ApiSettings
 from search_api.errors import EmptyText, LimitExceeded
+from search_api.services.model_access import allowed_models, check_allowed
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
 from storage import (
     Collection,
     DocumentNotFound,
     IndexNotFound,
-    SemsearchError,
     check_model,
-    read_info,
 )
 
 # API writers wait a little for a CLI writer instead of failing at once.
@@ -73,17 +72,8 @@ class DocumentService:
 
     def _allowed(self, model: str | None) -> str:
         """Models a client may create a collection with: built-ins, the default, ones in use."""
-        wanted = resolve_model_name(model or self._settings.model)
-        allowed = {*BUILTIN_MODELS, resolve_model_name(self._settings.model)}
-        for name in self._collections.names():
-            try:
-                allowed.add(read_info(self._collections.data_dir, name).model.name)
-            except SemsearchError:
-                continue
-        if wanted not in allowed:
-            raise UnknownModel(f"model '{model}' is not available on this server; available: "
-                               f"{', '.join(sorted(allowed))} (SEMSEARCH_MODEL sets the default)")
-        return wanted
+        return check_allowed(model or self._settings.model,
+                             allowed_models(self._settings, self._collections))
 
     def _check_documents(self, documents: list[dict[str, Any]]) -> None:
         limit = self._settings.max_documents

@@ -4,24 +4,55 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from indexer.encoding import Encoder, load_encoder, resolve_model_name
+import numpy as np
+
+from indexer.encoding import EncodedBatch, Encoder, Kind, load_encoder, resolve_model_name
 from indexer.pipeline import open_collection
 from storage import Collection, IndexNotFound, list_collections, validate_name
 
 logger = logging.getLogger(__name__)
 
 
+EncodeObserver = Callable[[str, str, int, float], None]  # model, kind, batch size, seconds
+
+
+class ObservedEncoder:
+    """An Encoder that reports each call's batch size and duration (for /metrics)."""
+
+    def __init__(self, inner: Encoder, observe: EncodeObserver) -> None:
+        self._inner = inner
+        self._observe = observe
+        self.name, self.dimension, self.max_length = inner.name, inner.dimension, inner.max_length
+
+    def encode_batch(self, texts: Sequence[str], kind: Kind = "document") -> EncodedBatch:
+        started = time.perf_counter()
+        batch = self._inner.encode_batch(texts, kind)
+        self._observe(self.name, kind, len(texts), time.perf_counter() - started)
+        return batch
+
+    def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray:
+        return self.encode_batch(texts, kind).vectors
+
+
 class EncoderRegistry:
     """Loads each model once, on first use, and shares it between requests."""
 
     def __init__(self, *, allow_download: bool, trust_remote_code: bool,
-                 preloaded: dict[str, Encoder] | None = None) -> None:
+                 preloaded: dict[str, Encoder] | None = None,
+                 observe: EncodeObserver | None = None) -> None:
         self._allow_download = allow_download
         self._trust_remote_code = trust_remote_code
-        self._encoders: dict[str, Encoder] = dict(preloaded or {})
+        self._observe = observe
+        self._encoders: dict[str, Encoder] = {
+            name: self._observed(encoder) for name, encoder in (preloaded or {}).items()}
         self._lock = threading.Lock()
+
+    def _observed(self, encoder: Encoder) -> Encoder:
+        return ObservedEncoder(encoder, self._observe) if self._observe else encoder
 
     def get(self, model: str) -> Encoder:
         name = resolve_model_name(model)
@@ -31,10 +62,10 @@ class EncoderRegistry:
         with self._lock:  # one load at a time: models are large
             if name not in self._encoders:
                 logger.info("loading model %s", name)
-                self._encoders[name] = load_encoder(
+                self._encoders[name] = self._observed(load_encoder(
                     name, allow_download=self._allow_download,
                     trust_remote_code=self._trust_remote_code,
-                )
+                ))
             return self._encoders[name]
 
     def loaded(self) -> list[str]:
@@ -81,6 +112,9 @@ class CollectionRegistry:
 
     def loaded(self) -> list[str]:
         return sorted(self._open)
+
+    def sizes(self) -> dict[str, tuple[int, int]]:
+        return {name: (c.count, c.generation) for name, c in list(self._open.items())}
 
     def close(self) -> None:
         with self._lock:

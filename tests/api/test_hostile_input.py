@@ -119,3 +119,13 @@ def test_body_too_large_keeps_cors_headers(data_dir: Path, minilm) -> None:  # t
                                headers={"Origin": "http://app.example"})
         assert_error(response, 413, "body_too_large")
         assert response.headers["access-control-allow-origin"] == "http://app.example"
+
+
+def test_unusable_model_names(client: TestClient) -> None:
+    raw = b'{"query": "x", "model": "\\ud800"}'
+    response = client.post(SEARCH, content=raw, headers={"content-type": "application/json"})
+    assert_error(response, 422, "invalid_request", "Unicode")
+    assert_error(client.post(SEARCH, json={"query": "x", "model": "~nobody-such-user/m"}), 400,
+                 "unknown_model", "not a usable model name")
+    assert_error(client.post(DOCS, json={"documents": [{"id": "a", "text": "x"}],
+                                         "model": "~nobody-such-user/m"}), 400, "unknown_model")

@@ -1,0 +1,91 @@
+"""Prometheus metrics: requests and latency per route, encode batches, collection sizes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class Metrics:
+    """One registry per app (tests build many apps; the global registry would clash)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("semsearch_http_requests_total", "HTTP requests",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("semsearch_http_request_duration_seconds", "HTTP request latency",
+                                 ["method", "route"], buckets=LATENCY_BUCKETS,
+                                 registry=self.registry)
+        self.encode_batch = Histogram("semsearch_encode_batch_size", "texts per encode call",
+                                      ["model", "kind"], buckets=BATCH_BUCKETS,
+                                      registry=self.registry)
+        self.encode_seconds = Histogram("semsearch_encode_duration_seconds", "encode call time",
+                                        ["model", "kind"], buckets=LATENCY_BUCKETS,
+                                        registry=self.registry)
+
+    def observe_encode(self, model: str, kind: str, batch_size: int, seconds: float) -> None:
+        self.encode_batch.labels(model, kind).observe(batch_size)
+        self.encode_seconds.labels(model, kind).observe(seconds)
+
+    def watch_collections(self, sizes: Callable[[], dict[str, tuple[int, int]]]) -> None:
+        """Report `sizes()` -> {name: (documents, generation)} at every scrape."""
+        self.registry.register(_CollectionSizes(sizes))
+
+
+class _CollectionSizes(Collector):
+    def __init__(self, sizes: Callable[[], dict[str, tuple[int, int]]]) -> None:
+        self._sizes = sizes
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        documents = GaugeMetricFamily("semsearch_collection_documents",
+                                      "documents in each loaded collection", labels=["collection"])
+        generations = GaugeMetricFamily("semsearch_collection_generation",
+                                        "committed generation loaded", labels=["collection"])
+        for name, (count, generation) in sorted(self._sizes().items()):
+            documents.add_metric([name], count)
+            generations.add_metric([name], generation)
+        yield documents
+        yield generations
+
+
+class MetricsMiddleware:
+    """Counts and times requests by route template (bounded labels: never the raw path)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = _route_template(scope)
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.latency.labels(scope["method"], route).observe(
+                time.perf_counter() - started)
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template; Starlette's router records it in the scope."""
+    route = scope.get("route")
+    return str(getattr(route, "path", "unmatched")) if route is not None else "unmatched"

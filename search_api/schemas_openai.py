@@ -1,0 +1,57 @@
+"""Request and response models of the OpenAI-compatible API (/v1/embeddings, /v1/models)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from search_api.schemas import Text
+
+
+class EmbeddingRequest(BaseModel):
+    """OpenAI's embeddings body; unknown fields are refused, as OpenAI does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Text = Field(description="an allowed model, see GET /v1/models")
+    # Token ids (OpenAI allows int arrays) parse here so that the service can answer a clear
+    # 400 saying that only text is supported, instead of a 422 about union members.
+    input: Text | list[Text | int | list[int]] = Field(
+        description="a string or a list of strings (token-id arrays are not supported)")
+    encoding_format: Literal["float", "base64"] = Field(
+        default="float", description="'base64': little-endian float32 bytes, base64-encoded")
+    dimensions: int | None = Field(
+        default=None, strict=True,
+        description="keep the first N components and re-normalise (1..model dimension)")
+    user: Text | None = Field(default=None, description="accepted and ignored")
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = Field(description="approximate: words, and CJK characters one each")
+    total_tokens: int
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: Usage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "semsearch"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

@@ -1,0 +1,38 @@
+"""Checks shared by the similarity and embeddings services: non-empty, bounded texts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from search_api.config import ApiSettings
+from search_api.errors import EmptyText, LimitExceeded
+
+
+def check_texts(field: str, texts: Sequence[str], settings: ApiSettings) -> None:
+    """Refuse an empty list, too many items, blank or over-long texts; name the culprit.
+
+    Args:
+        field: the request field, used in messages (`field[i]` for an item).
+        texts: the texts sent in that field.
+        settings: for SEMSEARCH_MAX_SIMILARITY_ITEMS and SEMSEARCH_MAX_TEXT_CHARS.
+
+    Raises:
+        EmptyText: the list is empty, or an item is empty or whitespace only.
+        LimitExceeded: too many items, or an item is too long.
+    """
+    if not texts:
+        raise EmptyText(f"'{field}' is an empty list: give at least one sentence")
+    if len(texts) > settings.max_similarity_items:
+        raise LimitExceeded(f"{len(texts)} items in '{field}'; the limit is "
+                            f"{settings.max_similarity_items} (SEMSEARCH_MAX_SIMILARITY_ITEMS)")
+    for position, text in enumerate(texts):
+        check_text(f"{field}[{position}]", text, settings)
+
+
+def check_text(where: str, text: str, settings: ApiSettings) -> None:
+    """Refuse a blank or over-long text, naming `where` it was."""
+    if not text.strip():
+        raise EmptyText(f"{where} is empty: give some text")
+    if len(text) > settings.max_text_chars:
+        raise LimitExceeded(f"{where} has {len(text)} characters; the limit is "
+                            f"{settings.max_text_chars} (SEMSEARCH_MAX_TEXT_CHARS)")

@@ -1,0 +1,70 @@
+"""Optional API key and the Prometheus /metrics endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from search_api.config import ApiSettings
+from tests.api.test_errors import assert_error
+from tests.conftest import make_client
+
+SEARCH = "/collections/docs/search"
+
+
+def test_api_key_required_when_set(data_dir: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    settings = ApiSettings(data_dir=data_dir, api_key="s3cret")  # type: ignore[arg-type]
+    with make_client(settings, minilm) as client:
+        missing = client.post(SEARCH, json={"query": "bread"})
+        assert_error(missing, 401, "unauthorized", "Authorization: Bearer")
+        assert missing.headers["www-authenticate"] == "Bearer"
+        assert_error(client.post(SEARCH, json={"query": "bread"},
+                                 headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")
+        assert_error(client.get("/collections", headers={"Authorization": "s3cret"}), 401,
+                     "unauthorized")
+        ok = client.post(SEARCH, json={"query": "bread"}, headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200 and ok.json()["hits"][0]["id"] == "bake-1"
+        for open_path in ("/healthz", "/health", "/readyz", "/openapi.json"):
+            assert client.get(open_path).status_code == 200, open_path
+        assert_error(client.get("/metrics"), 401, "unauthorized")
+
+
+def test_api_key_off_by_default(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.post(SEARCH, json={"query": "bread"}).status_code == 200
+
+
+def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def test_metrics_count_requests_by_route_and_report_sizes(client) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(3):
+        assert client.post(SEARCH, json={"query": "bread"}).status_code == 200
+    client.post(SEARCH, json={"query": ""})
+    client.get("/no/such/path")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = metric_samples(response.text)
+    route = "/collections/{name}/search"
+    assert samples[("semsearch_http_requests_total",
+                    (("method", "POST"), ("route", route), ("status", "200")))] == 3
+    assert samples[("semsearch_http_requests_total",
+                    (("method", "POST"), ("route", route), ("status", "400")))] == 1
+    assert samples[("semsearch_http_requests_total",
+                    (("method", "GET"), ("route", "unmatched"), ("status", "404")))] == 1
+    assert samples[("semsearch_http_request_duration_seconds_count",
+                    (("method", "POST"), ("route", route)))] == 4
+    assert samples[("semsearch_collection_documents", (("collection", "docs"),))] == 8
+    encodes = (("kind", "query"), ("model", "all-MiniLM-L6-v2"))
+    assert samples[("semsearch_encode_batch_size_count", encodes)] == 3  # the empty query is refused
+    assert samples[("semsearch_encode_batch_size_sum", encodes)] == 3
+    client.post(SEARCH, json={"queries": ["a", "b", "c", "d"]})
+    samples = metric_samples(client.get("/metrics").text)
+    assert samples[("semsearch_encode_batch_size_sum", encodes)] == 7
+    assert samples[("semsearch_collection_generation", (("collection", "docs"),))] == 1

@@ -1,0 +1,104 @@
+"""`semsearch check` catches every kind of damage it claims to, and passes healthy collections."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from search_api.cli import cli
+from storage import Collection, DocumentInput, ModelInfo, check_collection
+from storage.vector_index import FaissIndex
+
+DIM = 8
+
+
+def unit(rng: np.random.Generator) -> np.ndarray:
+    vector = rng.standard_normal(DIM).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    collection = Collection.create(tmp_path, "c", ModelInfo(name="m", dimension=DIM, max_length=8))
+    with collection.writer() as writer:
+        writer.commit([DocumentInput(doc_id=str(i), text=f"t{i}", vector=unit(rng)) for i in range(20)])
+        writer.commit(deletes=["3"])
+    collection.close()
+    return tmp_path / "c"
+
+
+def run_check(data_dir: Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["check", "--data-dir", str(data_dir)])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_healthy_collection_passes(folder: Path) -> None:
+    report = check_collection(folder.parent, "c")
+    assert report.ok and report.warnings == []
+    assert (report.generation, report.count) == (2, 19)
+    code, out, _ = run_check(folder.parent)
+    assert code == 0 and "c: ok (generation 2, 19 documents)" in out
+
+
+def test_index_with_a_missing_id_fails(folder: Path) -> None:
+    index = FaissIndex.load(folder / "index-2.faiss")
+    index.remove(np.array([int(index.ids()[0])]))
+    index.add(np.array([999]), unit(np.random.default_rng(1)).reshape(1, -1))
+    index.save(folder / "index-2.faiss")
+    code, out, err = run_check(folder.parent)
+    assert code == 1 and "FAILED" in out and "disagree on 1 ids" in err
+
+
+def test_index_with_wrong_count_fails(folder: Path) -> None:
+    index = FaissIndex.load(folder / "index-2.faiss")
+    index.remove(index.ids()[:2])
+    index.save(folder / "index-2.faiss")
+    report = check_collection(folder.parent, "c")
+    assert not report.ok and "holds 17 vectors, SQLite 19 rows" in report.errors[0]
+
+
+def test_missing_index_file_fails(folder: Path) -> None:
+    (folder / "index-2.faiss").unlink()
+    report = check_collection(folder.parent, "c")
+    assert report.errors == ["index-2.faiss (the committed generation's index) is missing"]
+
+
+def test_bad_vector_in_sqlite_fails(folder: Path) -> None:
+    with sqlite3.connect(folder / "metadata.db") as conn:
+        conn.execute("UPDATE documents SET vector = ? WHERE doc_id = '5'",
+                      (np.full(DIM, 3.0, np.float32).tobytes(),))
+    report = check_collection(folder.parent, "c")
+    assert "1 stored vectors are not finite unit vectors" in report.errors
+
+
+def test_manifest_states(folder: Path) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["generation"] = 1  # what a crash between the commit and the manifest leaves
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    report = check_collection(folder.parent, "c")
+    assert report.ok and "one generation behind" in report.warnings[0]
+
+    collection = Collection.open(folder.parent, "c")
+    with collection.writer():  # the next writer repairs it
+        pass
+    collection.close()
+    assert check_collection(folder.parent, "c").warnings == []
+
+    manifest["generation"], manifest["count"] = 7, 3
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert "generation 7 with 3 documents" in check_collection(folder.parent, "c").errors[0]
+
+
+def test_unreadable_database_and_unknown_collection(folder: Path) -> None:
+    (folder / "metadata.db").write_bytes(b"not sqlite" * 50)
+    for suffix in ("-wal", "-shm"):
+        (folder / f"metadata.db{suffix}").unlink(missing_ok=True)
+    assert "unreadable" in check_collection(folder.parent, "c").errors[0]
+    result = CliRunner().invoke(cli, ["check", "-c", "nope", "--data-dir", str(folder.parent)])
+    assert result.exit_code == 1 and "does not exist" in result.stderr

@@ -1,0 +1,84 @@
+"""Kill `semsearch index` with SIGKILL at random moments; every kill must leave a whole collection,
+and re-running the same command must finish the job with every document exactly once."""
+
+from __future__ import annotations
+
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from indexer.encoding import load_encoder
+from storage import Collection, check_collection
+from tests.reliability.helpers import cli, write_corpus
+
+KILLS = 20
+DOCS = 1400
+
+
+def committed_generation(data_dir: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{data_dir / 'crash' / 'metadata.db'}?mode=ro", uri=True) as conn:
+            return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+    except (sqlite3.Error, TypeError):
+        return -1
+
+
+def assert_whole(data_dir: Path, texts: dict[str, str]) -> int:
+    """The committed generation is consistent and holds only true copies of corpus rows."""
+    report = check_collection(data_dir, "crash")
+    assert report.ok, report.errors
+    with sqlite3.connect(data_dir / "crash" / "metadata.db") as conn:
+        rows = conn.execute("SELECT doc_id, text FROM documents").fetchall()
+    assert len(rows) == report.count == len({doc_id for doc_id, _ in rows})
+    assert all(texts[doc_id] == text for doc_id, text in rows)
+    return len(rows)
+
+
+@pytest.mark.timeout(400)
+def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
+    texts = write_corpus(tmp_path / "corpus.jsonl", DOCS)
+    data_dir = tmp_path / "data"
+    command = cli("index", str(tmp_path / "corpus.jsonl"), "--collection", "crash",
+                  "--model", "multilingual-e5-small-q4", "--batch-size", "16",
+                  "--commit-every", "16", "--quiet", "--data-dir", str(data_dir))
+    rng = random.Random(20261123)
+    kills, progress = 0, []
+    deadline = time.monotonic() + 300
+    while kills < KILLS and time.monotonic() < deadline:
+        before = committed_generation(data_dir)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Wait for this run's first commit whatever the machine's speed, then kill at a random
+        # moment of the following commit cycles (encoding, staging, index save, SQLite commit).
+        while committed_generation(data_dir) <= before and process.poll() is None:
+            assert time.monotonic() < deadline, "the indexer made no progress"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.25))
+        if process.poll() is not None:
+            pytest.fail(f"index finished before {KILLS} kills; make the corpus larger")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        kills += 1
+        progress.append(assert_whole(data_dir, texts))
+    assert kills == KILLS
+    print("committed documents after each kill:", progress)
+    assert progress == sorted(progress), "a kill lost committed documents"
+    assert len(set(progress)) == KILLS, f"every kill follows a new commit: {progress}"
+    assert 0 < progress[-1] < DOCS, progress
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert f"{DOCS} documents in collection" in done.stdout
+    assert assert_whole(data_dir, texts) == DOCS
+
+    collection = Collection.open(data_dir, "crash")
+    assert collection.count == DOCS
+    encoder = load_encoder("multilingual-e5-small-q4")
+    top = collection.search(encoder.encode([texts["d01377"]], "query"), 1)[0][0]
+    assert top.doc_id == "d01377"
+    again = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert f"added 0, updated 0, unchanged {DOCS}" in again.stdout
