@@ -189,3 +189,31 @@ def test_collections_reports_a_broken_one(tmp_path: Path) -> None:
     lines = out.strip().splitlines()
     assert lines[0].startswith("bad\tERROR:") and "unreadable" in lines[0]
     assert lines[1] == "ok\tall-MiniLM-L6-v2\t3"
+
+
+def test_second_writer_fails_or_waits(tmp_path: Path) -> None:
+    import threading
+
+    corpus = write_jsonl(tmp_path / "docs.jsonl", DOCS)
+    run("index", str(corpus), "-c", "c1", "-q", data_dir=tmp_path)
+    holder = Collection.open(tmp_path, "c1")  # another writer, with its own lock handle
+    held, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        with holder.writer():
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold_lock)
+    thread.start()
+    try:
+        assert held.wait(10)
+        code, _, err = run("delete", "-c", "c1", "a", data_dir=tmp_path)
+        assert code == 1 and "being written by another process" in err
+        threading.Timer(1.0, release.set).start()
+        code, out, err = run("delete", "-c", "c1", "a", "--wait", data_dir=tmp_path)
+        assert code == 0 and "deleted 1" in out, err
+    finally:
+        release.set()
+        thread.join(10)
+    assert Collection.open(tmp_path, "c1").count == 2

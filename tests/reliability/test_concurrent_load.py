@@ -48,7 +48,7 @@ async def search_until(base: str, indexer: subprocess.Popen[bytes], deadline: fl
                 except httpx.HTTPError as exc:
                     errors.append(repr(exc))
                 done += 1
-                if turn % 20 == 0:
+                if turn % 5 == 1:
                     listing = (await http.get("/collections")).json()["collections"]
                     counts.add(listing[0]["count"])
 
@@ -77,6 +77,8 @@ def test_searches_during_bulk_index_have_no_errors(tmp_path: Path) -> None:
             if indexer.poll() is None:
                 indexer.kill()
         final = httpx.get(base + "/collections/live").json()
+    print(f"concurrent load: {done} searches by {CLIENTS} clients, {len(errors)} errors, "
+          f"collection sizes seen {sorted(counts)[:3]}..{sorted(counts)[-1]}")
     assert errors == [], errors[:5]
     assert done >= 100, done
     assert len(counts) >= 3, f"searches did not overlap several commits: {sorted(counts)}"
