@@ -210,7 +210,10 @@ def check(names: tuple[str, ...], data_dir: Path | None) -> None:
     """
     settings = _settings(data_dir=data_dir)
     failed = []
-    for name in names or list_collections(settings.data_dir):
+    names = names or tuple(list_collections(settings.data_dir))
+    if not names:
+        raise click.ClickException(f"no collections in {settings.data_dir}: nothing to check")
+    for name in names:
         report = check_collection(settings.data_dir, name)
         status = "ok" if report.ok else "FAILED"
         click.echo(f"{name}: {status} (generation {report.generation}, {report.count} documents)")

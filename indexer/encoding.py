@@ -174,6 +174,18 @@ class FakeEncoder(_EncoderBase):
         return EncodedBatch(vectors=vectors, truncated=truncated)
 
 
+def alias_name(model: str) -> str:
+    """A model name with built-in aliases applied; never touches the filesystem.
+
+    For names that come from clients: comparing them with canonical names needs no path
+    lookups (which would, for instance, tell a client whether `~user` exists).
+    """
+    model = model.strip()
+    if not model:
+        raise UnknownModel("model name is empty")
+    return _ALIASES.get(model, model)
+
+
 def resolve_model_name(model: str) -> str:
     """Canonical name recorded in manifests: a built-in alias, an absolute path, or a hub id."""
     model = model.strip()

@@ -13,11 +13,14 @@ from indexer.encoding import Encoder, load_encoder
 from indexer.pipeline import IndexOptions, scan_source
 from indexer.sources import SourceSpec
 from search_api.config import ApiSettings
+from search_api.faq_cli import faq
 from storage import list_collections, read_info
 
 DEMO_COLLECTION = "demo"
 DEMO_MODEL = "all-MiniLM-L6-v2"
 DEMO_CORPUS = Path(indexer.__file__).parent / "demo" / "scifact_demo.jsonl"
+
+cli.add_command(faq)
 
 
 def _api_settings(host: str | None, port: int | None, data_dir: Path | None) -> ApiSettings:

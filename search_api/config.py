@@ -35,6 +35,15 @@ class ApiSettings(CommonSettings):
         default=256, ge=1,
         description="sentences per /similarity side (sources, candidates) and /v1/embeddings input",
     )
+    faq_threshold: float = Field(
+        default=0.0, ge=-1.0, le=1.0,
+        description="threshold of a newly imported FAQ until `semsearch faq calibrate` sets one",
+    )
+    faq_search_depth: int = Field(
+        default=50, ge=1, le=10_000,
+        description="FAQ questions retrieved per match before grouping them by intent",
+    )
+    faq_max_top_k: int = Field(default=50, ge=1, description="largest top_k of /faq/{name}/match")
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from search_api.services.collections import CollectionService
 from search_api.services.container import Services
 from search_api.services.documents import DocumentService
 from search_api.services.embeddings import EmbeddingService
+from search_api.services.faq import FaqMatcher
 from search_api.services.search import Searcher
 from search_api.services.similarity import SimilarityService
 
@@ -43,6 +44,10 @@ def get_embedding_service(services: Annotated[Services, Depends(get_services)]
     return services.embeddings
 
 
+def get_faq_matcher(services: Annotated[Services, Depends(get_services)]) -> FaqMatcher:
+    return services.faq
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 CollectionsDep = Annotated[CollectionService, Depends(get_collection_service)]
@@ -50,3 +55,4 @@ SearcherDep = Annotated[Searcher, Depends(get_searcher)]
 DocumentsDep = Annotated[DocumentService, Depends(get_document_service)]
 SimilarityDep = Annotated[SimilarityService, Depends(get_similarity_service)]
 EmbeddingsDep = Annotated[EmbeddingService, Depends(get_embedding_service)]
+FaqMatcherDep = Annotated[FaqMatcher, Depends(get_faq_matcher)]

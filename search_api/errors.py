@@ -32,6 +32,18 @@ class LimitExceeded(SemsearchError):
     status = 400
 
 
+class UnsupportedInput(SemsearchError):
+    """An OpenAI request feature this service does not offer (token-id input)."""
+
+    code = "unsupported_input"
+    status = 400
+
+
+class InvalidDimensions(SemsearchError):
+    code = "invalid_dimensions"
+    status = 400
+
+
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
 

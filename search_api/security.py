@@ -5,21 +5,29 @@ from __future__ import annotations
 import json
 import secrets
 
+from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-# Liveness/readiness probes and the API docs stay reachable without the key.
+# Liveness/readiness probes, the API docs and the web page's files (which hold no data; the
+# page itself sends the key it is given) stay reachable without the key.
 OPEN_PATHS = frozenset({"/healthz", "/health", "/readyz", "/docs", "/docs/oauth2-redirect",
-                        "/openapi.json", "/redoc"})
+                        "/openapi.json", "/redoc", "/"})
+OPEN_PREFIXES = ("/static/",)
 
 
 class ApiKeyMiddleware:
+    """401 unless the request carries the key; probes, docs, the page and preflights pass."""
+
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
-        self._expected = f"Bearer {api_key}".encode()
+        self._token = api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._allowed(scope):
+        if scope["type"] == "lifespan" or (scope["type"] == "http" and self._allowed(scope)):
             await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # websockets and anything else: no unauthenticated way in
+            await send({"type": "websocket.close", "code": 1008})
             return
         body = json.dumps({"error": {"code": "unauthorized", "message": (
             "missing or wrong API key: send 'Authorization: Bearer <key>' "
@@ -30,7 +38,10 @@ class ApiKeyMiddleware:
         await send({"type": "http.response.body", "body": body})
 
     def _allowed(self, scope: Scope) -> bool:
-        if scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":  # CORS preflights
+        path = get_route_path(scope)  # without a proxy's root_path prefix
+        # OPTIONS: CORS preflights carry no credentials.
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES) or scope["method"] == "OPTIONS":
             return True
-        given = dict(scope.get("headers") or []).get(b"authorization", b"")
-        return secrets.compare_digest(given, self._expected)
+        scheme, _, token = dict(scope.get("headers") or []).get(b"authorization", b"").partition(b" ")
+        # The scheme is case-insensitive (RFC 7235); the token is compared in constant time.
+        return scheme.lower() == b"bearer" and secrets.compare_digest(token.strip(), self._token)

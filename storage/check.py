@@ -15,14 +15,20 @@ from storage.metadata import MetadataStore
 from storage.records import DB_FILE
 from storage.vector_index import FaissIndex
 
+ATTEMPTS = 5
+
 
 @dataclass(kw_only=True)
 class CheckReport:
+    """Outcome of `check_collection`: errors make it fail, warnings are informational."""
+
     name: str
     generation: int = 0
     count: int = 0
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    retry: bool = False  # what we saw was overtaken by a writer; look again
 
     @property
     def ok(self) -> bool:
@@ -40,28 +46,37 @@ def check_collection(data_dir: Path, name: str) -> CheckReport:
     Returns:
         A report; `ok` is False when anything is inconsistent.
     """
+    for _ in range(ATTEMPTS - 1):
+        report = _check_once(Path(data_dir), name)
+        if not report.retry:
+            return report
+    return _check_once(Path(data_dir), name)
+
+
+def _check_once(data_dir: Path, name: str) -> CheckReport:
+    """One consistent look: SQLite snapshot, index file and manifest read inside it."""
     report = CheckReport(name=name)
     try:
         info = read_info(data_dir, name)
     except SemsearchError as exc:
         report.errors.append(exc.message)
         return report
-    folder = Path(data_dir) / name
+    folder = data_dir / name
     store = MetadataStore(folder / DB_FILE)
     try:
-        store.conn.execute("BEGIN")  # one snapshot for every check below
+        # Inside one read transaction, a writer that commits meanwhile cannot change what we
+        # see in SQLite; its index file for our generation stays until it commits twice more.
+        store.conn.execute("BEGIN")
         report.generation, report.count = store.generation(), store.count()
         _check_sqlite(store, report)
-        rowids, vectors = _stored_vectors(store, info.model.dimension)
+        rowids = _check_vectors(store, info.model.dimension, report)
+        _check_index(folder, info.model.dimension, rowids, report)
+        _check_manifest(folder, report, info.model.name)
         store.conn.execute("COMMIT")
     except sqlite3.Error as exc:
         report.errors.append(f"SQLite error: {exc}")
-        return report
     finally:
         store.close()
-    _check_vectors(vectors, report)
-    _check_index(folder, info.model.dimension, rowids, report)
-    _check_manifest(folder, report, info.model.name)
     return report
 
 
@@ -71,27 +86,26 @@ def _check_sqlite(store: MetadataStore, report: CheckReport) -> None:
         report.errors.append(f"SQLite integrity_check: {result}")
 
 
-def _stored_vectors(store: MetadataStore, dimension: int) -> tuple[np.ndarray, np.ndarray]:
-    ids, chunks = [], []
-    for batch_ids, batch_vectors in store.iter_vectors(dimension):
-        ids.append(batch_ids)
-        chunks.append(batch_vectors)
-    if not ids:
-        return np.zeros(0, np.int64), np.zeros((0, dimension), np.float32)
-    return np.concatenate(ids), np.concatenate(chunks)
-
-
-def _check_vectors(vectors: np.ndarray, report: CheckReport) -> None:
-    norms = np.linalg.norm(vectors, axis=1) if len(vectors) else np.zeros(0)
-    bad = int(np.sum(~np.isfinite(norms) | (np.abs(norms - 1.0) > 1e-3)))
+def _check_vectors(store: MetadataStore, dimension: int, report: CheckReport) -> np.ndarray:
+    """Every stored vector must be a finite unit vector; returns the row ids (streamed)."""
+    ids, bad = [], 0
+    try:
+        for batch_ids, vectors in store.iter_vectors(dimension):
+            ids.append(batch_ids)
+            norms = np.linalg.norm(vectors, axis=1)
+            bad += int(np.sum(~np.isfinite(norms) | (np.abs(norms - 1.0) > 1e-3)))
+    except ValueError as exc:  # a blob of the wrong length
+        report.errors.append(f"stored vectors are malformed: {exc}")
     if bad:
         report.errors.append(f"{bad} stored vectors are not finite unit vectors")
+    return np.concatenate(ids) if ids else np.zeros(0, np.int64)
 
 
 def _check_index(folder: Path, dimension: int, rowids: np.ndarray, report: CheckReport) -> None:
     path = folder / f"index-{report.generation}.faiss"
     if not path.exists():
         report.errors.append(f"{path.name} (the committed generation's index) is missing")
+        report.retry = _generation_on_disk(folder) > report.generation + 1  # a writer moved on
         return
     try:
         index = FaissIndex.load(path)
@@ -110,6 +124,14 @@ def _check_index(folder: Path, dimension: int, rowids: np.ndarray, report: Check
         report.errors.append(f"{path.name} holds duplicate ids")
 
 
+def _generation_on_disk(folder: Path) -> int:
+    store = MetadataStore(folder / DB_FILE)
+    try:
+        return store.generation()
+    finally:
+        store.close()
+
+
 def _check_manifest(folder: Path, report: CheckReport, model: str) -> None:
     try:
         manifest = read_manifest(folder)
@@ -120,6 +142,8 @@ def _check_manifest(folder: Path, report: CheckReport, model: str) -> None:
         report.warnings.append("manifest.json is missing (rewritten by the next write)")
     elif manifest.model.name != model:
         report.errors.append(f"manifest.json names model '{manifest.model.name}', SQLite '{model}'")
+    elif report.generation < manifest.generation <= _generation_on_disk(folder):
+        return  # a writer committed after our snapshot began: not a fault
     elif manifest.generation == report.generation - 1:
         report.warnings.append("manifest.json is one generation behind (a crash after a commit); "
                                "rewritten by the next write")

@@ -94,6 +94,24 @@ def read_info(data_dir: Path, name: str) -> CollectionInfo:
         raise StorageError(f"collection '{name}' is unreadable ({folder / DB_FILE}): {exc}") from exc
 
 
+def _hits(query: np.ndarray, ids: np.ndarray,
+          rows: dict[int, tuple[StoredDocument, np.ndarray]]) -> list[Hit]:
+    """Hits scored with the stored vectors of the rows returned.
+
+    While another process's newer generation is being loaded, the index in memory may lag
+    SQLite; scoring from the row itself keeps every hit's score true to its text.
+    """
+    hits = []
+    for rowid in ids:
+        found = rows.get(int(rowid))
+        if found is not None:
+            doc, vector = found
+            hits.append(Hit(doc_id=doc.doc_id, score=float(np.dot(query, vector)), text=doc.text,
+                            metadata=doc.metadata))
+    hits.sort(key=lambda hit: hit.score, reverse=True)
+    return hits
+
+
 class Collection:
     """Thread-safe handle on one collection: many concurrent searches, one writer at a time."""
 
@@ -213,12 +231,17 @@ class Collection:
             return None
 
     def refresh(self) -> bool:
-        """Swap in a newer committed generation written by another process, if any."""
+        """Swap in a newer committed generation written by another process, if any.
+
+        One thread reloads; the others keep answering from the generation they have.
+        """
+        return self._reload(blocking=False)
+
+    def _reload(self, *, blocking: bool) -> bool:
         with self._readers.store() as store:
             if store.generation() <= self._generation:
                 return False
-            # One thread reloads; the others keep answering from the generation they have.
-            if not self._reload_mutex.acquire(blocking=False):
+            if not self._reload_mutex.acquire(blocking=blocking):
                 return False
             try:
                 if store.generation() <= self._generation:  # another thread reloaded meanwhile
@@ -243,14 +266,9 @@ class Collection:
             with self._rw.reading():
                 if self._index.count == 0:
                     return [[] for _ in range(len(vectors))]
-                scores, ids = self._index.search(vectors, k, allowed)
+                _, ids = self._index.search(vectors, k, allowed)
                 rows = store.get_by_rowids(sorted({int(i) for i in ids.ravel() if i >= 0}))
-        return [
-            [Hit(doc_id=rows[int(i)].doc_id, score=float(s), text=rows[int(i)].text,
-                 metadata=rows[int(i)].metadata)
-             for s, i in zip(score_row, id_row, strict=True) if int(i) in rows]
-            for score_row, id_row in zip(scores, ids, strict=True)
-        ]
+        return [_hits(query, id_row, rows) for query, id_row in zip(vectors, ids, strict=True)]
 
     def get(self, doc_id: str) -> StoredDocument:
         with self._readers.store() as store:
@@ -283,11 +301,11 @@ class Collection:
                                    "in this process; retry when it has finished")
         lock = WriterLock(self.folder / LOCK_FILE, self.name)
         try:
-            if self.replaced_on_disk():
-                raise StorageError(f"collection '{self.name}' was deleted or recreated on disk; "
-                                   "reopen it")
             lock.acquire(timeout)
             try:
+                if self.replaced_on_disk():
+                    raise StorageError(f"collection '{self.name}' was deleted or recreated on "
+                                       "disk; reopen it")
                 self._catch_up()
                 if self._writer_store is None:
                     self._writer_store = MetadataStore(self.folder / DB_FILE)
@@ -299,12 +317,7 @@ class Collection:
 
     def _catch_up(self) -> None:
         """As the writer: load the latest generation and repair a manifest a crash left behind."""
-        with self._readers.store() as store:
-            if store.generation() > self._generation:
-                with self._reload_mutex:
-                    index, generation = self._load_committed(store)
-                    with self._rw.writing():
-                        self._index, self._generation = index, generation
+        self._reload(blocking=True)
         try:
             manifest = read_manifest(self.folder)
         except StorageError:

@@ -138,15 +138,16 @@ class MetadataStore:
                 )
         return found
 
-    def get_by_rowids(self, rowids: Sequence[int]) -> dict[int, StoredDocument]:
-        docs: dict[int, StoredDocument] = {}
+    def get_by_rowids(self, rowids: Sequence[int]) -> dict[int, tuple[StoredDocument, np.ndarray]]:
+        """Documents and their stored vectors by row id (missing ids are left out)."""
+        docs: dict[int, tuple[StoredDocument, np.ndarray]] = {}
         for chunk in _chunks([int(r) for r in rowids], 500):
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT id, doc_id, text, metadata FROM documents WHERE id IN ({marks})"
-            for rowid, doc_id, text, metadata in self.conn.execute(sql, chunk):
-                docs[rowid] = StoredDocument(
-                    rowid=rowid, doc_id=doc_id, text=text, metadata=json.loads(metadata)
-                )
+            sql = f"SELECT id, doc_id, text, metadata, vector FROM documents WHERE id IN ({marks})"
+            for rowid, doc_id, text, metadata, vector in self.conn.execute(sql, chunk):
+                doc = StoredDocument(rowid=rowid, doc_id=doc_id, text=text,
+                                     metadata=json.loads(metadata))
+                docs[rowid] = (doc, np.frombuffer(vector, dtype=np.float32))
         return docs
 
     def get_by_doc_id(self, doc_id: str) -> StoredDocument | None:

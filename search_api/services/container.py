@@ -9,6 +9,7 @@ from search_api.config import ApiSettings
 from search_api.services.collections import CollectionService
 from search_api.services.documents import DocumentService
 from search_api.services.embeddings import EmbeddingService
+from search_api.services.faq import FaqMatcher
 from search_api.services.registry import CollectionRegistry, EncodeObserver, EncoderRegistry
 from search_api.services.search import Searcher
 from search_api.services.similarity import SimilarityService
@@ -30,6 +31,7 @@ class Services:
         self.collection_info = CollectionService(self.collections)
         self.similarity = SimilarityService(settings, self.collections, self.encoders)
         self.embeddings = EmbeddingService(settings, self.collections, self.encoders)
+        self.faq = FaqMatcher(settings, self.collections, self.encoders)
         self.load_errors: dict[str, str] = {}
         self.ready = False
 

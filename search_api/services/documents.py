@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from indexer.encoding import resolve_model_name
+from indexer.encoding import alias_name
 from indexer.models import SourceDocument
 from indexer.pipeline import IndexOptions, delete_documents, index_documents
 from search_api.config import ApiSettings
-from search_api.errors import EmptyText, LimitExceeded
+from search_api.errors import LimitExceeded
 from search_api.services.model_access import allowed_models, check_allowed
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
+from search_api.services.text_checks import check_text
 from storage import (
     Collection,
     DocumentNotFound,
@@ -67,7 +68,7 @@ class DocumentService:
             return self._collections.get_or_create(name, self._encoders.get(self._allowed(model)))
         if model is not None:  # compared by name: a client never makes the server load a model
             stored = collection.model
-            check_model(name, stored, resolve_model_name(model), stored.dimension)
+            check_model(name, stored, alias_name(model), stored.dimension)
         return collection
 
     def _allowed(self, model: str | None) -> str:
@@ -81,9 +82,4 @@ class DocumentService:
             raise LimitExceeded(f"{len(documents)} documents in one request; the limit is "
                                 f"{limit} (SEMSEARCH_MAX_DOCUMENTS)")
         for position, doc in enumerate(documents):
-            if not doc["text"].strip():
-                raise EmptyText(f"documents[{position}].text is empty (id '{doc['id']}')")
-            if len(doc["text"]) > self._settings.max_text_chars:
-                raise LimitExceeded(
-                    f"documents[{position}].text has {len(doc['text'])} characters; the limit "
-                    f"is {self._settings.max_text_chars} (SEMSEARCH_MAX_TEXT_CHARS)")
+            check_text(f"documents[{position}].text (id '{doc['id']}')", doc["text"], self._settings)

@@ -11,10 +11,10 @@ from typing import Literal
 import numpy as np
 
 from search_api.config import ApiSettings
+from search_api.errors import InvalidDimensions, UnsupportedInput
 from search_api.services.model_access import allowed_models, resolve_allowed
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
 from search_api.services.text_checks import check_text, check_texts
-from storage import SemsearchError
 
 EncodingFormat = Literal["float", "base64"]
 EmbeddingInput = str | Sequence[str | int | Sequence[int]]
@@ -22,16 +22,6 @@ EmbeddingInput = str | Sequence[str | int | Sequence[int]]
 # One token per CJK character, Hangul syllable or kana; one per other run of non-spaces.
 _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]"
                     r"|[^\s\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
-
-
-class UnsupportedInput(SemsearchError):
-    code = "unsupported_input"
-    status = 400
-
-
-class InvalidDimensions(SemsearchError):
-    code = "invalid_dimensions"
-    status = 400
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from indexer.encoding import BUILTIN_MODELS, UnknownModel, resolve_model_name
+from indexer.encoding import BUILTIN_MODELS, UnknownModel, alias_name, resolve_model_name
 from search_api.config import ApiSettings
 from search_api.services.registry import CollectionRegistry
 from storage import SemsearchError, read_info
@@ -43,7 +43,7 @@ def check_allowed(model: str, allowed: set[str]) -> str:
     Raises:
         UnknownModel: the model is not available on this server.
     """
-    wanted = resolve_model_name(model)
+    wanted = alias_name(model)
     if wanted not in allowed:
         raise UnknownModel(f"model '{model}' is not available on this server; available: "
                            f"{', '.join(sorted(allowed))} (SEMSEARCH_MODEL sets the default)")
@@ -61,7 +61,7 @@ def resolve_allowed(model: str, settings: ApiSettings, collections: CollectionRe
     Returns:
         The canonical model name.
     """
-    wanted = resolve_model_name(model)
+    wanted = alias_name(model)
     if wanted in BUILTIN_MODELS or wanted == resolve_model_name(settings.model):
         return wanted  # the hot path of /similarity and /v1/embeddings: no SQLite reads
     return check_allowed(model, allowed_models(settings, collections))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from indexer.encoding import resolve_model_name
+from indexer.encoding import alias_name
 from search_api.config import ApiSettings
 from search_api.errors import EmptyQuery, LimitExceeded
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
+from search_api.services.text_checks import check_text
 from storage import Collection, Filter, Hit, check_model
 
 
@@ -66,11 +67,7 @@ class Searcher:
             raise EmptyQuery("'queries' is empty: give at least one query")
         for position, query in enumerate(queries):
             where = "query" if len(queries) == 1 else f"queries[{position}]"
-            if not query.strip():
-                raise EmptyQuery(f"{where} is empty: give some text to search for")
-            if len(query) > settings.max_text_chars:
-                raise LimitExceeded(f"{where} has {len(query)} characters; the limit is "
-                                    f"{settings.max_text_chars} (SEMSEARCH_MAX_TEXT_CHARS)")
+            check_text(where, query, settings, EmptyQuery)
         if len(queries) > settings.max_queries:
             raise LimitExceeded(f"{len(queries)} queries in one request; the limit is "
                                 f"{settings.max_queries} (SEMSEARCH_MAX_QUERIES)")
@@ -81,4 +78,4 @@ class Searcher:
     def _check_model(collection: Collection, model: str | None) -> None:
         if model is not None:
             stored = collection.model
-            check_model(collection.name, stored, resolve_model_name(model), stored.dimension)
+            check_model(collection.name, stored, alias_name(model), stored.dimension)

@@ -1,11 +1,13 @@
-"""Checks shared by the similarity and embeddings services: non-empty, bounded texts."""
+"""Checks shared by every service that takes text: non-empty, bounded."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 from search_api.config import ApiSettings
 from search_api.errors import EmptyText, LimitExceeded
+from storage import SemsearchError
 
 
 def check_texts(field: str, texts: Sequence[str], settings: ApiSettings) -> None:
@@ -29,10 +31,23 @@ def check_texts(field: str, texts: Sequence[str], settings: ApiSettings) -> None
         check_text(f"{field}[{position}]", text, settings)
 
 
-def check_text(where: str, text: str, settings: ApiSettings) -> None:
-    """Refuse a blank or over-long text, naming `where` it was."""
-    if not text.strip():
-        raise EmptyText(f"{where} is empty: give some text")
+def is_blank(text: str) -> bool:
+    """Nothing a model can read: only white space, control or format characters (ZWSP, BOM)."""
+    return all(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
+
+
+def check_text(where: str, text: str, settings: ApiSettings,
+               empty_error: type[SemsearchError] = EmptyText) -> None:
+    """Refuse a blank or over-long text, naming `where` it was.
+
+    Args:
+        where: the request field (and index), for the message.
+        text: the text sent there.
+        settings: for SEMSEARCH_MAX_TEXT_CHARS.
+        empty_error: the error class for a blank text (EmptyQuery for queries).
+    """
+    if is_blank(text):
+        raise empty_error(f"{where} is empty: give some text")
     if len(text) > settings.max_text_chars:
         raise LimitExceeded(f"{where} has {len(text)} characters; the limit is "
                             f"{settings.max_text_chars} (SEMSEARCH_MAX_TEXT_CHARS)")

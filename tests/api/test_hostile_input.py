@@ -125,7 +125,20 @@ def test_unusable_model_names(client: TestClient) -> None:
     raw = b'{"query": "x", "model": "\\ud800"}'
     response = client.post(SEARCH, content=raw, headers={"content-type": "application/json"})
     assert_error(response, 422, "invalid_request", "Unicode")
-    assert_error(client.post(SEARCH, json={"query": "x", "model": "~nobody-such-user/m"}), 400,
-                 "unknown_model", "not a usable model name")
-    assert_error(client.post(DOCS, json={"documents": [{"id": "a", "text": "x"}],
-                                         "model": "~nobody-such-user/m"}), 400, "unknown_model")
+    assert_error(client.post(SEARCH, json={"query": "x", "model": "~nobody-such-user/m"}), 409,
+                 "model_mismatch")
+    # Client names never touch the filesystem: an existing and a missing user answer alike.
+    answers = []
+    for model in ("~root/m", "~nobody-such-user/m"):
+        response = client.post("/collections/new/documents",
+                               json={"documents": [{"id": "a", "text": "x"}], "model": model})
+        assert_error(response, 400, "unknown_model", "is not available on this server")
+        answers.append(response.json()["error"]["message"].replace(model, "M"))
+    assert answers[0] == answers[1]
+
+
+def test_invisible_text_counts_as_empty(client: TestClient) -> None:
+    for blank in ("\u200b", "\ufeff \u200b", "\x00", " \t\n"):
+        assert_error(client.post(SEARCH, json={"query": blank}), 400, "empty_query")
+        assert_error(client.post(DOCS, json={"documents": [{"id": "z", "text": blank}]}), 400,
+                     "empty_text", "documents[0]")

@@ -68,3 +68,27 @@ def test_metrics_count_requests_by_route_and_report_sizes(client) -> None:  # ty
     samples = metric_samples(client.get("/metrics").text)
     assert samples[("semsearch_encode_batch_size_sum", encodes)] == 7
     assert samples[("semsearch_collection_generation", (("collection", "docs"),))] == 1
+
+
+def test_api_key_scheme_is_case_insensitive_and_probes_work_behind_a_prefix(
+        data_dir: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    settings = ApiSettings(data_dir=data_dir, api_key="s3cret")  # type: ignore[arg-type]
+    from fastapi.testclient import TestClient
+
+    from search_api.main import create_app
+
+    app = create_app(settings, encoders={minilm.name: minilm})
+    with TestClient(app, root_path="/api") as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/collections", headers={"Authorization": "bearer s3cret"}).status_code == 200
+        assert client.get("/collections", headers={"Authorization": "Bearer  s3cret "}).status_code == 200
+        assert client.get("/collections", headers={"Authorization": "Basic s3cret"}).status_code == 401
+
+
+def test_made_up_methods_do_not_grow_the_metrics(client) -> None:  # type: ignore[no-untyped-def]
+    for i in range(30):
+        client.request(f"ZZ{i}", "/anything")
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    methods = {s.labels["method"] for s in families["semsearch_http_requests"].samples}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    assert "other" in methods

@@ -102,3 +102,46 @@ def test_unreadable_database_and_unknown_collection(folder: Path) -> None:
     assert "unreadable" in check_collection(folder.parent, "c").errors[0]
     result = CliRunner().invoke(cli, ["check", "-c", "nope", "--data-dir", str(folder.parent)])
     assert result.exit_code == 1 and "does not exist" in result.stderr
+
+
+def test_check_while_a_writer_commits(folder: Path) -> None:
+    """Checks racing a writer that commits (and deletes old index files) never report damage."""
+    import threading
+
+    rng = np.random.default_rng(5)
+    stop = threading.Event()
+    collection = Collection.open(folder.parent, "c")
+
+    def write() -> None:
+        with collection.writer() as writer:
+            for n in range(200):
+                if stop.is_set():
+                    return
+                writer.commit([DocumentInput(doc_id=f"w{n}", text=f"w{n}", vector=unit(rng))])
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    reports = []
+    try:
+        while thread.is_alive() and len(reports) < 500:  # check for as long as the writer commits
+            reports.append(check_collection(folder.parent, "c"))
+    finally:
+        stop.set()
+        thread.join(30)
+        collection.close()
+    assert [r.errors for r in reports if not r.ok] == []
+    assert len({r.generation for r in reports}) >= 2  # the checks really overlapped commits
+
+
+def test_malformed_vector_blob_and_manifest_bytes(folder: Path) -> None:
+    with sqlite3.connect(folder / "metadata.db") as conn:
+        conn.execute("UPDATE documents SET vector = x'0102' WHERE doc_id = '5'")
+    report = check_collection(folder.parent, "c")
+    assert any("malformed" in error for error in report.errors)
+    (folder / "manifest.json").write_bytes(b"\xff\xfe not utf-8")
+    assert any("manifest" in w for w in check_collection(folder.parent, "c").warnings)
+
+
+def test_nothing_to_check_is_an_error(tmp_path: Path) -> None:
+    code, _, err = run_check(tmp_path / "nowhere")
+    assert code == 1 and "no collections" in err

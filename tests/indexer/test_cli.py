@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -211,9 +212,12 @@ def test_second_writer_fails_or_waits(tmp_path: Path) -> None:
         code, _, err = run("delete", "-c", "c1", "a", data_dir=tmp_path)
         assert code == 1 and "being written by another process" in err
         threading.Timer(1.0, release.set).start()
+        started = time.monotonic()
         code, out, err = run("delete", "-c", "c1", "a", "--wait", data_dir=tmp_path)
         assert code == 0 and "deleted 1" in out, err
+        assert time.monotonic() - started >= 0.9  # it waited for the other writer
     finally:
         release.set()
         thread.join(10)
+        holder.close()
     assert Collection.open(tmp_path, "c1").count == 2

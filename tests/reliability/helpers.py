@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -40,8 +41,9 @@ def running_server(data_dir: Path, timeout: float = 120.0) -> Iterator[str]:
     """`semsearch serve` on a free loopback port; yields its base URL; always stopped."""
     port = free_port()
     log = open(data_dir.parent / f"server-{port}.log", "wb")  # noqa: SIM115 - closed below
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")}
     server = subprocess.Popen(cli("serve", "--port", str(port), "--data-dir", str(data_dir)),
-                              stdout=log, stderr=subprocess.STDOUT)
+                              stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

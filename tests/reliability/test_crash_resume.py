@@ -28,6 +28,17 @@ def committed_generation(data_dir: Path) -> int:
         return -1
 
 
+def wait_for_commit(data_dir: Path, after: int, process: subprocess.Popen[bytes],
+                    deadline: float) -> int:
+    """Wait until the committed generation passes `after` (collection creation, 0, excluded)."""
+    while True:
+        generation = committed_generation(data_dir)
+        if generation > max(after, 0):
+            return generation
+        assert process.poll() is None and time.monotonic() < deadline, "the indexer stopped"
+        time.sleep(0.01)
+
+
 def assert_whole(data_dir: Path, texts: dict[str, str]) -> int:
     """The committed generation is consistent and holds only true copies of corpus rows."""
     report = check_collection(data_dir, "crash")
@@ -50,16 +61,18 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     kills, progress = 0, []
     deadline = time.monotonic() + 300
     while kills < KILLS and time.monotonic() < deadline:
-        before = committed_generation(data_dir)
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # Wait for this run's first commit whatever the machine's speed, then kill at a random
-        # moment of the following commit cycles (encoding, staging, index save, SQLite commit).
-        while committed_generation(data_dir) <= before and process.poll() is None:
-            assert time.monotonic() < deadline, "the indexer made no progress"
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.25))
+        log = open(tmp_path / f"run-{kills}.log", "wb")  # noqa: SIM115 - closed below
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        # Whatever the machine's speed: wait for two commits of this run, then kill at a random
+        # moment of the next commit cycle (encoding, staging, index save or SQLite commit).
+        first = wait_for_commit(data_dir, committed_generation(data_dir), process, deadline)
+        started = time.monotonic()
+        wait_for_commit(data_dir, first, process, deadline)
+        time.sleep(rng.uniform(0.0, time.monotonic() - started))
+        log.close()
         if process.poll() is not None:
-            pytest.fail(f"index finished before {KILLS} kills; make the corpus larger")
+            pytest.fail(f"index exited ({process.returncode}) before {KILLS} kills: "
+                        f"{(tmp_path / f'run-{kills}.log').read_text()[-2000:]}")
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         kills += 1

@@ -1,0 +1,250 @@
+"""FAQ collections: import (atomic replace), intent ranking, and threshold calibration."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from indexer.encoding import Encoder, Kind
+from indexer.faq import FaqEntry, LabelledQuery
+from indexer.pipeline import open_collection
+from storage import Collection, DocumentInput, Hit, check_model
+from storage.faq_store import (
+    FaqConfig,
+    NotAnFaq,
+    read_faq_config,
+    stored_doc_ids,
+    write_faq_config,
+)
+
+# e5-style models recommend the "query" prefix on both sides of a symmetric task; an FAQ
+# question and a user's message are both questions, so both are encoded as queries.
+QUESTION_KIND: Kind = "query"
+DEFAULT_SEARCH_DEPTH = 50
+_ENCODE_BATCH = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaqImportStats:
+    intents: int
+    questions: int
+    added: int
+    updated: int
+    unchanged: int
+    deleted: int
+    threshold: float
+
+    def summary(self) -> str:
+        return (f"{self.intents} intents, {self.questions} questions ({self.added} added, "
+                f"{self.updated} updated, {self.unchanged} unchanged, {self.deleted} removed); "
+                f"threshold {self.threshold:.4f}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntentScore:
+    """An intent's score for one query: the best score over its questions, and that question."""
+
+    intent: str
+    question: str
+    answer: str
+    score: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calibration:
+    """The chosen threshold and the figures that justify it (fractions in [0, 1])."""
+
+    threshold: float
+    accuracy_at_1: float  # in-scope queries whose best intent is right, threshold ignored
+    accuracy: float  # all queries at the threshold: right intent matched, or OOS not matched
+    oos_precision: float  # of the queries not matched, the share that are out of scope
+    oos_recall: float  # of the out-of-scope queries, the share not matched
+    in_scope: int
+    out_of_scope: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {"accuracy_at_1": self.accuracy_at_1, "accuracy": self.accuracy,
+                "oos_precision": self.oos_precision, "oos_recall": self.oos_recall,
+                "in_scope": float(self.in_scope), "out_of_scope": float(self.out_of_scope)}
+
+
+def question_id(intent: str, question: str) -> str:
+    """Stable document id of a question: its intent and a hash of its text."""
+    digest = hashlib.sha256(f"{intent}\x1f{question}".encode()).hexdigest()[:16]
+    return f"{intent}::{digest}"
+
+
+def import_faq(data_dir: Path, name: str, encoder: Encoder, entries: Sequence[FaqEntry], *,
+               default_threshold: float, lock_timeout: float = 0.0) -> FaqImportStats:
+    """Build or replace an FAQ collection: one document per question, one commit.
+
+    Questions are upserted by id (unchanged texts are not re-encoded) and every stored
+    question no longer in `entries` is deleted in the same commit, so readers see either
+    the old FAQ or the new one. A re-import keeps the stored (calibrated) threshold.
+
+    Args:
+        data_dir: folder of collections.
+        name: the FAQ collection.
+        encoder: its model (a different model than the collection's is an error).
+        entries: the parsed FAQ (see indexer.faq.read_faq).
+        default_threshold: threshold of a new FAQ, until `faq calibrate`.
+        lock_timeout: seconds to wait for another writer.
+
+    Returns:
+        Counts of what changed and the threshold in force.
+    """
+    collection = open_collection(data_dir, name, encoder)
+    try:
+        config = read_faq_config(collection.folder)
+        if config is None and collection.count > 0:
+            raise NotAnFaq(f"collection '{name}' exists and is not an FAQ collection; "
+                           "choose another --name")
+        docs = [DocumentInput(doc_id=question_id(e.intent, q), text=q,
+                              metadata={"intent": e.intent, "answer": e.answer, "faq": True})
+                for e in entries for q in e.questions]
+        with collection.writer(timeout=lock_timeout) as writer:
+            keep = {d.doc_id for d in docs}
+            stale = sorted(stored_doc_ids(collection.folder) - keep)
+            commit = writer.commit(_with_vectors(collection, encoder, docs), deletes=stale)
+        if config is None:
+            config = FaqConfig(threshold=default_threshold, question_kind=QUESTION_KIND)
+        write_faq_config(collection.folder, config)
+        return FaqImportStats(intents=len(entries), questions=len(docs), added=commit.added,
+                              updated=commit.updated, unchanged=commit.unchanged,
+                              deleted=commit.deleted, threshold=config.threshold)
+    finally:
+        collection.close()
+
+
+def _with_vectors(collection: Collection, encoder: Encoder,
+                  docs: list[DocumentInput]) -> list[DocumentInput]:
+    needs = collection.needs_vectors([(d.doc_id, d.text) for d in docs])
+    changed = [d for d, need in zip(docs, needs, strict=True) if need]
+    vectors: dict[str, np.ndarray] = {}
+    for start in range(0, len(changed), _ENCODE_BATCH):
+        batch = changed[start:start + _ENCODE_BATCH]
+        encoded = encoder.encode_batch([d.text for d in batch], QUESTION_KIND)
+        vectors.update(zip((d.doc_id for d in batch), encoded.vectors, strict=True))
+    return [replace(d, vector=vectors.get(d.doc_id)) for d in docs]
+
+
+def rank_intents(hits: Sequence[Hit]) -> list[IntentScore]:
+    """Group question hits by intent (score = its best question's), best intent first."""
+    best: dict[str, IntentScore] = {}
+    for hit in hits:
+        intent = str(hit.metadata.get("intent", ""))
+        if intent and (intent not in best or hit.score > best[intent].score):
+            best[intent] = IntentScore(intent=intent, question=hit.text,
+                                       answer=str(hit.metadata.get("answer", "")), score=hit.score)
+    return sorted(best.values(), key=lambda s: (-s.score, s.intent))
+
+
+def match_queries(collection: Collection, encoder: Encoder, queries: Sequence[str], *,
+                  depth: int = DEFAULT_SEARCH_DEPTH) -> tuple[list[list[IntentScore]], list[bool]]:
+    """Rank the FAQ's intents for each query (the questions' top `depth` hits, grouped).
+
+    Args:
+        collection: an FAQ collection.
+        encoder: its model.
+        queries: user messages.
+        depth: how many questions to retrieve per query before grouping by intent.
+
+    Returns:
+        Per query, its intents best first; and which queries were truncated.
+    """
+    check_model(collection.name, collection.model, encoder.name, encoder.dimension)
+    ranked: list[list[IntentScore]] = []
+    truncated: list[bool] = []
+    for start in range(0, len(queries), _ENCODE_BATCH):
+        encoded = encoder.encode_batch(list(queries[start:start + _ENCODE_BATCH]), QUESTION_KIND)
+        for hits in collection.search(encoded.vectors, max(1, depth)):
+            ranked.append(rank_intents(hits))
+        truncated.extend(encoded.truncated)
+    return ranked, truncated
+
+
+def choose_threshold(best: Sequence[tuple[str | None, float]],
+                     gold: Sequence[str | None]) -> Calibration:
+    """The threshold that maximises accuracy over in-scope and out-of-scope queries.
+
+    A query is right if it is in scope, matched (score >= threshold) and its best intent
+    is the gold one, or if it is out of scope (gold None) and not matched. Accuracy only
+    changes at the observed scores, so the candidates are: the lowest score (everything
+    matched), the midpoints between consecutive distinct scores (a margin on both sides),
+    and just above the highest (nothing matched). Ties go to the lowest threshold.
+
+    Args:
+        best: per query, its best intent (None if the FAQ returned nothing) and score.
+        gold: per query, the right intent, or None when it is out of scope.
+
+    Returns:
+        The threshold and the accuracy figures at it.
+    """
+    if not best or len(best) != len(gold):
+        raise ValueError("calibration needs one (intent, score) per labelled query")
+    scores = np.array([s for _, s in best], dtype=np.float64)
+    in_scope = np.array([g is not None for g in gold])
+    right = np.array([g is not None and p == g for (p, _), g in zip(best, gold, strict=True)])
+    distinct = np.unique(scores)
+    candidates = np.concatenate([distinct[:1], (distinct[:-1] + distinct[1:]) / 2,
+                                 [min(1.0, float(distinct[-1]) + 1e-6)]])
+    right_scores = np.sort(scores[right])
+    oos_scores = np.sort(scores[~in_scope])
+    # matched = score >= t: right in-scope matches are those >= t, OOS rejections those < t.
+    correct = (len(right_scores) - np.searchsorted(right_scores, candidates, side="left")
+               + np.searchsorted(oos_scores, candidates, side="left"))
+    threshold = float(candidates[int(np.argmax(correct))])
+    return evaluate_threshold(best, gold, threshold)
+
+
+def evaluate_threshold(best: Sequence[tuple[str | None, float]], gold: Sequence[str | None],
+                       threshold: float) -> Calibration:
+    """Accuracy@1, accuracy and out-of-scope precision / recall at a given threshold."""
+    scores = np.array([s for _, s in best], dtype=np.float64)
+    in_scope = np.array([g is not None for g in gold])
+    right = np.array([g is not None and p == g for (p, _), g in zip(best, gold, strict=True)])
+    matched = scores >= threshold
+    correct = (in_scope & right & matched) | (~in_scope & ~matched)
+    rejected = ~matched
+    return Calibration(
+        threshold=threshold,
+        accuracy_at_1=_share(int(np.sum(right)), int(np.sum(in_scope))),
+        accuracy=_share(int(np.sum(correct)), len(gold)),
+        oos_precision=_share(int(np.sum(rejected & ~in_scope)), int(np.sum(rejected))),
+        oos_recall=_share(int(np.sum(rejected & ~in_scope)), int(np.sum(~in_scope))),
+        in_scope=int(np.sum(in_scope)), out_of_scope=int(np.sum(~in_scope)),
+    )
+
+
+def calibrate_faq(collection: Collection, encoder: Encoder, labelled: Sequence[LabelledQuery], *,
+                  depth: int = DEFAULT_SEARCH_DEPTH) -> Calibration:
+    """Choose the FAQ's threshold on labelled queries and store it in its faq.json.
+
+    Args:
+        collection: an FAQ collection (NotAnFaq otherwise).
+        encoder: its model.
+        labelled: queries with their intent (None: out of scope).
+        depth: questions retrieved per query before grouping by intent.
+
+    Returns:
+        The chosen threshold and its accuracy figures.
+    """
+    config = read_faq_config(collection.folder)
+    if config is None:
+        raise NotAnFaq(f"collection '{collection.name}' is not an FAQ collection")
+    ranked, _ = match_queries(collection, encoder, [q.query for q in labelled], depth=depth)
+    best = [(r[0].intent, r[0].score) if r else (None, -1.0) for r in ranked]
+    calibration = choose_threshold(best, [q.intent for q in labelled])
+    write_faq_config(collection.folder, replace(
+        config, threshold=calibration.threshold, calibration=calibration.as_dict(),
+        calibrated_at=datetime.now(timezone.utc).isoformat(timespec="seconds")))
+    return calibration
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0

@@ -1,0 +1,99 @@
+"""`semsearch faq import|calibrate`: build an FAQ collection and set its no-match threshold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from indexer.cli import WAIT_SECONDS, data_dir_option, wait_option
+from indexer.encoding import load_encoder
+from indexer.faq import FAQ_FORMATS, read_faq, read_labelled
+from indexer.faq_build import calibrate_faq, import_faq
+from search_api.config import ApiSettings
+from storage import Collection, list_collections, read_info
+
+_FORMAT = click.Choice(["auto", *FAQ_FORMATS])
+
+
+def _settings(data_dir: Path | None) -> ApiSettings:
+    return ApiSettings() if data_dir is None else ApiSettings(data_dir=data_dir)
+
+
+@click.group()
+def faq() -> None:
+    """FAQ matching: import an FAQ file into a collection, calibrate its threshold.
+
+    Example:
+
+        semsearch faq import faq.yaml --name support
+        semsearch faq calibrate --name support labelled.jsonl
+    """
+
+
+@faq.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--name", "-n", required=True, help="FAQ collection to create or replace.")
+@click.option("--model", "-m", default=None,
+              help="Model alias, folder or hub id [default: the collection's, else SEMSEARCH_MODEL]; "
+                   "use multilingual-e5-small-q4 for Chinese.")
+@click.option("--format", "fmt", type=_FORMAT, default="auto", show_default=True,
+              help="File format; auto goes by the suffix (.csv, .jsonl, .yaml).")
+@wait_option
+@data_dir_option
+def import_command(path: Path, name: str, model: str | None, fmt: str, wait: bool,
+                   data_dir: Path | None) -> None:
+    """Build or replace an FAQ collection from a CSV, JSONL or YAML file.
+
+    Each row has `intent`, `question` (a string or a list; in CSV several rows may share
+    an intent, or one cell may hold questions separated by "|") and `answer`. The file
+    is checked before anything is written; the new FAQ replaces the old one in one commit.
+
+    Example:
+
+        semsearch faq import faq.csv --name support --model all-MiniLM-L6-v2
+    """
+    settings = _settings(data_dir)
+    entries = read_faq(path, fmt)
+    if model is None and name in list_collections(settings.data_dir):
+        model = read_info(settings.data_dir, name).model.name
+    encoder = load_encoder(model or settings.model, allow_download=settings.allow_download,
+                           trust_remote_code=settings.trust_remote_code)
+    stats = import_faq(settings.data_dir, name, encoder, entries,
+                       default_threshold=settings.faq_threshold,
+                       lock_timeout=WAIT_SECONDS if wait else 0.0)
+    click.echo(f"{name}: {stats.summary()}")
+
+
+@faq.command("calibrate")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--name", "-n", required=True, help="FAQ collection to calibrate.")
+@click.option("--format", "fmt", type=_FORMAT, default="auto", show_default=True,
+              help="File format; auto goes by the suffix (.csv, .jsonl, .yaml).")
+@data_dir_option
+def calibrate_command(path: Path, name: str, fmt: str, data_dir: Path | None) -> None:
+    """Choose and store the threshold that maximises accuracy on labelled queries.
+
+    The file has `query` and `intent`; an empty, "oos" or null intent marks a query
+    that no FAQ entry should answer. A query counts as right if it is in scope and
+    matched to its intent, or out of scope and not matched.
+
+    Example:
+
+        semsearch faq calibrate --name support labelled.jsonl
+    """
+    settings = _settings(data_dir)
+    labelled = read_labelled(path, fmt)
+    collection = Collection.open(settings.data_dir, name)
+    try:
+        encoder = load_encoder(collection.model.name, allow_download=settings.allow_download,
+                               trust_remote_code=settings.trust_remote_code)
+        result = calibrate_faq(collection, encoder, labelled, depth=settings.faq_search_depth)
+    finally:
+        collection.close()
+    click.echo(f"{name}: {result.in_scope} in-scope and {result.out_of_scope} out-of-scope queries")
+    click.echo(f"accuracy@1 (in scope, no threshold): {result.accuracy_at_1:.4f}")
+    click.echo(f"accuracy at threshold:               {result.accuracy:.4f}")
+    click.echo(f"out-of-scope precision:              {result.oos_precision:.4f}")
+    click.echo(f"out-of-scope recall:                 {result.oos_recall:.4f}")
+    click.echo(f"threshold (stored):                  {result.threshold:.4f}")

@@ -1,0 +1,308 @@
+// semsearch web page: calls the JSON API of the server that serves it. No build step, no
+// external requests. Text from users and collections only ever goes in through textContent.
+"use strict";
+
+const KEY_STORAGE = "semsearch.apiKey";
+// Listing fields another version of GET /collections may use to mark FAQ collections.
+const FAQ_MARKERS = ["kind", "type", "faq", "is_faq"];
+
+const $ = (id) => document.getElementById(id);
+
+/** Make an element; string children become text nodes (never parsed as HTML). */
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (name === "class") node.className = value;
+    else if (name === "style") node.style.cssText = value;
+    else node.setAttribute(name, value);
+  }
+  for (const child of children) {
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** An error carrying the API's {"error": {"code", "message"}} when there is one. */
+class ApiError extends Error {
+  constructor(message, code, status) {
+    super(message);
+    this.code = code;
+    this.status = status;
+  }
+}
+
+function apiKey() {
+  try {
+    return localStorage.getItem(KEY_STORAGE) || "";
+  } catch (_) {
+    return "";  // storage may be disabled; then the key lives only in the field
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const key = $("api-key").value.trim();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new ApiError(`Cannot reach the server (${err.message}).`, "network", 0);
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch (_) {
+    data = null;  // not JSON: fall back to the status line below
+  }
+  if (!response.ok) {
+    const error = data && data.error;
+    if (error && error.message) throw new ApiError(error.message, error.code, response.status);
+    throw new ApiError(`HTTP ${response.status} ${response.statusText}`.trim(), "http_error",
+      response.status);
+  }
+  return data;
+}
+
+// ---- status and error lines ---------------------------------------------------------------
+
+function showError(prefix, err) {
+  const box = $(`${prefix}-error`);
+  box.replaceChildren(el("span", { class: "error-message" }, err.message));
+  if (err.code && err.status) {
+    box.append(" ", el("span", { class: "error-code" }, `${err.code} · HTTP ${err.status}`));
+  }
+  box.hidden = false;
+}
+
+function clearMessages(prefix) {
+  $(`${prefix}-error`).hidden = true;
+  $(`${prefix}-error`).replaceChildren();
+  $(`${prefix}-status`).textContent = "";
+}
+
+/** Run `work` with the form's button disabled; show its error under the form. */
+async function busy(prefix, label, work) {
+  const button = $(`${prefix}-submit`);
+  clearMessages(prefix);
+  button.disabled = true;
+  $(`${prefix}-status`).textContent = label;
+  try {
+    await work();
+    $(`${prefix}-status`).textContent = "";
+  } catch (err) {
+    $(`${prefix}-status`).textContent = "";
+    showError(prefix, err instanceof ApiError ? err : new ApiError(String(err), "", 0));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+const fmt = (x, digits) => Number(x).toFixed(digits);
+const percent = (cosine) => Math.max(0, Math.min(1, cosine)) * 100;
+
+// ---- tabs ---------------------------------------------------------------------------------
+
+function setupTabs() {
+  const tabs = Array.from(document.querySelectorAll('[role="tab"]'));
+  const select = (tab, focus) => {
+    for (const other of tabs) {
+      const on = other === tab;
+      other.setAttribute("aria-selected", String(on));
+      other.tabIndex = on ? 0 : -1;
+      $(other.getAttribute("aria-controls")).hidden = !on;
+    }
+    if (focus) tab.focus();
+  };
+  tabs.forEach((tab, i) => {
+    tab.addEventListener("click", () => select(tab, false));
+    tab.addEventListener("keydown", (event) => {
+      const moves = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabs.length - 1 };
+      if (!(event.key in moves)) return;
+      event.preventDefault();
+      select(tabs[(moves[event.key] + tabs.length) % tabs.length], true);
+    });
+  });
+}
+
+// ---- collections --------------------------------------------------------------------------
+
+function fillPicker(select, collections, emptyLabel) {
+  const previous = select.value;
+  select.replaceChildren();
+  for (const c of collections) {
+    const label = c.error ? `${c.name} (unavailable)` : `${c.name} · ${c.count ?? "?"} docs`;
+    const option = el("option", { value: c.name }, label);
+    if (c.error) option.disabled = true;
+    select.append(option);
+  }
+  if (!collections.length) select.append(el("option", { value: "" }, emptyLabel));
+  if (collections.some((c) => c.name === previous)) select.value = previous;
+}
+
+function isFaq(c) {
+  return c.kind === "faq" || c.type === "faq" || c.faq === true || c.is_faq === true;
+}
+
+async function loadCollections() {
+  const box = $("global-error");
+  try {
+    const data = await api("GET", "/collections");
+    const all = data.collections || [];
+    const marked = all.some((c) => FAQ_MARKERS.some((m) => m in c));
+    fillPicker($("search-collection"), all, "no collections yet");
+    fillPicker($("faq-collection"), marked ? all.filter(isFaq) : all, "no FAQ collections yet");
+    box.hidden = true;
+  } catch (err) {
+    box.textContent = `Could not list collections: ${err.message}`;
+    box.hidden = false;
+  }
+}
+
+// ---- search -------------------------------------------------------------------------------
+
+function renderHits(hits) {
+  const list = $("search-results");
+  list.replaceChildren();
+  if (!hits.length) {
+    $("search-status").textContent = "No results.";
+    return;
+  }
+  for (const hit of hits) {
+    list.append(el("li", { class: "hit" },
+      el("div", { class: "hit-head" },
+        el("span", { class: "hit-id" }, hit.id),
+        el("span", { class: "hit-score", title: `cosine ${hit.score}` }, fmt(hit.score, 2))),
+      el("p", { class: "hit-text" }, hit.text)));
+  }
+}
+
+async function onSearch(event) {
+  event.preventDefault();
+  const name = $("search-collection").value;
+  const topK = Number.parseInt($("search-top-k").value, 10);
+  $("search-results").replaceChildren();
+  await busy("search", "Searching…", async () => {
+    if (!name) throw new ApiError("Choose a collection first (none are listed).", "", 0);
+    const data = await api("POST", `/collections/${encodeURIComponent(name)}/search`,
+      { query: $("search-query").value, top_k: Number.isNaN(topK) ? 5 : topK });
+    renderHits(data.hits);
+    if (data.hits.length) {
+      $("search-status").textContent =
+        `${data.hits.length} results from ${data.collection} (${data.model}), ${fmt(data.took_ms, 0)} ms`;
+    }
+  });
+}
+
+// ---- similarity ---------------------------------------------------------------------------
+
+function renderGauge(similarity) {
+  const pct = percent(similarity);
+  $("gauge-fill").setAttribute("stroke-dasharray", `${fmt(pct, 2)} 100`);
+  $("gauge-value").textContent = `${fmt(pct, 1)}%`;
+  $("gauge-cosine").textContent = `cosine ${fmt(similarity, 4)}`;
+  $("gauge").dataset.similarity = String(similarity);
+  $("gauge").hidden = false;
+}
+
+async function onSimilarity(event) {
+  event.preventDefault();
+  await busy("similarity", "Comparing…", async () => {
+    const data = await api("POST", "/similarity",
+      { sentence_a: $("sentence-a").value, sentence_b: $("sentence-b").value });
+    renderGauge(data.similarity);
+  });
+}
+
+// ---- ranking ------------------------------------------------------------------------------
+
+function renderRanking(candidates, scores) {
+  const chart = $("ranking-chart");
+  chart.replaceChildren();
+  const order = candidates.map((text, index) => ({ text, index, score: scores[index] }))
+    .sort((a, b) => b.score - a.score);
+  for (const item of order) {
+    chart.append(el("li", { class: "bar-row", "data-index": String(item.index),
+      "data-score": String(item.score) },
+      el("span", { class: "bar-label" }, `${item.index + 1}. ${item.text}`),
+      el("span", { class: "bar-track" },
+        el("span", { class: "bar", style: `width: ${fmt(percent(item.score), 2)}%` })),
+      el("span", { class: "bar-value" }, fmt(item.score, 3))));
+  }
+}
+
+async function onRanking(event) {
+  event.preventDefault();
+  const candidates = $("ranking-candidates").value.split("\n").map((s) => s.trim())
+    .filter((s) => s.length);
+  $("ranking-chart").replaceChildren();
+  await busy("ranking", "Ranking…", async () => {
+    const data = await api("POST", "/similarity",
+      { source_sentence: [$("ranking-source").value], sentences_to_compare: candidates });
+    renderRanking(candidates, data.scores);
+  });
+}
+
+// ---- FAQ ----------------------------------------------------------------------------------
+
+function renderFaq(data) {
+  const box = $("faq-result");
+  box.replaceChildren();
+  if (data.matched) {
+    box.append(el("div", { class: "faq-match" },
+      el("p", { class: "faq-intent" }, el("strong", {}, "Intent: "), data.intent ?? ""),
+      el("p", { class: "faq-answer" }, data.answer ?? ""),
+      el("p", { class: "note" },
+        `score ${fmt(data.score, 2)} (threshold ${fmt(data.threshold, 2)})`)));
+    return;
+  }
+  box.append(el("p", { class: "faq-nomatch" },
+    el("strong", {}, "No match"),
+    ` (best score ${data.score == null ? "–" : fmt(data.score, 2)}, threshold ${fmt(data.threshold, 2)})`));
+  const candidates = data.candidates || [];
+  if (candidates.length) {
+    box.append(el("p", {}, "Best candidates:"), el("ol", { class: "faq-candidates" },
+      ...candidates.map((c) => el("li", {},
+        el("span", { class: "faq-cand-intent" }, c.intent), " — ",
+        el("span", { class: "faq-cand-question" }, c.question), " ",
+        el("span", { class: "hit-score" }, fmt(c.score, 2))))));
+  }
+}
+
+async function onFaq(event) {
+  event.preventDefault();
+  const name = $("faq-collection").value;
+  $("faq-result").replaceChildren();
+  await busy("faq", "Matching…", async () => {
+    if (!name) throw new ApiError("Choose an FAQ first (none are listed).", "", 0);
+    const data = await api("POST", `/faq/${encodeURIComponent(name)}/match`,
+      { query: $("faq-query").value, top_k: 3 });
+    renderFaq(data);
+  });
+}
+
+// ---- start --------------------------------------------------------------------------------
+
+function start() {
+  setupTabs();
+  const keyField = $("api-key");
+  keyField.value = apiKey();
+  keyField.addEventListener("change", () => {
+    try {
+      localStorage.setItem(KEY_STORAGE, keyField.value.trim());
+    } catch (_) {
+      // storage disabled: the key still works for this page
+    }
+    loadCollections();
+  });
+  $("search-form").addEventListener("submit", onSearch);
+  $("similarity-form").addEventListener("submit", onSimilarity);
+  $("ranking-form").addEventListener("submit", onRanking);
+  $("faq-form").addEventListener("submit", onFaq);
+  loadCollections();
+}
+
+document.addEventListener("DOMContentLoaded", start);

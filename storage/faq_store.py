@@ -1,0 +1,99 @@
+"""FAQ sidecar: the `faq.json` that marks a collection as an FAQ and keeps its threshold.
+
+Why a file next to the collection rather than a row in its SQLite `meta` table: the
+threshold changes on its own (`faq calibrate`) without any document changing, and a
+commit of the collection is the only way its database changes (each commit is a new
+generation that rewrites the FAISS index). A small JSON file in the collection folder,
+replaced atomically with os.replace, lives and dies with the collection (deleting the
+folder deletes it) and never touches the vectors. `faq import` writes it after its
+commit, so a collection without the file is never mistaken for a finished FAQ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from storage.errors import SemsearchError, StorageError
+from storage.metadata import MetadataStore
+from storage.records import DB_FILE
+
+FAQ_FILE = "faq.json"
+FORMAT_VERSION = 1
+
+
+class NotAnFaq(SemsearchError):
+    """The collection exists but was not built by `semsearch faq import`."""
+
+    code = "not_an_faq"
+    status = 400
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaqConfig:
+    """What an FAQ collection needs besides its documents.
+
+    Attributes:
+        threshold: cosine score at or above which the best intent is a match.
+        question_kind: how the questions were encoded ("query": FAQ matching is symmetric).
+        calibrated_at: when `faq calibrate` set the threshold (None: still the default).
+        calibration: the accuracy figures measured when it was calibrated.
+    """
+
+    threshold: float
+    question_kind: str = "query"
+    calibrated_at: str | None = None
+    calibration: dict[str, float] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+
+def read_faq_config(folder: Path) -> FaqConfig | None:
+    """The FAQ settings of the collection in `folder`, or None if it is not an FAQ."""
+    path = Path(folder) / FAQ_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return FaqConfig(threshold=float(raw["threshold"]),
+                         question_kind=str(raw.get("question_kind", "query")),
+                         calibrated_at=raw.get("calibrated_at"),
+                         calibration={str(k): float(v) for k, v in
+                                      (raw.get("calibration") or {}).items()},
+                         format_version=int(raw.get("format_version", FORMAT_VERSION)))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise StorageError(f"{path} is unreadable: {exc}") from exc
+
+
+def require_faq_config(folder: Path, name: str) -> FaqConfig:
+    """Like read_faq_config, but a collection that is not an FAQ is a NotAnFaq error."""
+    config = read_faq_config(folder)
+    if config is None:
+        raise NotAnFaq(f"collection '{name}' is not an FAQ collection (it has no {FAQ_FILE}); "
+                       "build one with `semsearch faq import FILE --name NAME`")
+    return config
+
+
+def write_faq_config(folder: Path, config: FaqConfig) -> None:
+    """Write faq.json atomically: a temp file in the same folder, fsynced, then os.replace."""
+    path = Path(folder) / FAQ_FILE
+    tmp = path.with_name(f".{FAQ_FILE}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            json.dump(asdict(config), handle, ensure_ascii=False, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def stored_doc_ids(folder: Path) -> set[str]:
+    """Every document id in the collection's database (an FAQ is small: a few thousand)."""
+    store = MetadataStore(Path(folder) / DB_FILE)
+    try:
+        return {str(row[0]) for row in store.conn.execute("SELECT doc_id FROM documents")}
+    finally:
+        store.close()
