@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,10 @@ def test_searches_during_bulk_index_have_no_errors(tmp_path: Path) -> None:
                 "--commit-every", "64", "--data-dir", str(data_dir)),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            done, errors, counts = asyncio.run(search_until(base, indexer, time.monotonic() + 180))
+            # Its own thread: a session fixture (Playwright's) may own this thread's event loop.
+            with ThreadPoolExecutor(1) as pool:
+                done, errors, counts = pool.submit(
+                    asyncio.run, search_until(base, indexer, time.monotonic() + 180)).result()
             assert indexer.wait(timeout=180) == 0, indexer.stderr.read() if indexer.stderr else ""
         finally:
             if indexer.poll() is None:

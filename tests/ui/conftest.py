@@ -6,16 +6,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-import httpx
 import pytest
 
-from tests.reliability.helpers import free_port
+from tests.servers import clean_env, cli, running_server
 
 MODEL = "multilingual-e5-small-q4"
 CHROMIUM = os.environ.get("SEMSEARCH_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -55,16 +52,9 @@ def _missing_browser(reason: str) -> NoReturn:
 
 
 def _run_cli(*args: str, env: dict[str, str]) -> None:
-    done = subprocess.run([sys.executable, "-m", "search_api.cli", *args], env=env,
+    done = subprocess.run(cli(*args), env=env,
                           capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
     assert done.returncode == 0, f"semsearch {' '.join(args)} failed:\n{done.stderr[-3000:]}"
-
-
-def _clean_env() -> dict[str, str]:
-    # The developer's own SEMSEARCH_* settings (an API key, a data dir) must not leak in.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")}
-    env.update(SEMSEARCH_MODEL=MODEL, HF_HUB_OFFLINE="1")
-    return env
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +73,7 @@ def screenshots(ui_tmp: Path) -> Path:
 def server(ui_tmp: Path) -> Iterator[str]:
     """Base URL of `semsearch serve` over collection 'docs' (DOCS) and FAQ 'support' (FAQ),
     both built by the CLI."""
-    env = _clean_env()
+    env = clean_env(SEMSEARCH_MODEL=MODEL)
     data_dir = ui_tmp / "data"
     corpus = ui_tmp / "docs.jsonl"
     corpus.write_text("".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n"
@@ -95,33 +85,8 @@ def server(ui_tmp: Path) -> Iterator[str]:
                    encoding="utf-8")
     _run_cli("faq", "import", str(faq), "--name", "support", "-m", MODEL, "--data-dir",
              str(data_dir), env={**env, "SEMSEARCH_FAQ_THRESHOLD": FAQ_THRESHOLD})
-    port = free_port()
-    log_path = ui_tmp / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "search_api.cli", "serve", "--port", str(port),
-             "--data-dir", str(data_dir)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            log_tail = log_path.read_text(errors="replace")[-3000:]
-            assert process.poll() is None, f"server exited:\n{log_tail}"
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass  # not listening yet
-            assert time.monotonic() < deadline, f"server not ready:\n{log_tail}"
-            time.sleep(0.2)
+    with running_server(data_dir, env=env, timeout=START_TIMEOUT_S) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
 
 
 @pytest.fixture(scope="session")
