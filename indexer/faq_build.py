@@ -107,13 +107,15 @@ def import_faq(data_dir: Path, name: str, encoder: Encoder, entries: Sequence[Fa
         docs = [DocumentInput(doc_id=question_id(e.intent, q), text=q,
                               metadata={"intent": e.intent, "answer": e.answer, "faq": True})
                 for e in entries for q in e.questions]
+        if config is None:
+            # Before the commit: a crash in between leaves an FAQ that a re-import can finish.
+            # After it, faq.json is never rewritten here, so a concurrent calibration stands.
+            config = FaqConfig(threshold=default_threshold, question_kind=QUESTION_KIND)
+            write_faq_config(collection.folder, config)
         with collection.writer(timeout=lock_timeout) as writer:
             keep = {d.doc_id for d in docs}
             stale = sorted(stored_doc_ids(collection.folder) - keep)
             commit = writer.commit(_with_vectors(collection, encoder, docs), deletes=stale)
-        if config is None:
-            config = FaqConfig(threshold=default_threshold, question_kind=QUESTION_KIND)
-        write_faq_config(collection.folder, config)
         return FaqImportStats(intents=len(entries), questions=len(docs), added=commit.added,
                               updated=commit.updated, unchanged=commit.unchanged,
                               deleted=commit.deleted, threshold=config.threshold)
@@ -175,7 +177,7 @@ def choose_threshold(best: Sequence[tuple[str | None, float]],
     A query is right if it is in scope, matched (score >= threshold) and its best intent
     is the gold one, or if it is out of scope (gold None) and not matched. Accuracy only
     changes at the observed scores, so the candidates are: the lowest score (everything
-    matched), the midpoints between consecutive distinct scores (a margin on both sides),
+    matched: -1), the midpoints between consecutive distinct scores (a margin on both sides),
     and just above the highest (nothing matched). Ties go to the lowest threshold.
 
     Args:
@@ -191,8 +193,12 @@ def choose_threshold(best: Sequence[tuple[str | None, float]],
     in_scope = np.array([g is not None for g in gold])
     right = np.array([g is not None and p == g for (p, _), g in zip(best, gold, strict=True)])
     distinct = np.unique(scores)
-    candidates = np.concatenate([distinct[:1], (distinct[:-1] + distinct[1:]) / 2,
-                                 [min(1.0, float(distinct[-1]) + 1e-6)]])
+    # Everything matched: the cosine floor, not the lowest score seen (which would reject any
+    # paraphrase a little weaker than the labelled ones). Nothing matched: just above the top
+    # score, unclipped (float32 cosines can exceed 1.0 by an ulp).
+    candidates = np.concatenate([[min(-1.0, float(distinct[0]))],
+                                 (distinct[:-1] + distinct[1:]) / 2,
+                                 [np.nextafter(float(distinct[-1]), np.inf)]])
     right_scores = np.sort(scores[right])
     oos_scores = np.sort(scores[~in_scope])
     # matched = score >= t: right in-scope matches are those >= t, OOS rejections those < t.

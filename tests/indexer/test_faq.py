@@ -164,11 +164,15 @@ def test_choose_threshold_on_a_hand_made_example() -> None:
     tie = choose_threshold([("a", 0.9), ("b", 0.8), ("c", 0.7), ("a", 0.6), ("b", 0.4), ("a", 0.3)],
                            ["a", "b", None, "a", None, "b"])
     assert tie.threshold == pytest.approx(0.5) and tie.accuracy == pytest.approx(4 / 6)
-    # All in scope and right: the lowest score, everything matched.
-    assert choose_threshold([("a", 0.5), ("a", 0.7)], ["a", "a"]).threshold == pytest.approx(0.5)
-    # All out of scope: above the highest score, nothing matched.
+    # All in scope and right: everything matched, down to the cosine floor (a paraphrase
+    # weaker than every labelled query must still match).
+    assert choose_threshold([("a", 0.5), ("a", 0.7)], ["a", "a"]).threshold == -1.0
+    assert choose_threshold([("a", 1.0000001)], ["a"]).threshold == -1.0
+    # All out of scope: above the highest score, nothing matched, even for float32 cosines > 1.
     only_oos = choose_threshold([("a", 0.5), ("a", 0.7)], [None, None])
     assert only_oos.threshold > 0.7 and only_oos.accuracy == 1.0
+    top = choose_threshold([("a", 1.0000001192092896)], [None])
+    assert top.threshold > 1.0000001192092896 and top.accuracy == 1.0
 
 
 def test_calibrate_stores_the_threshold(tmp_path: Path, minilm: Encoder) -> None:
@@ -210,3 +214,20 @@ def test_cli_import_and_calibrate(tmp_path: Path, minilm: Encoder) -> None:
 def test_faq_commands_have_help_with_an_example(command: list[str]) -> None:
     result = CliRunner().invoke(cli, [*command, "--help"])
     assert result.exit_code == 0 and "Example:" in result.output
+
+
+def test_an_interrupted_first_import_can_be_finished(tmp_path: Path, minilm: Encoder,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage.collection import CollectionWriter
+
+    entries = read_faq(FAQ_DIR / "support_en.yaml")
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # the user pressed Ctrl-C during the first commit
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CollectionWriter, "commit", crash)
+        with pytest.raises(KeyboardInterrupt):
+            import_faq(tmp_path, "support", minilm, entries, default_threshold=0.3)
+    stats = import_faq(tmp_path, "support", minilm, entries, default_threshold=0.3)
+    assert stats.added == sum(len(e.questions) for e in entries) and stats.threshold == 0.3
