@@ -12,7 +12,7 @@ import numpy as np
 
 from indexer.encoding import Encoder, Kind
 from indexer.faq import FaqEntry, LabelledQuery
-from indexer.pipeline import open_collection
+from indexer.pipeline import attach_vectors, open_collection
 from storage import Collection, DocumentInput, Hit, check_model
 from storage.faq_store import (
     FaqConfig,
@@ -115,24 +115,13 @@ def import_faq(data_dir: Path, name: str, encoder: Encoder, entries: Sequence[Fa
         with collection.writer(timeout=lock_timeout) as writer:
             keep = {d.doc_id for d in docs}
             stale = sorted(stored_doc_ids(collection.folder) - keep)
-            commit = writer.commit(_with_vectors(collection, encoder, docs), deletes=stale)
+            prepared, _ = attach_vectors(collection, encoder, docs, QUESTION_KIND, _ENCODE_BATCH)
+            commit = writer.commit(prepared, deletes=stale)
         return FaqImportStats(intents=len(entries), questions=len(docs), added=commit.added,
                               updated=commit.updated, unchanged=commit.unchanged,
                               deleted=commit.deleted, threshold=config.threshold)
     finally:
         collection.close()
-
-
-def _with_vectors(collection: Collection, encoder: Encoder,
-                  docs: list[DocumentInput]) -> list[DocumentInput]:
-    needs = collection.needs_vectors([(d.doc_id, d.text) for d in docs])
-    changed = [d for d, need in zip(docs, needs, strict=True) if need]
-    vectors: dict[str, np.ndarray] = {}
-    for start in range(0, len(changed), _ENCODE_BATCH):
-        batch = changed[start:start + _ENCODE_BATCH]
-        encoded = encoder.encode_batch([d.text for d in batch], QUESTION_KIND)
-        vectors.update(zip((d.doc_id for d in batch), encoded.vectors, strict=True))
-    return [replace(d, vector=vectors.get(d.doc_id)) for d in docs]
 
 
 def rank_intents(hits: Sequence[Hit]) -> list[IntentScore]:

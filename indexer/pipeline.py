@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 
-from indexer.encoding import Encoder
+import numpy as np
+
+from indexer.encoding import Encoder, Kind
 from indexer.models import IndexStats, SourceDocument
 from indexer.sources import SourceSpec, read_documents
 from storage import Collection, CommitStats, DocumentInput, ModelInfo, check_model
@@ -106,16 +108,40 @@ def delete_documents(collection: Collection, doc_ids: Sequence[str],
         return writer.commit(deletes=list(doc_ids))
 
 
+def attach_vectors(collection: Collection, encoder: Encoder, docs: Sequence[DocumentInput],
+                   kind: Kind = "document", batch_size: int = 64
+                   ) -> tuple[list[DocumentInput], int]:
+    """Encode only the documents whose text is new or changed in `collection`.
+
+    Args:
+        collection: where the documents will be committed (its stored hashes decide).
+        encoder: the collection's model.
+        docs: documents without vectors.
+        kind: how to encode them ("document", or "query" for FAQ questions).
+        batch_size: texts per encode call.
+
+    Returns:
+        The documents, those needing one now with a vector; and how many were truncated.
+    """
+    needs = collection.needs_vectors([(d.doc_id, d.text) for d in docs])
+    changed = [d for d, need in zip(docs, needs, strict=True) if need]
+    vectors: dict[int, np.ndarray] = {}  # by object: one request may repeat an id
+    truncated = 0
+    for start in range(0, len(changed), max(1, batch_size)):
+        batch = changed[start:start + max(1, batch_size)]
+        encoded = encoder.encode_batch([d.text for d in batch], kind)
+        truncated += sum(encoded.truncated)
+        vectors.update(zip((id(d) for d in batch), encoded.vectors, strict=True))
+    return [replace(d, vector=vectors.get(id(d))) for d in docs], truncated
+
+
 def _prepare(collection: Collection, encoder: Encoder, batch: list[SourceDocument],
              stats: IndexStats) -> list[DocumentInput]:
     stats.read += len(batch)
-    needs = collection.needs_vectors([(d.doc_id, d.text) for d in batch])
-    changed = [d for d, need in zip(batch, needs, strict=True) if need]
-    encoded = encoder.encode_batch([d.text for d in changed], "document")
-    stats.truncated += sum(encoded.truncated)
-    vectors = dict(zip((id(d) for d in changed), encoded.vectors, strict=True))
-    return [DocumentInput(doc_id=d.doc_id, text=d.text, metadata=d.metadata,
-                          vector=vectors.get(id(d))) for d in batch]
+    docs = [DocumentInput(doc_id=d.doc_id, text=d.text, metadata=d.metadata) for d in batch]
+    prepared, truncated = attach_vectors(collection, encoder, docs, "document", len(docs))
+    stats.truncated += truncated
+    return prepared
 
 
 def _add_commit(stats: IndexStats, commit: CommitStats) -> None:

@@ -9,6 +9,7 @@ from indexer.faq_build import IntentScore, match_queries
 from search_api.config import ApiSettings
 from search_api.errors import EmptyQuery, LimitExceeded
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
+from search_api.services.text_checks import check_text
 from storage.faq_store import require_faq_config
 
 NO_SCORE = -1.0  # the lowest cosine: what an FAQ with no questions scores
@@ -79,11 +80,7 @@ class FaqMatcher:
 
     def _check(self, query: str, top_k: int) -> None:
         settings = self._settings
-        if not query.strip():
-            raise EmptyQuery("query is empty: give the user's question")
-        if len(query) > settings.max_text_chars:
-            raise LimitExceeded(f"query has {len(query)} characters; the limit is "
-                                f"{settings.max_text_chars} (SEMSEARCH_MAX_TEXT_CHARS)")
+        check_text("query", query, settings, EmptyQuery)
         if not 1 <= top_k <= settings.faq_max_top_k:
             raise LimitExceeded(f"top_k must be between 1 and {settings.faq_max_top_k} "
                                 f"(SEMSEARCH_FAQ_MAX_TOP_K), got {top_k}")

@@ -125,6 +125,7 @@ def test_chinese_unrelated_query_is_not_matched(faq_client: TestClient) -> None:
     [
         ("en", {"query": ""}, 400, "empty_query", ["empty"]),
         ("en", {"query": "  \n"}, 400, "empty_query", ["empty"]),
+        ("en", {"query": "\u200b\ufeff"}, 400, "empty_query", ["empty"]),
         ("en", {}, 422, "invalid_request", ["query"]),
         ("en", {"query": 5}, 422, "invalid_request", ["query"]),
         ("en", {"query": "x", "top_k": 0}, 422, "invalid_request", ["top_k"]),
