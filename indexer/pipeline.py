@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 
@@ -14,15 +14,31 @@ from indexer.encoding import Encoder, Kind
 from indexer.models import IndexStats, SourceDocument
 from indexer.sources import SourceSpec, read_documents
 from storage import Collection, CommitStats, DocumentInput, ModelInfo, check_model
+from storage.backend import Backend, CollectionHandle, CollectionWriting
+from storage.collection import CollectionWriter
+from storage.index_types import InvalidIndexSpec
 
 ProgressCallback = Callable[[int], None]
 
 
 @dataclass(frozen=True, kw_only=True)
 class IndexOptions:
+    """How a bulk job writes.
+
+    Attributes:
+        commit_growth: a commit also waits until it holds this fraction of the collection's
+            size. Each commit rewrites the whole index file, so commits of a fixed size make a
+            bulk job O(N^2) in bytes written; growing them geometrically keeps it O(N).
+        index_kind, index_params: change the collection's index type / parameters (one
+            commit, before the documents; a structural change rebuilds from SQLite).
+    """
+
     batch_size: int = 64
     commit_every: int = 2048
     lock_timeout: float = 0.0
+    commit_growth: float = 0.0
+    index_kind: str | None = None
+    index_params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,12 +77,18 @@ def open_collection(data_dir: Path, name: str, encoder: Encoder) -> Collection:
     return Collection.open_or_create(data_dir, name, encoder_model_info(encoder))
 
 
+def open_collection_in(backend: Backend, name: str, encoder: Encoder) -> CollectionHandle:
+    """Open (or create) a collection for `encoder` in any storage backend (faiss or milvus)."""
+    return backend.open_or_create(name, encoder_model_info(encoder))
+
+
 def encoder_model_info(encoder: Encoder) -> ModelInfo:
-    return ModelInfo(name=encoder.name, dimension=encoder.dimension, max_length=encoder.max_length)
+    return ModelInfo(name=encoder.name, dimension=encoder.dimension, max_length=encoder.max_length,
+                     backend=str(getattr(encoder, "backend", "")))
 
 
 def index_documents(
-    collection: Collection,
+    collection: CollectionHandle,
     encoder: Encoder,
     docs: Iterable[SourceDocument],
     options: IndexOptions = IndexOptions(),
@@ -88,10 +110,12 @@ def index_documents(
     stats = IndexStats()
     started = time.perf_counter()
     with collection.writer(timeout=options.lock_timeout) as writer:
+        if options.index_kind is not None or options.index_params:
+            set_index(writer, options.index_kind, options.index_params)
         pending: list[DocumentInput] = []
         for batch in _batches(docs, options.batch_size):
             pending.extend(_prepare(collection, encoder, batch, stats))
-            if len(pending) >= options.commit_every:
+            if commit_due(len(pending), collection, options):
                 _add_commit(stats, writer.commit(pending))
                 pending = []
             if on_progress is not None:
@@ -101,14 +125,31 @@ def index_documents(
     return stats
 
 
-def delete_documents(collection: Collection, doc_ids: Sequence[str],
+def commit_due(pending: int, collection: CollectionHandle, options: IndexOptions) -> bool:
+    """Whether `pending` documents make a commit now (shared by the local and ray engines)."""
+    return pending >= max(options.commit_every, options.commit_growth * collection.count)
+
+
+def set_index(writer: CollectionWriting, kind: str | None, params: dict[str, str]) -> None:
+    """Commit a new index type / parameters for the collection (FAISS storage only).
+
+    Raises:
+        InvalidIndexSpec: an unknown type or parameter, or a storage without index types.
+    """
+    if not isinstance(writer, CollectionWriter):
+        raise InvalidIndexSpec("--index applies to the faiss storage; Milvus collections use "
+                               "SEMSEARCH_MILVUS_INDEX")
+    writer.commit(index=writer.collection.index_spec.updated(kind, params))
+
+
+def delete_documents(collection: CollectionHandle, doc_ids: Sequence[str],
                      lock_timeout: float = 0.0) -> CommitStats:
     """Delete by id in one commit; ids that do not exist are listed in `missing`."""
     with collection.writer(timeout=lock_timeout) as writer:
         return writer.commit(deletes=list(doc_ids))
 
 
-def attach_vectors(collection: Collection, encoder: Encoder, docs: Sequence[DocumentInput],
+def attach_vectors(collection: CollectionHandle, encoder: Encoder, docs: Sequence[DocumentInput],
                    kind: Kind = "document", batch_size: int = 64
                    ) -> tuple[list[DocumentInput], int]:
     """Encode only the documents whose text is new or changed in `collection`.
@@ -135,7 +176,7 @@ def attach_vectors(collection: Collection, encoder: Encoder, docs: Sequence[Docu
     return [replace(d, vector=vectors.get(id(d))) for d in docs], truncated
 
 
-def _prepare(collection: Collection, encoder: Encoder, batch: list[SourceDocument],
+def _prepare(collection: CollectionHandle, encoder: Encoder, batch: list[SourceDocument],
              stats: IndexStats) -> list[DocumentInput]:
     stats.read += len(batch)
     docs = [DocumentInput(doc_id=d.doc_id, text=d.text, metadata=d.metadata) for d in batch]

@@ -1,4 +1,16 @@
-"""Retrieval quality of the running service vs the raw model with exact search, on a BEIR set."""
+"""Retrieval quality per search mode on a BEIR set, or FAQ matching quality per mode.
+
+BEIR (corpus.jsonl, queries.jsonl, qrels/<split>.tsv): indexes the corpus with the real
+`semsearch index` CLI, then ranks every query with qrels in each mode (dense, lexical, hybrid
+and any extra fusion settings) either over HTTP through a real `semsearch serve` process
+(`--via http`, the default) or through the library (`--via library`, faster for sweeps), and
+prints nDCG@10, MRR@10 and Recall@100. `--compare-direct` also ranks with the raw model and
+numpy brute force, the reference the dense mode must match.
+
+FAQ (`--faq clinc|lcqmc`, data from ../shared/data): accuracy@1 and out-of-scope
+precision/recall per mode, with the threshold calibrated on a separate split
+(see scripts/evaluate_faq.py for how each set is built).
+"""
 
 from __future__ import annotations
 
@@ -11,102 +23,177 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 
-from indexer.beir import find_qrels, load_qrels, load_queries
-from indexer.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-REPO = Path(__file__).resolve().parents[1]
-EPILOG = """Example:
+from indexer.beir import find_qrels, load_qrels, load_queries  # noqa: E402
+from indexer.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k  # noqa: E402
+
+EPILOG = """Examples:
   python scripts/evaluate.py --data ../shared/data/scifact/beir --split train
-  python scripts/evaluate.py --data tests/data/scifact --json
+  python scripts/evaluate.py --data ../shared/data/cmrc2018/beir_dev --split dev \\
+      --model multilingual-e5-small-q4 --via library --work-dir /tmp/eval-cmrc
+  python scripts/evaluate.py --data ../shared/data/xquad/beir_en \\
+      --queries ../shared/data/xquad/beir_zh/queries.jsonl --split test   # zh -> en
+  python scripts/evaluate.py --data ../shared/data/scifact/beir --fusion rrf alpha:0.3 alpha:0.7
+  python scripts/evaluate.py --faq lcqmc --data ../shared/data --model multilingual-e5-small-q4
+  python scripts/evaluate.py --data tests/data/scifact --compare-direct --json
 """
+MODES = ("dense", "lexical", "hybrid")
+DEPTH = 100
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="BEIR folder (corpus.jsonl, ...)")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/); with --faq, the "
+                             "folder holding clinc150/ and lcqmc/")
+    parser.add_argument("--faq", choices=["clinc", "lcqmc"], default=None,
+                        help="evaluate FAQ matching on this set instead of retrieval")
+    parser.add_argument("--queries", type=Path, default=None,
+                        help="queries.jsonl to use instead of the set's own (cross-lingual runs)")
     parser.add_argument("--split", default="train", help="qrels split (qrels/<split>.tsv)")
     parser.add_argument("--model", default="all-MiniLM-L6-v2", help="model alias or path")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--fusion", nargs="+", default=[],
+                        help="extra hybrid settings to measure: rrf, rrf:ALPHA or alpha:ALPHA "
+                             "(hybrid alone uses the service's default)")
+    parser.add_argument("--via", choices=["http", "library"], default="http")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="keep the indexed collection here and reuse it on the next run")
     parser.add_argument("--max-queries", type=int, default=0, help="0 = every query with qrels")
     parser.add_argument("--batch-size", type=int, default=64, help="encode batch size")
+    parser.add_argument("--compare-direct", action="store_true",
+                        help="also rank with the raw model + numpy exact search")
+    parser.add_argument("--vector-cache", type=Path, default=None, metavar="STEM",
+                        help="precomputed vectors STEM.npy + STEM.keys.jsonl (see "
+                             "scripts/vector_cache.py); implies --via library")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    return parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.vector_cache is not None:
+        args.via = "library"
+    return args
 
 
-def corpus_texts(path: Path) -> tuple[list[str], list[str]]:
-    """Ids and texts exactly as `--text-field title,text` builds them (non-empty parts, space)."""
-    ids, texts = [], []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                row = json.loads(line)
-                ids.append(str(row["_id"]))
-                texts.append(" ".join(p for p in (row.get("title", ""), row["text"]) if p))
-    return ids, texts
+def fusion_settings(specs: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """('hybrid[rrf:0.5]', {'fusion': 'rrf', 'alpha': 0.5}) for each `--fusion` spec."""
+    settings = []
+    for spec in specs:
+        method, _, alpha = spec.partition(":")
+        body: dict[str, Any] = {"fusion": method}
+        if alpha:
+            body["alpha"] = float(alpha)
+        settings.append((f"hybrid[{spec}]", body))
+    return settings
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def scores(ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    """The BEIR metrics over every ranked query (queries with no hits count as zeros)."""
+    return {
+        "ndcg@10": mean([ndcg_at_k(ranked[q], qrels[q], 10) for q in ranked]),
+        "mrr@10": mean([mrr_at_k(ranked[q], qrels[q], 10) for q in ranked]),
+        "recall@100": mean([recall_at_k(ranked[q], qrels[q], 100) for q in ranked]),
+    }
 
 
 def semsearch(*args: str) -> list[str]:
     return [sys.executable, "-m", "search_api.cli", *args]
 
 
-def index_with_cli(args: argparse.Namespace, data_dir: Path) -> tuple[float, str]:
+def index_with_cli(args: argparse.Namespace, data_dir: Path) -> tuple[float, int]:
+    """Index (or, in a kept work dir, bring up to date) the corpus; seconds and document count."""
     started = time.perf_counter()
     done = subprocess.run(
         semsearch("index", str(args.data / "corpus.jsonl"), "--collection", "beir",
                   "--id-field", "_id", "--text-field", "title,text", "--model", args.model,
                   "--batch-size", str(args.batch_size), "--quiet", "--data-dir", str(data_dir)),
-        capture_output=True, text=True, check=True)
-    return time.perf_counter() - started, done.stdout.strip()
+        capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"semsearch index failed:\n{done.stderr[-3000:]}")
+    found = re.search(r"(\d+) documents in collection", done.stdout)
+    return time.perf_counter() - started, int(found.group(1)) if found else -1
 
 
-def search_over_http(queries: dict[str, str], data_dir: Path) -> tuple[dict[str, list[str]], float]:
-    port = free_port()
-    server = subprocess.Popen(semsearch("serve", "--port", str(port), "--data-dir", str(data_dir)),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_ready(base, server)
-        ranked: dict[str, list[str]] = {}
-        latencies = []
-        with httpx.Client(base_url=base, timeout=60) as client:
+def runs(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+    return [(mode, {"mode": mode}) for mode in args.modes] + [
+        (label, {"mode": "hybrid", **body}) for label, body in fusion_settings(args.fusion)]
+
+
+def rank_over_http(args: argparse.Namespace, queries: dict[str, str],
+                   data_dir: Path) -> tuple[dict[str, dict[str, list[str]]], dict[str, float]]:
+    """Rankings per run and the p50 latency (ms) per run, one query per request."""
+    rankings: dict[str, dict[str, list[str]]] = {}
+    p50: dict[str, float] = {}
+    with running_service(data_dir) as base, httpx.Client(base_url=base, timeout=120) as client:
+        for label, body in runs(args):
+            ranked, latencies = {}, []
             for qid, text in queries.items():
                 started = time.perf_counter()
-                response = client.post("/collections/beir/search", json={"query": text, "top_k": 100})
+                response = client.post("/collections/beir/search",
+                                       json={"query": text, "top_k": DEPTH, **body})
                 latencies.append(time.perf_counter() - started)
-                response.raise_for_status()
+                if response.status_code != 200:
+                    raise SystemExit(f"search failed ({response.status_code}): {response.text}")
                 ranked[qid] = [hit["id"] for hit in response.json()["hits"]]
-        return ranked, float(np.median(latencies) * 1000)
+            rankings[label], p50[label] = ranked, round(float(np.median(latencies) * 1000), 1)
+    return rankings, p50
+
+
+def library_encoder(args: argparse.Namespace) -> Any:
+    if args.vector_cache is not None:
+        from vector_cache import CachedEncoder
+
+        return CachedEncoder(args.model, args.vector_cache)
+    from indexer.encoding import load_encoder
+
+    return load_encoder(args.model, batch_size=args.batch_size)
+
+
+def index_with_cache(args: argparse.Namespace, data_dir: Path) -> tuple[float, int]:
+    from vector_cache import index_from_cache
+
+    started = time.perf_counter()
+    ids, texts = corpus_texts(args.data / "corpus.jsonl")
+    count = index_from_cache(data_dir, "beir", library_encoder(args), ids, texts)
+    return time.perf_counter() - started, count
+
+
+def rank_with_library(args: argparse.Namespace, queries: dict[str, str],
+                      data_dir: Path) -> dict[str, dict[str, list[str]]]:
+    """Rankings per run through storage + the encoder, queries encoded once for all runs."""
+    from indexer.languages import dense_understands
+    from storage import Collection
+    from storage.fusion import Fusion, search_in_mode
+
+    collection = Collection.open(data_dir, "beir")
+    texts = list(queries.values())
+    vectors = library_encoder(args).encode(texts, "query")
+    rankings: dict[str, dict[str, list[str]]] = {}
+    try:
+        for label, body in runs(args):
+            default = Fusion()  # what the service uses unless told otherwise
+            fusion = Fusion(method=body.get("fusion", default.method),
+                            alpha=body.get("alpha", default.alpha))
+            hits = search_in_mode(collection, body["mode"], texts=texts, vectors=vectors, k=DEPTH,
+                                  fusion=fusion,
+                                  dense_usable=dense_understands(collection.model.name, texts))
+            rankings[label] = {qid: [h.doc_id for h in row]
+                               for qid, row in zip(queries, hits, strict=True)}
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        collection.close()
+    return rankings
 
 
-def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited with code {server.returncode}")
-        try:
-            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError("server did not become ready")
-
-
-def search_directly(args: argparse.Namespace, queries: dict[str, str]) -> dict[str, list[str]]:
+def rank_directly(args: argparse.Namespace, queries: dict[str, str]) -> dict[str, list[str]]:
     """The reference: the raw model library, brute-force cosine with numpy."""
     ids, texts = corpus_texts(args.data / "corpus.jsonl")
     query_texts = list(queries.values())
@@ -126,46 +213,116 @@ def search_directly(args: argparse.Namespace, queries: dict[str, str]) -> dict[s
         st = SentenceTransformer(path, device="cpu")
         docs = st.encode(texts, batch_size=args.batch_size, normalize_embeddings=True)
         qs = st.encode(query_texts, batch_size=args.batch_size, normalize_embeddings=True)
-    order = np.argsort(-(np.asarray(qs) @ np.asarray(docs).T), axis=1)[:, :100]
+    order = np.argsort(-(np.asarray(qs) @ np.asarray(docs).T), axis=1)[:, :DEPTH]
     return {qid: [ids[j] for j in row] for qid, row in zip(queries, order, strict=True)}
 
 
-def scores(ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
-    return {
-        "ndcg@10": mean([ndcg_at_k(ranked[q], qrels[q], 10) for q in ranked]),
-        "mrr@10": mean([mrr_at_k(ranked[q], qrels[q], 10) for q in ranked]),
-        "recall@100": mean([recall_at_k(ranked[q], qrels[q], 100) for q in ranked]),
-    }
+def corpus_texts(path: Path) -> tuple[list[str], list[str]]:
+    """Ids and texts exactly as `--text-field title,text` builds them (non-empty parts, space)."""
+    ids, texts = [], []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                row = json.loads(line)
+                ids.append(str(row["_id"]))
+                texts.append(" ".join(p for p in (row.get("title", ""), row["text"]) if p))
+    return ids, texts
 
 
-def main() -> None:
-    args = parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+@contextmanager
+def running_service(data_dir: Path, timeout: float = 300) -> Iterator[str]:
+    """A `semsearch serve` process on a free loopback port; yields its base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = subprocess.Popen(semsearch("serve", "--port", str(port), "--data-dir", str(data_dir)),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while not _ready(base):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"semsearch serve did not become ready (exit code {server.poll()})")
+            time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(base + "/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def work_dir(args: argparse.Namespace) -> Iterator[Path]:
+    if args.work_dir is not None:
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+        yield args.work_dir
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield Path(tmp)
+
+
+def evaluate_beir(args: argparse.Namespace) -> dict[str, Any]:
     qrels = load_qrels(find_qrels(args.data, args.split))
-    queries = {q: t for q, t in load_queries(args.data / "queries.jsonl").items() if q in qrels}
+    all_queries = load_queries(args.queries or args.data / "queries.jsonl")
+    queries = {q: t for q, t in all_queries.items() if q in qrels}
     if args.max_queries:
         queries = dict(list(queries.items())[: args.max_queries])
-    with tempfile.TemporaryDirectory() as tmp:
-        index_seconds, summary = index_with_cli(args, Path(tmp))
-        service_ranked, p50_ms = search_over_http(queries, Path(tmp))
-    n_docs = int(re.search(r"(\d+) documents in collection", summary).group(1))  # type: ignore[union-attr]
-    result = {
-        "data": str(args.data), "model": args.model, "queries": len(queries), "documents": n_docs,
-        "index_seconds": round(index_seconds, 1), "index_docs_per_s": round(n_docs / index_seconds, 1),
-        "http_query_p50_ms": round(p50_ms, 1),
-        "service": scores(service_ranked, qrels),
-        "direct": scores(search_directly(args, queries), qrels),
-    }
+    result: dict[str, Any] = {"data": str(args.data), "queries_file": str(args.queries or ""),
+                              "model": args.model, "via": args.via, "queries": len(queries)}
+    with work_dir(args) as folder:
+        indexing = index_with_cache if args.vector_cache is not None else index_with_cli
+        seconds, documents = indexing(args, folder)
+        result.update(documents=documents, index_seconds=round(seconds, 1))
+        if args.via == "http":
+            rankings, p50 = rank_over_http(args, queries, folder)
+            result["http_p50_ms"] = p50
+        else:
+            rankings = rank_with_library(args, queries, folder)
+    result["modes"] = {label: scores(ranked, qrels) for label, ranked in rankings.items()}
+    if args.compare_direct:
+        result["direct"] = scores(rank_directly(args, queries), qrels)
+    return result
+
+
+def print_beir(result: dict[str, Any]) -> None:
+    source = f" (queries {result['queries_file']})" if result["queries_file"] else ""
+    print(f"{result['data']}{source}  model={result['model']}  via {result['via']}  "
+          f"{result['queries']} queries, {result['documents']} docs, indexed in "
+          f"{result['index_seconds']} s")
+    rows = dict(result["modes"])
+    if "direct" in result:
+        rows["direct (raw model)"] = result["direct"]
+    print(f"{'mode':<22}{'nDCG@10':>9}{'MRR@10':>9}{'R@100':>9}{'p50 ms':>9}")
+    for label, metrics in rows.items():
+        latency = result.get("http_p50_ms", {}).get(label)
+        print(f"{label:<22}{metrics['ndcg@10']:>9.4f}{metrics['mrr@10']:>9.4f}"
+              f"{metrics['recall@100']:>9.4f}{latency if latency is not None else '':>9}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.faq:
+        from evaluate_faq import evaluate_modes, print_faq
+
+        encoder = library_encoder(args) if args.vector_cache is not None else None
+        faq_result = evaluate_modes(args.data, args.faq, args.model, args.modes, encoder=encoder)
+        if args.json:
+            print(json.dumps(faq_result))
+        else:
+            print_faq(faq_result)
+        return
+    result = evaluate_beir(args)
     if args.json:
         print(json.dumps(result))
-        return
-    print(f"{result['data']}  model={args.model}  {len(queries)} queries, {n_docs} docs")
-    print(f"indexing (CLI, incl. model load): {index_seconds:.1f} s = {result['index_docs_per_s']} docs/s;"
-          f" HTTP query p50 {p50_ms:.1f} ms")
-    print(f"{'metric':<12}{'service':>10}{'direct':>10}{'ratio':>8}")
-    for metric, value in result["service"].items():  # type: ignore[union-attr]
-        direct = result["direct"][metric]  # type: ignore[index]
-        print(f"{metric:<12}{value:>10.4f}{direct:>10.4f}{value / direct if direct else 0:>8.4f}")
+    else:
+        print_beir(result)
 
 
 if __name__ == "__main__":

@@ -27,34 +27,40 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from indexer.encoding import E5_Q4, MINILM, Encoder, load_encoder
 from indexer.faq import FaqEntry
 from indexer.faq_build import Calibration, choose_threshold, evaluate_threshold, import_faq, match_queries
 from storage import Collection
+from storage.fusion import check_mode
 
 Labelled = list[tuple[str, str | None]]  # (query, intent or None = out of scope)
 
 
 def run(name: str, encoder: Encoder, entries: list[FaqEntry], calibrate: Labelled,
-        test: Labelled) -> tuple[Calibration, Calibration, float]:
-    """Import, calibrate on `calibrate`, evaluate on `test`; returns both and the seconds."""
-    started = time.perf_counter()
+        test: Labelled, modes: list[str]) -> dict[str, tuple[Calibration, Calibration, float]]:
+    """Import once; per mode, calibrate on `calibrate` and evaluate on `test` (and the seconds)."""
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         import_faq(Path(tmp), name, encoder, entries, default_threshold=0.0)
         collection = Collection.open(Path(tmp), name)
         try:
-            calibrated = choose_threshold(_best(collection, encoder, calibrate),
-                                          [g for _, g in calibrate])
-            tested = evaluate_threshold(_best(collection, encoder, test), [g for _, g in test],
-                                        calibrated.threshold)
+            for mode in modes:
+                started = time.perf_counter()
+                calibrated = choose_threshold(_best(collection, encoder, calibrate, mode),
+                                              [g for _, g in calibrate])
+                tested = evaluate_threshold(_best(collection, encoder, test, mode),
+                                            [g for _, g in test], calibrated.threshold)
+                results[mode] = (calibrated, tested, time.perf_counter() - started)
         finally:
             collection.close()
-    return calibrated, tested, time.perf_counter() - started
+    return results
 
 
-def _best(collection: Collection, encoder: Encoder, labelled: Labelled) -> list[tuple[str | None, float]]:
-    ranked, _ = match_queries(collection, encoder, [q for q, _ in labelled])
+def _best(collection: Collection, encoder: Encoder, labelled: Labelled,
+          mode: str) -> list[tuple[str | None, float]]:
+    ranked, _ = match_queries(collection, encoder, [q for q, _ in labelled], mode=check_mode(mode))
     return [(r[0].intent, r[0].score) if r else (None, -1.0) for r in ranked]
 
 
@@ -104,34 +110,64 @@ def lcqmc(data: Path, pairs: int, oos: int, seed: int) -> tuple[list[FaqEntry], 
     return entries, calibrate, test, note
 
 
+SETS = {"clinc": ("CLINC150", MINILM), "lcqmc": ("LCQMC FAQ", E5_Q4)}
+
+
+def build_set(data: Path, which: str, args: argparse.Namespace | None = None
+              ) -> tuple[list[FaqEntry], Labelled, Labelled, str]:
+    if which == "clinc":
+        return clinc(data, getattr(args, "per_intent", 10), getattr(args, "seed", 0))
+    return lcqmc(data, getattr(args, "pairs", 1000), getattr(args, "oos", 300), getattr(args, "seed", 0))
+
+
+def evaluate_modes(data: Path, which: str, model: str | None, modes: list[str],
+                   args: argparse.Namespace | None = None, *,
+                   encoder: Encoder | None = None) -> dict[str, Any]:
+    """FAQ metrics per mode on one set, as a JSON-ready dict (used by scripts/evaluate.py)."""
+    label, default_model = SETS[which]
+    model = model or default_model
+    entries, calibrate, test, note = build_set(data, which, args)
+    measured = run(which, encoder or load_encoder(model), entries, calibrate, test, modes)
+    return {"set": label, "model": model, "note": note, "modes": {
+        mode: {"acc@1": tested.accuracy_at_1, "accuracy": tested.accuracy,
+               "oos_precision": tested.oos_precision, "oos_recall": tested.oos_recall,
+               "threshold": calibrated.threshold, "in_scope": tested.in_scope,
+               "out_of_scope": tested.out_of_scope, "calibration_accuracy": calibrated.accuracy,
+               "seconds": round(seconds, 1)}
+        for mode, (calibrated, tested, seconds) in measured.items()}}
+
+
+def print_faq(result: dict[str, Any]) -> None:
+    print(f"{result['set']}  model={result['model']}: {result['note']}")
+    print(f"{'mode':8} {'acc@1':>6} {'accuracy':>8} {'oos P':>6} {'oos R':>6} {'thresh':>8} "
+          f"{'queries':>9} {'sec':>5}")
+    for mode, m in result["modes"].items():
+        print(f"{mode:8} {m['acc@1']:6.3f} {m['accuracy']:8.3f} {m['oos_precision']:6.3f} "
+              f"{m['oos_recall']:6.3f} {m['threshold']:8.4f} {m['in_scope']:>4}+{m['out_of_scope']:<4} "
+              f"{m['seconds']:5.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"),
                         help="folder with clinc150/ and lcqmc/ (default ../shared/data)")
-    parser.add_argument("--only", choices=["clinc", "lcqmc"], default=None, help="run one set only")
+    parser.add_argument("--only", choices=sorted(SETS), default=None, help="run one set only")
+    parser.add_argument("--model", default=None, help="default: MiniLM for CLINC150, e5 for LCQMC")
+    parser.add_argument("--modes", nargs="+", choices=["dense", "lexical", "hybrid"],
+                        default=["dense", "lexical", "hybrid"])
     parser.add_argument("--per-intent", type=int, default=10, help="CLINC150 train questions per intent")
     parser.add_argument("--pairs", type=int, default=1000, help="LCQMC positive pairs (FAQ size)")
     parser.add_argument("--oos", type=int, default=300, help="LCQMC out-of-scope sentences")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="one JSON object per set")
     args = parser.parse_args()
-    results = []
-    if args.only in (None, "clinc"):
-        entries, calibrate, test, note = clinc(args.data, args.per_intent, args.seed)
-        measured = run("clinc", load_encoder(MINILM), entries, calibrate, test)
-        results.append(("CLINC150", MINILM, note, *measured))
-    if args.only in (None, "lcqmc"):
-        entries, calibrate, test, note = lcqmc(args.data, args.pairs, args.oos, args.seed)
-        measured = run("lcqmc", load_encoder(E5_Q4), entries, calibrate, test)
-        results.append(("LCQMC FAQ", E5_Q4, note, *measured))
-    print(f"{'set':10} {'model':26} {'acc@1':>6} {'accuracy':>8} {'oos P':>6} {'oos R':>6} "
-          f"{'thresh':>7} {'queries':>8} {'sec':>5}")
-    for name, model, _, calibrated, tested, seconds in results:
-        print(f"{name:10} {model:26} {tested.accuracy_at_1:6.3f} {tested.accuracy:8.3f} "
-              f"{tested.oos_precision:6.3f} {tested.oos_recall:6.3f} {calibrated.threshold:7.4f} "
-              f"{tested.in_scope}+{tested.out_of_scope:<4} {seconds:5.0f}")
-    for name, _, note, calibrated, _, _ in results:
-        print(f"- {name}: {note}; calibration-split accuracy {calibrated.accuracy:.3f}")
+    for which in [args.only] if args.only else sorted(SETS):
+        result = evaluate_modes(args.data, which, args.model, args.modes, args)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print_faq(result)
 
 
 if __name__ == "__main__":

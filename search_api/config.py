@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
@@ -20,6 +20,9 @@ class ApiSettings(CommonSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated origins allowed by CORS ('*' for any)"
     )
+    sparse_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated SparseEncoder folders or cached hub ids for /v1/sparse-embeddings")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="request body limit")
     max_top_k: int = Field(default=1000, ge=1, description="largest top_k accepted")
     max_queries: int = Field(default=256, ge=1, description="queries per batch search request")
@@ -44,8 +47,33 @@ class ApiSettings(CommonSettings):
         description="FAQ questions retrieved per match before grouping them by intent",
     )
     faq_max_top_k: int = Field(default=50, ge=1, description="largest top_k of /faq/{name}/match")
+    search_mode: Literal["dense", "lexical", "hybrid"] = Field(
+        default="hybrid", description="mode of /search when a request names none")
+    faq_mode: Literal["dense", "lexical", "hybrid"] = Field(
+        default="dense", description="mode of FAQ matching when a request names none")
+    hybrid_fusion: Literal["rrf", "alpha"] = Field(
+        default="alpha", description="how hybrid mode fuses the dense and lexical rankings")
+    hybrid_alpha: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="weight of the dense channel in hybrid mode")
+    micro_batch_wait_ms: float = Field(
+        default=2.0, ge=0.0, le=1000.0,
+        description="ms a query encode waits for concurrent ones to share its batch (0: off)",
+    )
+    micro_batch_max: int = Field(
+        default=64, ge=1, le=4096,
+        description="texts per micro-batch; requests this large are encoded at once",
+    )
+    query_cache_size: int = Field(
+        default=4096, ge=0, description="query embeddings kept in an LRU cache (0: off)"
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="server processes (`serve --workers`)")
+    ef_search: int | None = Field(
+        default=None, ge=1, le=65536,
+        description="HNSW efSearch for every search (default: the collection's)")
+    nprobe: int | None = Field(
+        default=None, ge=1, description="IVF lists probed per search (default: the collection's)")
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "sparse_models", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

@@ -14,6 +14,7 @@ from search_api.services.embeddings import EmbeddingService
 from search_api.services.faq import FaqMatcher
 from search_api.services.search import Searcher
 from search_api.services.similarity import SimilarityService
+from search_api.services.sparse import SparseService
 
 
 def get_services(request: Request) -> Services:
@@ -48,6 +49,10 @@ def get_faq_matcher(services: Annotated[Services, Depends(get_services)]) -> Faq
     return services.faq
 
 
+def get_sparse_service(services: Annotated[Services, Depends(get_services)]) -> SparseService:
+    return services.sparse
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 CollectionsDep = Annotated[CollectionService, Depends(get_collection_service)]
@@ -56,3 +61,4 @@ DocumentsDep = Annotated[DocumentService, Depends(get_document_service)]
 SimilarityDep = Annotated[SimilarityService, Depends(get_similarity_service)]
 EmbeddingsDep = Annotated[EmbeddingService, Depends(get_embedding_service)]
 FaqMatcherDep = Annotated[FaqMatcher, Depends(get_faq_matcher)]
+SparseDep = Annotated[SparseService, Depends(get_sparse_service)]

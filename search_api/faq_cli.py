@@ -12,6 +12,7 @@ from indexer.faq import FAQ_FORMATS, read_faq, read_labelled
 from indexer.faq_build import calibrate_faq, import_faq
 from search_api.config import ApiSettings
 from storage import Collection, list_collections, read_info
+from storage.fusion import check_mode
 
 _FORMAT = click.Choice(["auto", *FAQ_FORMATS])
 
@@ -28,6 +29,7 @@ def faq() -> None:
 
         semsearch faq import faq.yaml --name support
         semsearch faq calibrate --name support labelled.jsonl
+        semsearch faq calibrate --name support --mode hybrid labelled.jsonl
     """
 
 
@@ -70,8 +72,10 @@ def import_command(path: Path, name: str, model: str | None, fmt: str, wait: boo
 @click.option("--name", "-n", required=True, help="FAQ collection to calibrate.")
 @click.option("--format", "fmt", type=_FORMAT, default="auto", show_default=True,
               help="File format; auto goes by the suffix (.csv, .jsonl, .yaml).")
+@click.option("--mode", type=click.Choice(["dense", "lexical", "hybrid"]), default="dense",
+              show_default=True, help="Search mode to calibrate for; matching then uses it.")
 @data_dir_option
-def calibrate_command(path: Path, name: str, fmt: str, data_dir: Path | None) -> None:
+def calibrate_command(path: Path, name: str, fmt: str, mode: str, data_dir: Path | None) -> None:
     """Choose and store the threshold that maximises accuracy on labelled queries.
 
     The file has `query` and `intent`; an empty, "oos" or null intent marks a query
@@ -81,6 +85,7 @@ def calibrate_command(path: Path, name: str, fmt: str, data_dir: Path | None) ->
     Example:
 
         semsearch faq calibrate --name support labelled.jsonl
+        semsearch faq calibrate --name support --mode hybrid labelled.jsonl
     """
     settings = _settings(data_dir)
     labelled = read_labelled(path, fmt)
@@ -88,7 +93,8 @@ def calibrate_command(path: Path, name: str, fmt: str, data_dir: Path | None) ->
     try:
         encoder = load_encoder(collection.model.name, allow_download=settings.allow_download,
                                trust_remote_code=settings.trust_remote_code)
-        result = calibrate_faq(collection, encoder, labelled, depth=settings.faq_search_depth)
+        result = calibrate_faq(collection, encoder, labelled, depth=settings.faq_search_depth,
+                               mode=check_mode(mode))
     finally:
         collection.close()
     click.echo(f"{name}: {result.in_scope} in-scope and {result.out_of_scope} out-of-scope queries")
@@ -97,3 +103,4 @@ def calibrate_command(path: Path, name: str, fmt: str, data_dir: Path | None) ->
     click.echo(f"out-of-scope precision:              {result.oos_precision:.4f}")
     click.echo(f"out-of-scope recall:                 {result.oos_recall:.4f}")
     click.echo(f"threshold (stored):                  {result.threshold:.4f}")
+    click.echo(f"mode (stored):                       {mode}")

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,9 +32,21 @@ class Metrics:
                                         ["model", "kind"], buckets=LATENCY_BUCKETS,
                                         registry=self.registry)
 
+        self.model_batch = Histogram(
+            "semsearch_model_batch_size",
+            "texts per call that reaches a model (after the query cache and micro-batching)",
+            ["model", "kind"], buckets=BATCH_BUCKETS, registry=self.registry)
+
     def observe_encode(self, model: str, kind: str, batch_size: int, seconds: float) -> None:
         self.encode_batch.labels(model, kind).observe(batch_size)
         self.encode_seconds.labels(model, kind).observe(seconds)
+
+    def observe_model(self, model: str, kind: str, batch_size: int, seconds: float) -> None:
+        self.model_batch.labels(model, kind).observe(batch_size)
+
+    def watch_query_cache(self, stats: Callable[[], tuple[int, int, int]]) -> None:
+        """Report `stats()` -> (hits, misses, entries) of the query-embedding cache at every scrape."""
+        self.registry.register(_QueryCacheStats(stats))
 
     def watch_collections(self, sizes: Callable[[], dict[str, tuple[int, int]]]) -> None:
         """Report `sizes()` -> {name: (documents, generation)} at every scrape."""
@@ -55,6 +67,20 @@ class _CollectionSizes(Collector):
             generations.add_metric([name], generation)
         yield documents
         yield generations
+
+
+class _QueryCacheStats(Collector):
+    def __init__(self, stats: Callable[[], tuple[int, int, int]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        hits, misses, entries = self._stats()
+        yield CounterMetricFamily("semsearch_query_cache_hits", "query embeddings served from the cache",
+                                  value=hits)
+        yield CounterMetricFamily("semsearch_query_cache_misses", "query embeddings not in the cache",
+                                  value=misses)
+        yield GaugeMetricFamily("semsearch_query_cache_entries", "query embeddings in the cache",
+                                value=entries)
 
 
 class MetricsMiddleware:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -41,6 +41,15 @@ class SearchRequest(_Strict):
         default=None, description="metadata equality filter; a list value means any of"
     )
     model: Text | None = Field(default=None, description="must match the collection's model")
+    mode: Literal["dense", "lexical", "hybrid"] | None = Field(
+        default=None, description="dense (embeddings), lexical (BM25) or hybrid (both, fused); "
+                                  "default: SEMSEARCH_SEARCH_MODE")
+    fusion: Literal["rrf", "alpha"] | None = Field(
+        default=None, description="hybrid only: reciprocal rank fusion or normalised weighted "
+                                  "scores; default: SEMSEARCH_HYBRID_FUSION")
+    alpha: float | None = Field(default=None, ge=0.0, le=1.0,
+                                description="hybrid only: weight of the dense channel (0..1); "
+                                            "default: SEMSEARCH_HYBRID_ALPHA")
 
     @model_validator(mode="after")
     def _one_of_query_or_queries(self) -> SearchRequest:
@@ -54,9 +63,14 @@ class SearchRequest(_Strict):
 
 class Hit(BaseModel):
     id: str
-    score: float = Field(description="cosine similarity, higher is better")
+    score: float = Field(description="higher is better: cosine similarity in dense mode, BM25 in "
+                                     "lexical mode, the fused score in hybrid mode")
     text: str
     metadata: dict[str, Any]
+    dense_score: float | None = Field(default=None, description="cosine similarity, if the dense "
+                                                                "channel returned this document")
+    lexical_score: float | None = Field(default=None, description="BM25, if the lexical channel "
+                                                                  "matched this document")
 
 
 class QueryResult(BaseModel):
@@ -67,6 +81,7 @@ class QueryResult(BaseModel):
 class SearchResponse(BaseModel):
     collection: str
     model: str
+    mode: str
     hits: list[Hit]
     truncated: bool
     took_ms: float
@@ -75,6 +90,7 @@ class SearchResponse(BaseModel):
 class BatchSearchResponse(BaseModel):
     collection: str
     model: str
+    mode: str
     results: list[QueryResult]
     took_ms: float
 

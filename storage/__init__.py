@@ -1,5 +1,6 @@
 """Storage: collections of vectors (FAISS) and documents (SQLite), committed atomically."""
 
+from storage.backend import Backend, CollectionHandle, FaissBackend, open_backend
 from storage.check import CheckReport, check_collection
 from storage.collection import Collection, CollectionInfo, CollectionWriter, read_info
 from storage.errors import (
@@ -27,14 +28,17 @@ from storage.records import (
 )
 
 __all__ = [
+    "Backend",
     "CheckReport",
     "Collection",
+    "CollectionHandle",
     "CollectionInfo",
     "CollectionLocked",
     "CollectionWriter",
     "CommitStats",
     "DocumentInput",
     "DocumentNotFound",
+    "FaissBackend",
     "Filter",
     "Hit",
     "IndexNotFound",
@@ -53,6 +57,7 @@ __all__ = [
     "content_hash",
     "list_collections",
     "metadata_json",
+    "open_backend",
     "read_info",
     "read_manifest",
     "validate_name",

@@ -108,7 +108,7 @@ def _check_index(folder: Path, dimension: int, rowids: np.ndarray, report: Check
         report.retry = _generation_on_disk(folder) > report.generation + 1  # a writer moved on
         return
     try:
-        index = FaissIndex.load(path)
+        index = FaissIndex.load(path, mmap=True)  # no private copy of a large index
     except SemsearchError as exc:
         report.errors.append(exc.message)
         return

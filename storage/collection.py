@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from storage.errors import (
     ManifestMismatch,
     StorageError,
 )
+from storage.index_types import IndexSpec, SearchParams, plan
 from storage.locks import ReadWriteLock, WriterLock
 from storage.manifest import Manifest, ModelInfo, check_model, read_manifest, write_manifest
 from storage.metadata import Filter, MetadataStore, ReaderPool, StoredDocument, create_schema
@@ -106,9 +108,21 @@ def _hits(query: np.ndarray, ids: np.ndarray,
         found = rows.get(int(rowid))
         if found is not None:
             doc, vector = found
-            hits.append(Hit(doc_id=doc.doc_id, score=float(np.dot(query, vector)), text=doc.text,
-                            metadata=doc.metadata))
+            score = float(np.dot(query, vector))
+            hits.append(Hit(doc_id=doc.doc_id, score=score, text=doc.text, metadata=doc.metadata,
+                            dense_score=score))
     hits.sort(key=lambda hit: hit.score, reverse=True)
+    return hits
+
+
+def _lexical_hits(found: list[tuple[int, float]],
+                  rows: dict[int, tuple[StoredDocument, np.ndarray]]) -> list[Hit]:
+    hits = []
+    for rowid, score in found:
+        if rowid in rows:
+            doc = rows[rowid][0]
+            hits.append(Hit(doc_id=doc.doc_id, score=score, text=doc.text, metadata=doc.metadata,
+                            lexical_score=score))
     return hits
 
 
@@ -128,6 +142,8 @@ class Collection:
         self._writer_store: MetadataStore | None = None
         with self._readers.store() as store:
             self._index, self._generation = self._load_committed(store)
+            if not store.has_lexical():
+                self._add_lexical_index()
 
     # -- opening -------------------------------------------------------------
     @classmethod
@@ -139,8 +155,13 @@ class Collection:
             raise StorageError(f"collection '{name}' is unreadable: {exc}") from exc
 
     @classmethod
-    def create(cls, data_dir: Path, name: str, model: ModelInfo) -> Collection:
-        """Create an empty collection atomically (built in a temp folder, then renamed)."""
+    def create(cls, data_dir: Path, name: str, model: ModelInfo,
+               index: IndexSpec | None = None) -> Collection:
+        """Create an empty collection atomically (built in a temp folder, then renamed).
+
+        `index` (default `auto`) is the index type of a new collection; an existing one keeps
+        its own (change it with `CollectionWriter.set_index`).
+        """
         data_dir = Path(data_dir)
         folder = data_dir / validate_name(name)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +173,8 @@ class Collection:
             tmp.mkdir()
             created_at = _now()
             meta = {"model": json.dumps(model.__dict__), "created_at": created_at,
-                    "generation": "0", "name": name}
+                    "generation": "0", "name": name,
+                    "index_spec": (index or IndexSpec()).to_json()}
             create_schema(tmp / DB_FILE, meta)
             FaissIndex.create(model.dimension).save(tmp / _index_file(0))
             write_manifest(tmp, Manifest(name=name, model=model, count=0, generation=0,
@@ -165,9 +187,10 @@ class Collection:
         return cls.open(data_dir, name)
 
     @classmethod
-    def open_or_create(cls, data_dir: Path, name: str, model: ModelInfo) -> Collection:
+    def open_or_create(cls, data_dir: Path, name: str, model: ModelInfo,
+                       index: IndexSpec | None = None) -> Collection:
         """Open `name`, creating it for `model` if missing; a different model is an error."""
-        collection = cls.create(data_dir, name, model)
+        collection = cls.create(data_dir, name, model, index)
         try:
             check_model(name, collection.model, model.name, model.dimension)
         except ManifestMismatch:
@@ -200,7 +223,19 @@ class Collection:
             updated_at = store.get_meta("updated_at") or self.created_at
         return Manifest(name=self.name, model=self.model, count=self.count,
                         generation=self._generation, created_at=self.created_at,
-                        updated_at=updated_at, index_file=_index_file(self._generation))
+                        updated_at=updated_at, index_file=_index_file(self._generation),
+                        index=self.index_info())
+
+    @property
+    def index_spec(self) -> IndexSpec:
+        """The index type and parameters the collection asks for (stored in its database)."""
+        return self._index.spec
+
+    def index_info(self) -> dict[str, Any]:
+        """The index type in use and the parameters every reader searches with."""
+        index = self._index
+        return {"type": index.layout.kind, "spec": index.spec.to_dict(),
+                "layout": index.layout.__dict__}
 
     def close(self) -> None:
         self._readers.close()
@@ -214,19 +249,21 @@ class Collection:
         store.conn.execute("BEGIN")  # one snapshot: generation, count and vectors agree
         try:
             generation, expected = store.generation(), store.count()
-            index = self._load_index_file(generation)
+            spec = IndexSpec.from_json(store.get_meta("index_spec"))
+            index = self._load_index_file(generation, spec)
             if index is None or index.count != expected or index.dimension != self.model.dimension:
-                index = FaissIndex.create(self.model.dimension)
-                for ids, vectors in store.iter_vectors(self.model.dimension):
-                    index.add(ids, vectors)
+                dim = self.model.dimension
+                index = FaissIndex.build(plan(spec, expected), spec, dim,
+                                         lambda: store.iter_vectors(dim), expected)
             return index, generation
         finally:
             store.conn.execute("COMMIT")
 
-    def _load_index_file(self, generation: int) -> FaissIndex | None:
+    def _load_index_file(self, generation: int, spec: IndexSpec) -> FaissIndex | None:
         path = self.folder / _index_file(generation)
         try:
-            return FaissIndex.load(path) if path.exists() else None
+            # Memory-mapped: every process serving this collection shares one copy in RAM.
+            return FaissIndex.load(path, mmap=True, spec=spec) if path.exists() else None
         except StorageError:
             return None
 
@@ -255,9 +292,27 @@ class Collection:
                 self._reload_mutex.release()
         return True
 
+    def _add_lexical_index(self) -> None:
+        """Give a collection made before the lexical index existed one (idempotent, one transaction)."""
+        store = MetadataStore(self.folder / DB_FILE)
+        try:
+            store.begin()
+            try:
+                store.add_lexical()
+                store.commit()
+            except BaseException:
+                store.rollback()
+                raise
+        finally:
+            store.close()
+
     # -- reading -------------------------------------------------------------
-    def search(self, vectors: np.ndarray, k: int, filter_: Filter | None = None) -> list[list[Hit]]:
-        """Top-k documents per query vector by cosine similarity (vectors L2-normalised)."""
+    def search(self, vectors: np.ndarray, k: int, filter_: Filter | None = None,
+               params: SearchParams | None = None) -> list[list[Hit]]:
+        """Top-k documents per query vector by cosine similarity (vectors L2-normalised).
+
+        `params` overrides the collection's efSearch / nprobe for this search.
+        """
         self.refresh()
         with self._readers.store() as store:
             allowed = store.matching_rowids(filter_) if filter_ else None
@@ -266,9 +321,24 @@ class Collection:
             with self._rw.reading():
                 if self._index.count == 0:
                     return [[] for _ in range(len(vectors))]
-                _, ids = self._index.search(vectors, k, allowed)
+                _, ids = self._index.search(vectors, k, allowed, params)
                 rows = store.get_by_rowids(sorted({int(i) for i in ids.ravel() if i >= 0}))
-        return [_hits(query, id_row, rows) for query, id_row in zip(vectors, ids, strict=True)]
+        # An approximate index may return more candidates than k (rerank): keep the best k.
+        return [_hits(query, id_row, rows)[:k] for query, id_row in zip(vectors, ids, strict=True)]
+
+    def lexical_search(self, texts: Sequence[str], k: int,
+                       filter_: Filter | None = None) -> list[list[Hit]]:
+        """Top-k documents per query text by BM25 over the lexical index (`score` = BM25)."""
+        self.refresh()
+        with self._readers.store() as store:
+            ranked = [store.lexical_search(text, k, filter_) for text in texts]
+            rows = store.get_by_rowids(sorted({rowid for found in ranked for rowid, _ in found}))
+        return [_lexical_hits(found, rows) for found in ranked]
+
+    def lexical_coverage(self, texts: Sequence[str]) -> list[float]:
+        """Per query text, the share of its terms that occur in this collection."""
+        with self._readers.store() as store:
+            return [store.lexical_coverage(text) for text in texts]
 
     def get(self, doc_id: str) -> StoredDocument:
         with self._readers.store() as store:
@@ -309,7 +379,12 @@ class Collection:
                 self._catch_up()
                 if self._writer_store is None:
                     self._writer_store = MetadataStore(self.folder / DB_FILE)
-                yield CollectionWriter(self, self._writer_store)
+                with self._rw.writing():  # a memory-mapped index is read-only: write a copy
+                    self._index = self._index.writable()
+                try:
+                    yield CollectionWriter(self, self._writer_store)
+                finally:
+                    self._share_index()
             finally:
                 lock.release()
         finally:
@@ -325,29 +400,48 @@ class Collection:
         if manifest is None or manifest.generation != self._generation:
             write_manifest(self.folder, self.manifest())
 
+    def _share_index(self) -> None:
+        """After writing: swap the private index for a memory-mapped load of the committed file."""
+        path = self.folder / _index_file(self._generation)
+        if self._index.mapped or not path.exists():
+            return
+        try:
+            shared = FaissIndex.load(path, mmap=True, spec=self._index.spec)
+        except StorageError:
+            return
+        with self._rw.writing():
+            if shared.count == self._index.count and shared.layout == self._index.layout:
+                self._index = shared
+
     def _commit(self, store: MetadataStore, upserts: Sequence[DocumentInput],
-                deletes: Sequence[str]) -> CommitStats:
+                deletes: Sequence[str], index: IndexSpec | None = None) -> CommitStats:
         stats = CommitStats(generation=self._generation)
         with self._rw.writing():
             store.begin()
             try:
                 add_ids, add_vectors, remove_ids, fields = self._stage(store, upserts, deletes, stats)
-                if not stats.changed:
+                spec = index or self._index.spec
+                if not stats.changed and spec == self._index.spec:
                     store.rollback()
                     return stats
                 generation = self._generation + 1
                 store.add_fields(fields)
                 store.set_meta("generation", str(generation))
                 store.set_meta("updated_at", _now())
-                self._index.remove(np.array(remove_ids, dtype=np.int64))
-                if add_vectors:
-                    self._index.add(np.array(add_ids, dtype=np.int64), np.stack(add_vectors))
+                store.set_meta("index_spec", spec.to_json())
+                dim = self.model.dimension
+                self._index = self._index.updated(
+                    spec, self._index.count + stats.added - stats.deleted,
+                    np.array(add_ids, dtype=np.int64),
+                    np.stack(add_vectors) if add_vectors else np.zeros((0, dim), np.float32),
+                    np.array(remove_ids, dtype=np.int64), lambda: store.iter_vectors(dim))
                 self._index.save(self.folder / _index_file(generation))
                 store.commit()
             except BaseException:
                 store.rollback()
                 # The in-memory index may hold uncommitted changes: go back to what is on disk.
-                self._index, self._generation = self._load_committed(store)
+                index_on_disk, self._generation = self._load_committed(store)
+                self._index = index_on_disk.writable()
                 raise
             self._generation = stats.generation = generation
         self._after_commit(generation)
@@ -433,7 +527,14 @@ class CollectionWriter:
     def collection(self) -> Collection:
         return self._collection
 
-    def commit(self, upserts: Sequence[DocumentInput] = (), deletes: Sequence[str] = ()
-               ) -> CommitStats:
-        """Apply upserts and deletes as one new generation (or nothing, if nothing changed)."""
-        return self._collection._commit(self._store, upserts, deletes)
+    def commit(self, upserts: Sequence[DocumentInput] = (), deletes: Sequence[str] = (),
+               index: IndexSpec | None = None) -> CommitStats:
+        """Apply upserts and deletes as one new generation (or nothing, if nothing changed).
+
+        Args:
+            upserts: documents to add or replace (by id).
+            deletes: ids to delete.
+            index: a new index type / parameters; a change commits (and rebuilds the index
+                from the stored vectors if its structure changes) even with no documents.
+        """
+        return self._collection._commit(self._store, upserts, deletes, index)

@@ -37,7 +37,9 @@ class FaqConfig:
     """What an FAQ collection needs besides its documents.
 
     Attributes:
-        threshold: cosine score at or above which the best intent is a match.
+        threshold: score at or above which the best intent is a match (cosine in dense and
+            hybrid mode, BM25 in lexical mode).
+        mode: the search mode the threshold was calibrated in (None: not calibrated).
         question_kind: how the questions were encoded ("query": FAQ matching is symmetric).
         calibrated_at: when `faq calibrate` set the threshold (None: still the default).
         calibration: the accuracy figures measured when it was calibrated.
@@ -47,6 +49,7 @@ class FaqConfig:
     question_kind: str = "query"
     calibrated_at: str | None = None
     calibration: dict[str, float] = field(default_factory=dict)
+    mode: str | None = None
     format_version: int = FORMAT_VERSION
 
 
@@ -60,6 +63,7 @@ def read_faq_config(folder: Path) -> FaqConfig | None:
                          calibrated_at=raw.get("calibrated_at"),
                          calibration={str(k): float(v) for k, v in
                                       (raw.get("calibration") or {}).items()},
+                         mode=raw.get("mode"),
                          format_version=int(raw.get("format_version", FORMAT_VERSION)))
     except FileNotFoundError:
         return None

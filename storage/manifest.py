@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,10 @@ class ModelInfo:
     dimension: int
     max_length: int
     normalized: bool = True
+    # Encoder backend that built the vectors (torch, onnx-int8, ...): the default for later index
+    # runs. Not checked at query time: every backend's vectors agree within tolerance. Empty in
+    # collections made before backends existed.
+    backend: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +41,7 @@ class Manifest:
     metric: str = "inner_product"
     index_file: str = ""
     format_version: int = FORMAT_VERSION
+    index: dict[str, Any] = field(default_factory=dict)  # type, spec and layout of the index
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

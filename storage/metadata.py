@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from storage import lexical
 from storage.errors import InvalidFilter, UnknownFilterField
 from storage.records import DB_FILE  # noqa: F401  (re-exported)
 
@@ -68,6 +69,7 @@ def create_schema(path: Path, meta: dict[str, str]) -> None:
     db.table("fields").create({"name": str}, pk="name")
     db.table("meta").create({"key": str, "value": str}, pk="key")
     db.table("meta").insert_all([{"key": k, "value": v} for k, v in meta.items()])
+    lexical.create_table(db.conn)
     db.conn.close()
 
 
@@ -171,6 +173,12 @@ class MetadataStore:
 
     def matching_rowids(self, filter_: Filter) -> np.ndarray:
         """Row ids whose metadata equals every filter value (a list value means any of)."""
+        condition, params = self.filter_condition(filter_)
+        sql = "SELECT id FROM documents WHERE " + condition
+        return np.array([r[0] for r in self.conn.execute(sql, params)], dtype=np.int64)
+
+    def filter_condition(self, filter_: Filter) -> tuple[str, list[Any]]:
+        """The SQL condition on `documents` (and its parameters) that a metadata filter means."""
         known = set(self.fields())
         clauses: list[str] = []
         params: list[Any] = []
@@ -184,8 +192,23 @@ class MetadataStore:
             values = _filter_values(field, value)
             path = '$."' + field + '"'
             clauses.append("(" + " OR ".join(_typed_in(path, values, params)) + ")")
-        sql = "SELECT id FROM documents WHERE " + " AND ".join(clauses)
-        return np.array([r[0] for r in self.conn.execute(sql, params)], dtype=np.int64)
+        return " AND ".join(clauses), params
+
+    def lexical_search(self, query: str, k: int, filter_: Filter | None = None) -> list[tuple[int, float]]:
+        """Top-k (row id, BM25 score) for `query`, restricted to rows matching `filter_`."""
+        where = self.filter_condition(filter_) if filter_ else None
+        return lexical.search(self.conn, query, k, where)
+
+    def lexical_coverage(self, query: str) -> float:
+        return lexical.coverage(self.conn, query)
+
+    def has_lexical(self) -> bool:
+        return lexical.has_table(self.conn)
+
+    def add_lexical(self) -> int:
+        """Create and fill the lexical index of a collection made before it existed (in a transaction)."""
+        lexical.create_table(self.conn)
+        return lexical.backfill(self.conn)
 
     # -- writes (inside a transaction the caller opened) -------------------
     def begin(self) -> None:
@@ -206,6 +229,7 @@ class MetadataStore:
             (doc_id, text, metadata_json, content_hash, _blob(vector)),
         )
         assert cursor.lastrowid is not None
+        lexical.index_text(self.conn, cursor.lastrowid, text)
         return int(cursor.lastrowid)
 
     def update(self, rowid: int, text: str, metadata_json: str, content_hash: str,
@@ -219,9 +243,11 @@ class MetadataStore:
             "UPDATE documents SET text = ?, metadata = ?, content_hash = ?, vector = ? WHERE id = ?",
             (text, metadata_json, content_hash, _blob(vector), rowid),
         )
+        lexical.index_text(self.conn, rowid, text)
 
     def delete(self, rowids: Sequence[int]) -> None:
         self.conn.executemany("DELETE FROM documents WHERE id = ?", [(int(r),) for r in rowids])
+        lexical.remove(self.conn, rowids)
 
     def add_fields(self, names: set[str]) -> None:
         self.conn.executemany(

@@ -45,10 +45,15 @@ class CommitStats:
 
 @dataclass(frozen=True, kw_only=True)
 class Hit:
+    """One search result. `score` ranks hits in the mode searched: cosine similarity in dense mode,
+    BM25 in lexical mode, the fused score in hybrid mode; the channel scores say where it came from."""
+
     doc_id: str
     score: float
     text: str
     metadata: dict[str, Any]
+    dense_score: float | None = None  # cosine similarity, when the dense channel saw this document
+    lexical_score: float | None = None  # BM25, when the lexical channel matched it
 
 
 def content_hash(text: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,12 @@ from search_api.config import ApiSettings
 from search_api.main import create_app
 
 DATA = Path(__file__).parent / "data"
+
+# Tests compare scores with fp32 references to 1e-4, and onnx-int8 (what `auto` picks on AVX2
+# CPUs) shifts a vector slightly with its batch; the int8 and onnx paths have their own tests
+# (tests/indexer/test_backends.py). ONNX exports go to a throwaway cache, never ~/.cache.
+os.environ.setdefault("SEMSEARCH_BACKEND", "torch")
+os.environ.setdefault("SEMSEARCH_CACHE_DIR", tempfile.mkdtemp(prefix="semsearch-test-cache-"))
 
 # Short documents with metadata of every filterable type.
 DOCS = [
@@ -38,7 +46,7 @@ def demo_documents() -> list[SourceDocument]:
 @pytest.fixture(scope="session")
 def minilm() -> Encoder:
     """The bundled all-MiniLM-L6-v2 (real model, no network), loaded once."""
-    return load_encoder("all-MiniLM-L6-v2")
+    return load_encoder("all-MiniLM-L6-v2", backend="torch")
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,12 @@ def cli(*args: str) -> list[str]:
 
 
 def clean_env(**settings: str) -> dict[str, str]:
-    """This environment without the developer's own SEMSEARCH_* settings, plus `settings`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")}
+    """This environment without the developer's own SEMSEARCH_* settings, plus `settings`.
+
+    The test session's backend and export cache (tests/conftest.py) are kept.
+    """
+    kept = ("SEMSEARCH_BACKEND", "SEMSEARCH_CACHE_DIR")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_") or k in kept}
     env.update(HF_HUB_OFFLINE="1", **settings)
     return env
 

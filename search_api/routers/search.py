@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
@@ -20,25 +20,27 @@ router = APIRouter(tags=["search"])
 
 
 def _hits(result: QueryHits) -> list[Hit]:
-    return [Hit(id=h.doc_id, score=h.score, text=h.text, metadata=h.metadata) for h in result.hits]
+    return [Hit(id=h.doc_id, score=h.score, text=h.text, metadata=h.metadata,
+                dense_score=h.dense_score, lexical_score=h.lexical_score) for h in result.hits]
 
 
 def _single(outcome: SearchOutcome) -> SearchResponse:
     first = outcome.results[0]
-    return SearchResponse(collection=outcome.collection, model=outcome.model, hits=_hits(first),
-                          truncated=first.truncated, took_ms=outcome.took_ms)
+    return SearchResponse(collection=outcome.collection, model=outcome.model, mode=outcome.mode,
+                          hits=_hits(first), truncated=first.truncated, took_ms=outcome.took_ms)
 
 
 @router.post("/collections/{name}/search", response_model=SearchResponse | BatchSearchResponse)
 def search_collection(name: str, body: SearchRequest,
                       searcher: SearcherDep) -> SearchResponse | BatchSearchResponse:
-    """Top-k documents for `query`, or for each of `queries`, by cosine similarity."""
-    outcome = searcher.search(name, body.texts(), body.top_k, body.filter, body.model)
+    """Top-k documents for `query`, or for each of `queries`, in dense, lexical or hybrid mode."""
+    outcome = searcher.search(name, body.texts(), body.top_k, body.filter, body.model,
+                              mode=body.mode, fusion=body.fusion, alpha=body.alpha)
     if body.query is not None:
         return _single(outcome)
     results = [QueryResult(hits=_hits(r), truncated=r.truncated) for r in outcome.results]
     return BatchSearchResponse(collection=outcome.collection, model=outcome.model,
-                               results=results, took_ms=outcome.took_ms)
+                               mode=outcome.mode, results=results, took_ms=outcome.took_ms)
 
 
 @router.get("/search", response_model=SearchResponse)
@@ -48,7 +50,9 @@ def search_get(
     q: Annotated[str, Query(description="query text")],
     collection: Annotated[str | None, Query(description="default: SEMSEARCH_DEFAULT_COLLECTION")] = None,
     top_k: Annotated[int, Query(ge=1)] = 10,
+    mode: Annotated[Literal["dense", "lexical", "hybrid"] | None,
+                    Query(description="default: SEMSEARCH_SEARCH_MODE")] = None,
 ) -> SearchResponse:
-    """Convenience form of search: `GET /search?q=...&collection=...&top_k=10`."""
+    """Convenience form of search: `GET /search?q=...&collection=...&top_k=10&mode=hybrid`."""
     name = collection or settings.default_collection
-    return _single(searcher.search(name, [q], top_k))
+    return _single(searcher.search(name, [q], top_k, mode=mode))

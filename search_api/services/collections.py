@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from search_api.services.registry import CollectionRegistry
-from storage import CollectionInfo, Manifest, SemsearchError, read_info
+from storage import CollectionInfo, Manifest, SemsearchError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,7 +24,7 @@ class CollectionService:
         listed = []
         for name in self._collections.names():
             try:
-                listed.append(Listed(name=name, info=read_info(self._collections.data_dir, name),
+                listed.append(Listed(name=name, info=self._collections.info(name),
                                      error=None))
             except SemsearchError as exc:
                 listed.append(Listed(name=name, info=None, error=exc.message))

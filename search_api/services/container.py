@@ -13,6 +13,7 @@ from search_api.services.faq import FaqMatcher
 from search_api.services.registry import CollectionRegistry, EncodeObserver, EncoderRegistry
 from search_api.services.search import Searcher
 from search_api.services.similarity import SimilarityService
+from search_api.services.sparse import SparseService
 from storage import SemsearchError
 
 logger = logging.getLogger(__name__)
@@ -20,18 +21,25 @@ logger = logging.getLogger(__name__)
 
 class Services:
     def __init__(self, settings: ApiSettings, encoders: dict[str, Encoder] | None = None,
-                 observe_encode: EncodeObserver | None = None) -> None:
+                 observe_encode: EncodeObserver | None = None,
+                 observe_model: EncodeObserver | None = None) -> None:
         self.settings = settings
         self.encoders = EncoderRegistry(allow_download=settings.allow_download,
                                         trust_remote_code=settings.trust_remote_code,
-                                        preloaded=encoders, observe=observe_encode)
-        self.collections = CollectionRegistry(settings.data_dir)
+                                        preloaded=encoders, observe=observe_encode,
+                                        observe_model=observe_model,
+                                        micro_batch_wait_ms=settings.micro_batch_wait_ms,
+                                        micro_batch_max=settings.micro_batch_max,
+                                        query_cache_size=settings.query_cache_size,
+                                        runtime=settings)
+        self.collections = CollectionRegistry.from_settings(settings)
         self.searcher = Searcher(settings, self.collections, self.encoders)
         self.documents = DocumentService(settings, self.collections, self.encoders)
         self.collection_info = CollectionService(self.collections)
         self.similarity = SimilarityService(settings, self.collections, self.encoders)
         self.embeddings = EmbeddingService(settings, self.collections, self.encoders)
         self.faq = FaqMatcher(settings, self.collections, self.encoders)
+        self.sparse = SparseService(settings, self.collections, settings.sparse_models)
         self.load_errors: dict[str, str] = {}
         self.ready = False
 
@@ -52,4 +60,5 @@ class Services:
         return self.collections.sizes()
 
     def close(self) -> None:
+        self.encoders.close()
         self.collections.close()

@@ -11,6 +11,7 @@ from search_api.errors import EmptyQuery, LimitExceeded
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
 from search_api.services.text_checks import check_text
 from storage.faq_store import require_faq_config
+from storage.fusion import Fusion, Mode, check_mode
 
 NO_SCORE = -1.0  # the lowest cosine: what an FAQ with no questions scores
 
@@ -24,6 +25,7 @@ class FaqMatch:
     answer: str | None
     score: float
     threshold: float
+    mode: Mode
     candidates: list[IntentScore]
     truncated: bool
     took_ms: float
@@ -37,7 +39,7 @@ class FaqMatcher:
         self._encoders = encoders
 
     def match(self, name: str, query: str, top_k: int = 3,
-              threshold: float | None = None) -> FaqMatch:
+              threshold: float | None = None, *, mode: str | None = None) -> FaqMatch:
         """Match `query` against the FAQ collection `name`.
 
         Args:
@@ -45,6 +47,8 @@ class FaqMatcher:
             query: the user's message.
             top_k: how many candidate intents to return, each with its best question.
             threshold: overrides the FAQ's stored (calibrated) threshold for this call.
+            mode: dense, lexical or hybrid; default: the mode the FAQ was calibrated in, else
+                the `faq_mode` setting.
 
         Returns:
             Whether the best intent reaches the threshold, that intent and its answer if
@@ -61,8 +65,11 @@ class FaqMatcher:
         collection = self._collections.get(name)
         config = require_faq_config(collection.folder, name)
         encoder = self._encoders.get(collection.model.name)
+        chosen = check_mode(mode or config.mode or self._settings.faq_mode)
+        fusion = Fusion(method=self._settings.hybrid_fusion, alpha=self._settings.hybrid_alpha)
         depth = max(self._settings.faq_search_depth, top_k * 5)  # room for top_k distinct intents
-        ranked, truncated = match_queries(collection, encoder, [query], depth=depth)
+        ranked, truncated = match_queries(collection, encoder, [query], depth=depth, mode=chosen,
+                                          fusion=fusion)
         intents = ranked[0]
         used = config.threshold if threshold is None else threshold
         best = intents[0] if intents else None
@@ -73,6 +80,7 @@ class FaqMatcher:
             answer=best.answer if matched and best else None,
             score=best.score if best else NO_SCORE,
             threshold=used,
+            mode=chosen,
             candidates=intents[:top_k],
             truncated=truncated[0],
             took_ms=round((time.perf_counter() - started) * 1000, 2),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from indexer.encoding import BUILTIN_MODELS, UnknownModel, alias_name, resolve_model_name
 from search_api.config import ApiSettings
 from search_api.services.registry import CollectionRegistry
-from storage import SemsearchError, read_info
+from storage import SemsearchError
 
 
 def allowed_models(settings: ApiSettings, collections: CollectionRegistry) -> set[str]:
@@ -24,7 +24,7 @@ def allowed_models(settings: ApiSettings, collections: CollectionRegistry) -> se
     allowed = {*BUILTIN_MODELS, resolve_model_name(settings.model)}
     for name in collections.names():
         try:
-            allowed.add(read_info(collections.data_dir, name).model.name)
+            allowed.add(collections.info(name).model.name)
         except SemsearchError:  # a broken collection is reported elsewhere; it allows nothing
             continue
     return allowed

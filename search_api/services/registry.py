@@ -7,12 +7,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
+from indexer.config import CommonSettings, RuntimeSettings
 from indexer.encoding import EncodedBatch, Encoder, Kind, load_encoder, resolve_model_name
-from indexer.pipeline import open_collection
-from storage import Collection, IndexNotFound, list_collections, validate_name
+from indexer.pipeline import open_collection_in
+from search_api.services.batching import MicroBatcher
+from search_api.services.query_cache import CachedEncoder, QueryCache
+from storage import Collection, CollectionInfo, IndexNotFound, validate_name
+from storage.backend import Backend, CollectionHandle, FaissBackend
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +48,45 @@ class EncoderRegistry:
 
     def __init__(self, *, allow_download: bool, trust_remote_code: bool,
                  preloaded: dict[str, Encoder] | None = None,
-                 observe: EncodeObserver | None = None) -> None:
+                 observe: EncodeObserver | None = None, observe_model: EncodeObserver | None = None,
+                 micro_batch_wait_ms: float = 0.0, micro_batch_max: int = 64,
+                 query_cache_size: int = 0, runtime: RuntimeSettings | None = None) -> None:
+        """Configure how models load and what wraps each of them.
+
+        Args:
+            allow_download: let a hub id be downloaded (see load_encoder).
+            trust_remote_code: run a model's own code (see load_encoder).
+            preloaded: already-loaded models by canonical name, shared instead of reloaded.
+            observe: told of every encode call the services make (cache hits included).
+            observe_model: told of every call that reaches a model (after cache and batching).
+            micro_batch_wait_ms: see MicroBatcher; 0 turns micro-batching off.
+            micro_batch_max: texts per micro-batch; larger requests are encoded at once.
+            query_cache_size: query embeddings kept (LRU, shared by all models); 0 turns it off.
+            runtime: encoder backend, threads and export cache (default: auto, all CPUs).
+        """
+        self._runtime = runtime or RuntimeSettings(backend="auto")
         self._allow_download = allow_download
         self._trust_remote_code = trust_remote_code
         self._observe = observe
+        self._observe_model = observe_model
+        self._micro_batch = (micro_batch_wait_ms, micro_batch_max)
+        self._batchers: list[MicroBatcher] = []
+        self.query_cache = QueryCache(query_cache_size)
         self._encoders: dict[str, Encoder] = {
             name: self._observed(encoder) for name, encoder in (preloaded or {}).items()}
         self._lock = threading.Lock()
 
     def _observed(self, encoder: Encoder) -> Encoder:
+        """`encoder` behind metrics, the query cache and micro-batching, as configured."""
+        if self._observe_model:
+            encoder = ObservedEncoder(encoder, self._observe_model)
+        wait_ms, max_batch = self._micro_batch
+        if wait_ms > 0:
+            batcher = MicroBatcher(encoder, wait_ms=wait_ms, max_batch=max_batch)
+            self._batchers.append(batcher)
+            encoder = batcher
+        if self.query_cache.capacity > 0:
+            encoder = CachedEncoder(encoder, self.query_cache)
         return ObservedEncoder(encoder, self._observe) if self._observe else encoder
 
     def get(self, model: str) -> Encoder:
@@ -64,30 +99,56 @@ class EncoderRegistry:
                 logger.info("loading model %s", name)
                 self._encoders[name] = self._observed(load_encoder(
                     name, allow_download=self._allow_download,
-                    trust_remote_code=self._trust_remote_code,
+                    trust_remote_code=self._trust_remote_code, backend=self._runtime.backend,
+                    threads=self._runtime.threads, cache_dir=self._runtime.cache_dir,
                 ))
             return self._encoders[name]
 
     def loaded(self) -> list[str]:
         return sorted(self._encoders)
 
+    def close(self) -> None:
+        """Stop the micro-batch workers (queued requests are answered first)."""
+        for batcher in self._batchers:
+            batcher.close()
+
 
 class CollectionRegistry:
-    """Opens each collection once; collections created by other processes are found on disk."""
+    """Opens each collection once; collections created by other processes are found on disk.
 
-    def __init__(self, data_dir: Path) -> None:
+    Collections live in `backend` (default: FAISS + SQLite folders in `data_dir`); the
+    registry owns it and closes it with itself.
+    """
+
+    def __init__(self, data_dir: Path, backend: Backend | None = None) -> None:
         self.data_dir = data_dir
-        self._open: dict[str, Collection] = {}
+        self.backend = backend or FaissBackend(data_dir)
+        self._open: dict[str, CollectionHandle] = {}
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_settings(cls, settings: CommonSettings) -> CollectionRegistry:
+        """A registry on the storage the settings name (SEMSEARCH_STORAGE, SEMSEARCH_MILVUS_URI)."""
+        return cls(settings.data_dir, settings.open_storage())
+
     def names(self) -> list[str]:
-        return list_collections(self.data_dir)
+        return self.backend.names()
+
+    def info(self, name: str) -> CollectionInfo:
+        """Model, size and generation of a collection, read fresh from its storage."""
+        return self.backend.info(name)
+
+    @staticmethod
+    def _typed(handle: CollectionHandle) -> Collection:
+        # The services are annotated with Collection; every backend's handle has the same
+        # public interface (storage.backend.CollectionHandle, checked by mypy in storage).
+        return cast(Collection, handle)
 
     def get(self, name: str) -> Collection:
         """The open collection, reopened if its folder was deleted or recreated meanwhile."""
         collection = self._open.get(name)
         if collection is not None and not collection.replaced_on_disk():
-            return collection
+            return self._typed(collection)
         validate_name(name)
         with self._lock:
             current = self._open.get(name)
@@ -100,14 +161,14 @@ class CollectionRegistry:
                         f"collection '{name}' does not exist; existing: "
                         f"{', '.join(self.names()) or 'none'}"
                     )
-                self._open[name] = Collection.open(self.data_dir, name)
-            return self._open[name]
+                self._open[name] = self.backend.open(name)
+            return self._typed(self._open[name])
 
     def get_or_create(self, name: str, encoder: Encoder) -> Collection:
         validate_name(name)
         with self._lock:
             if name not in self._open:
-                self._open[name] = open_collection(self.data_dir, name, encoder)
+                self._open[name] = open_collection_in(self.backend, name, encoder)
         return self.get(name)
 
     def loaded(self) -> list[str]:
@@ -121,3 +182,4 @@ class CollectionRegistry:
             for collection in self._open.values():
                 collection.close()
             self._open.clear()
+            self.backend.close()

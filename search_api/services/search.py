@@ -6,11 +6,14 @@ import time
 from dataclasses import dataclass
 
 from indexer.encoding import alias_name
+from indexer.languages import dense_understands
 from search_api.config import ApiSettings
 from search_api.errors import EmptyQuery, LimitExceeded
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
 from search_api.services.text_checks import check_text
 from storage import Collection, Filter, Hit, check_model
+from storage.fusion import Fusion, Mode, check_mode, search_in_mode
+from storage.index_types import SearchParams
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,6 +26,7 @@ class QueryHits:
 class SearchOutcome:
     collection: str
     model: str
+    mode: Mode
     results: list[QueryHits]
     took_ms: float
 
@@ -35,31 +39,44 @@ class Searcher:
         self._encoders = encoders
 
     def search(self, name: str, queries: list[str], top_k: int,
-               filter_: Filter | None = None, model: str | None = None) -> SearchOutcome:
+               filter_: Filter | None = None, model: str | None = None, *,
+               mode: str | None = None, fusion: str | None = None,
+               alpha: float | None = None) -> SearchOutcome:
         """Top-k hits for each query.
 
         Args:
             name: collection name.
             queries: one or more non-empty query texts.
             top_k: hits per query, 1..max_top_k.
-            filter_: metadata equality filter.
+            filter_: metadata equality filter, applied the same way in every mode.
             model: if given, must be the collection's model.
+            mode: dense, lexical or hybrid (default: the `search_mode` setting).
+            fusion: rrf or alpha, for hybrid (default: the `hybrid_fusion` setting).
+            alpha: the dense channel's weight in hybrid (default: the `hybrid_alpha` setting).
 
         Returns:
             One result per query, in order, and the time taken.
         """
         started = time.perf_counter()
+        settings = self._settings
         self._check_limits(queries, top_k)
+        chosen = check_mode(mode or settings.search_mode)
+        how = Fusion(method=fusion or settings.hybrid_fusion,  # type: ignore[arg-type]
+                     alpha=settings.hybrid_alpha if alpha is None else alpha)
         collection = self._collections.get(name)
         self._check_model(collection, model)
-        encoder = self._encoders.get(collection.model.name)
-        encoded = encoder.encode_batch(queries, "query")
-        hits = collection.search(encoded.vectors, top_k, filter_ or None)
-        results = [QueryHits(hits=h, truncated=t)
-                   for h, t in zip(hits, encoded.truncated, strict=True)]
+        vectors, truncated = None, [False] * len(queries)
+        if chosen != "lexical":  # lexical mode needs no model at all
+            encoded = self._encoders.get(collection.model.name).encode_batch(queries, "query")
+            vectors, truncated = encoded.vectors, encoded.truncated
+        hits = search_in_mode(collection, chosen, texts=queries, vectors=vectors, k=top_k,
+                              filter_=filter_ or None, fusion=how,
+                              dense_usable=dense_understands(collection.model.name, queries),
+                              params=SearchParams(ef_search=settings.ef_search, nprobe=settings.nprobe))
+        results = [QueryHits(hits=h, truncated=t) for h, t in zip(hits, truncated, strict=True)]
         took_ms = (time.perf_counter() - started) * 1000
-        return SearchOutcome(collection=name, model=collection.model.name, results=results,
-                             took_ms=round(took_ms, 2))
+        return SearchOutcome(collection=name, model=collection.model.name, mode=chosen,
+                             results=results, took_ms=round(took_ms, 2))
 
     def _check_limits(self, queries: list[str], top_k: int) -> None:
         settings = self._settings

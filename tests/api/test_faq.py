@@ -131,7 +131,6 @@ def test_chinese_unrelated_query_is_not_matched(faq_client: TestClient) -> None:
         ("en", {"query": "x", "top_k": 0}, 422, "invalid_request", ["top_k"]),
         ("en", {"query": "x", "top_k": 51}, 400, "limit_exceeded", ["top_k", "50"]),
         ("en", {"query": "x", "top_k": "3"}, 422, "invalid_request", ["top_k"]),
-        ("en", {"query": "x", "threshold": 1.5}, 422, "invalid_request", ["threshold"]),
         ("en", {"query": "x", "threshold": -1.01}, 422, "invalid_request", ["threshold"]),
         ("en", {"query": "x", "threshold": "high"}, 422, "invalid_request", ["threshold"]),
         ("en", {"query": "x", "k": 3}, 422, "invalid_request", ["k"]),
@@ -160,3 +159,32 @@ def test_matcher_service_without_http(faq_dir: Path, minilm: Encoder) -> None:
             matcher.match("docs", "x")
     finally:
         collections.close()
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_chinese_faq_matches_in_every_mode(faq_client: TestClient, mode: str) -> None:
+    result = _match(faq_client, "zh", query="我忘记密码了，怎么重新设置密码", mode=mode, threshold=-1.0)
+    assert result["mode"] == mode
+    assert result["intent"] == "修改密码", result
+    candidates = result["candidates"]
+    assert isinstance(candidates, list) and candidates[0]["intent"] == "修改密码"
+
+
+def test_faq_mode_defaults_to_the_calibrated_one(faq_dir: Path, minilm: Encoder) -> None:
+    import_faq(faq_dir, "en_lexical", minilm, read_faq(FAQ_DIR / "support_en.yaml"),
+               default_threshold=0.0)
+    collection = Collection.open(faq_dir, "en_lexical")
+    try:
+        result = calibrate_faq(collection, minilm, read_labelled(FAQ_DIR / "labelled_en.jsonl"),
+                               mode="lexical")
+    finally:
+        collection.close()
+    assert result.threshold > 0  # a BM25 threshold
+    with TestClient(create_app(ApiSettings(data_dir=faq_dir), encoders={minilm.name: minilm})) as client:
+        found = _match(client, "en_lexical", query="How do I get a refund for my order?")
+        assert found["mode"] == "lexical" and found["intent"] == "refund"
+        assert found["threshold"] == pytest.approx(result.threshold)
+        unrelated = _match(client, "en_lexical", query="zebra giraffe savanna")
+        assert unrelated["matched"] is False and unrelated["candidates"] == []
+        dense = _match(client, "en_lexical", query="How do I get a refund for my order?", mode="dense")
+        assert dense["mode"] == "dense"

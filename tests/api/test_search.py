@@ -23,8 +23,8 @@ def test_health_and_readiness(client: TestClient) -> None:
 
 
 def test_semantic_top_hit_and_shape(client: TestClient) -> None:
-    data = search(client, {"query": "making bread in my kitchen", "top_k": 3})
-    assert data["collection"] == "docs"
+    data = search(client, {"query": "making bread in my kitchen", "top_k": 3, "mode": "dense"})
+    assert data["collection"] == "docs" and data["mode"] == "dense"
     assert data["model"] == "all-MiniLM-L6-v2"
     assert data["truncated"] is False
     hits = data["hits"]
@@ -36,14 +36,17 @@ def test_semantic_top_hit_and_shape(client: TestClient) -> None:
     assert scores == sorted(scores, reverse=True)
     assert 0.3 < scores[0] <= 1.0
     assert isinstance(data["took_ms"], float)
+    default = search(client, {"query": "making bread in my kitchen", "top_k": 3})
+    assert default["mode"] == "hybrid" and default["hits"][0]["id"] == "bake-1"
 
 
 def test_scores_are_cosine_of_the_model_vectors(client: TestClient, minilm) -> None:  # type: ignore[no-untyped-def]
-    data = search(client, {"query": "deep learning hardware", "top_k": 1})
-    hit = data["hits"][0]
     query_vec = minilm.encode(["deep learning hardware"], "query")[0]
-    doc_vec = minilm.encode([hit["text"]], "document")[0]
-    assert abs(float(query_vec @ doc_vec) - hit["score"]) < 1e-4
+    for mode, field in (("dense", "score"), ("hybrid", "dense_score")):
+        data = search(client, {"query": "deep learning hardware", "top_k": 1, "mode": mode})
+        hit = data["hits"][0]
+        doc_vec = minilm.encode([hit["text"]], "document")[0]
+        assert abs(float(query_vec @ doc_vec) - hit[field]) < 1e-4, mode
 
 
 def test_batch_queries_keep_order(client: TestClient) -> None:

