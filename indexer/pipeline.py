@@ -113,14 +113,14 @@ def index_documents(
         if options.index_kind is not None or options.index_params:
             set_index(writer, options.index_kind, options.index_params)
         pending: list[DocumentInput] = []
-        for batch in _batches(docs, options.batch_size):
+        for batch in batches(docs, options.batch_size):
             pending.extend(_prepare(collection, encoder, batch, stats))
             if commit_due(len(pending), collection, options):
-                _add_commit(stats, writer.commit(pending))
+                add_commit(stats, writer.commit(pending))
                 pending = []
             if on_progress is not None:
                 on_progress(len(batch))
-        _add_commit(stats, writer.commit(pending))
+        add_commit(stats, writer.commit(pending))
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -185,13 +185,13 @@ def _prepare(collection: CollectionHandle, encoder: Encoder, batch: list[SourceD
     return prepared
 
 
-def _add_commit(stats: IndexStats, commit: CommitStats) -> None:
+def add_commit(stats: IndexStats, commit: CommitStats) -> None:
     stats.added += commit.added
     stats.updated += commit.updated
     stats.unchanged += commit.unchanged
 
 
-def _batches(docs: Iterable[SourceDocument], size: int) -> Iterator[list[SourceDocument]]:
+def batches(docs: Iterable[SourceDocument], size: int) -> Iterator[list[SourceDocument]]:
     iterator = iter(docs)
     while batch := list(islice(iterator, size)):
         yield batch

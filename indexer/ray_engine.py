@@ -11,15 +11,14 @@ import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 import numpy as np
 
 from indexer.encoding import Encoder
 from indexer.models import IndexStats, SourceDocument
-from indexer.pipeline import IndexOptions, ProgressCallback, commit_due, set_index
-from storage import CommitStats, DocumentInput, SemsearchError, check_model
+from indexer.pipeline import IndexOptions, ProgressCallback, add_commit, batches, commit_due, set_index
+from storage import DocumentInput, SemsearchError, check_model
 from storage.backend import CollectionHandle
 
 logger = logging.getLogger(__name__)
@@ -150,11 +149,11 @@ def index_documents_ray(
         with closing(session.encode(refs, options.batch_size)) as encoded:
             pending: list[DocumentInput] = []
             try:
-                for batch in _batches(rows(), options.batch_size):
+                for batch in batches(rows(), options.batch_size):
                     pending.extend(_with_vectors(batch, stats.read, sent, stats, encoded))
                     stats.read += len(batch)
                     if commit_due(len(pending), collection, options):
-                        _add_commit(stats, writer.commit(pending))
+                        add_commit(stats, writer.commit(pending))
                         pending = []
                     if on_progress is not None:
                         on_progress(len(batch))
@@ -164,7 +163,7 @@ def index_documents_ray(
                 done = stats.added + stats.updated + stats.unchanged
                 raise EncodingFailed(f"Ray encoding failed: {_last_line(exc)}; {done} documents "
                                      "were committed, run the same command again to resume") from exc
-            _add_commit(stats, writer.commit(pending))
+            add_commit(stats, writer.commit(pending))
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -274,7 +273,7 @@ def _changed_blocks(collection: CollectionHandle, rows: Iterable[SourceDocument]
     import pyarrow as pa
 
     block: list[SourceDocument] = []
-    for batch in _batches(rows, batch_size):
+    for batch in batches(rows, batch_size):
         needs = collection.needs_vectors([(d.doc_id, d.text) for d in batch])
         sent.extend(needs)
         block.extend(d for d, need in zip(batch, needs, strict=True) if need)
@@ -319,15 +318,3 @@ def _last_line(exc: BaseException) -> str:
     lines = [_ANSI.sub("", line).strip() for line in innermost.splitlines()]
     lines = [line for line in lines if line]
     return lines[-1] if lines else type(exc).__name__
-
-
-def _add_commit(stats: IndexStats, commit: CommitStats) -> None:
-    stats.added += commit.added
-    stats.updated += commit.updated
-    stats.unchanged += commit.unchanged
-
-
-def _batches(docs: Iterable[SourceDocument], size: int) -> Iterator[list[SourceDocument]]:
-    iterator = iter(docs)
-    while batch := list(islice(iterator, size)):
-        yield batch

@@ -183,12 +183,7 @@ class MetadataStore:
         clauses: list[str] = []
         params: list[Any] = []
         for field, value in filter_.items():
-            if field not in known:
-                listing = ", ".join(sorted(known)) or "none"
-                raise UnknownFilterField(
-                    f"filter field '{field}' is not a metadata field of this collection "
-                    f"(known fields: {listing})"
-                )
+            require_known_field(field, known)
             values = _filter_values(field, value)
             path = '$."' + field + '"'
             clauses.append("(" + " OR ".join(_typed_in(path, values, params)) + ")")
@@ -260,6 +255,14 @@ class MetadataStore:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+def require_known_field(field: str, known: set[str]) -> None:
+    """UnknownFilterField unless `field` is one of the collection's metadata fields."""
+    if field not in known:
+        listing = ", ".join(sorted(known)) or "none"
+        raise UnknownFilterField(f"filter field '{field}' is not a metadata field of this collection "
+                                 f"(known fields: {listing})")
 
 
 def _filter_values(field: str, value: Any) -> list[FilterValue]:

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
-from storage.errors import SemsearchError, StorageError, UnknownFilterField
+from storage.errors import SemsearchError, StorageError
 from storage.manifest import ModelInfo
-from storage.metadata import Filter, FilterValue, _filter_values
+from storage.metadata import Filter, FilterValue, _filter_values, require_known_field
 from storage.records import DocumentInput
 
 CATALOG = "semsearch_catalog"
@@ -112,12 +112,7 @@ def filter_expression(filter_: Filter, known: set[str]) -> str:
     """
     clauses = []
     for field, value in filter_.items():
-        if field not in known:
-            listing = ", ".join(sorted(known)) or "none"
-            raise UnknownFilterField(
-                f"filter field '{field}' is not a metadata field of this collection "
-                f"(known fields: {listing})"
-            )
+        require_known_field(field, known)
         tags = sorted({tag(field, item) for item in _filter_values(field, value)})
         clauses.append("array_contains_any(filter_tags, [" + ", ".join(f'"{t}"' for t in tags) + "])")
     return " and ".join(clauses)
