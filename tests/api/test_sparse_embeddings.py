@@ -25,14 +25,16 @@ def splade_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(splade_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    """A service over an empty data dir that allows the tiny model via SEMSEARCH_SPARSE_MODELS."""
+    """A service over an empty data dir that allows the tiny model (SEMSEARCH_SPARSE_MODELS)."""
     data_dir = tmp_path_factory.mktemp("sparse-data")
-    settings = ApiSettings(data_dir=data_dir, max_similarity_items=MAX_ITEMS, max_text_chars=MAX_CHARS)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SEMSEARCH_SPARSE_MODELS", f" {splade_dir} ,other/unused")
-        app = create_app(settings, encoders={})
-        with TestClient(app) as test_client:  # the lifespan builds the services: env still set
-            yield test_client
+        settings = ApiSettings(data_dir=data_dir, max_similarity_items=MAX_ITEMS,
+                               max_text_chars=MAX_CHARS)
+    assert settings.sparse_models == [str(splade_dir), "other/unused"]
+    app = create_app(settings, encoders={})
+    with TestClient(app) as test_client:
+        yield test_client
 
 
 def post(client: TestClient, **body: object):  # type: ignore[no-untyped-def]
