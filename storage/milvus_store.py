@@ -39,6 +39,7 @@ from storage.errors import (
     StorageError,
     UnknownFilterField,
 )
+from storage.index_types import SearchParams
 from storage.manifest import Manifest, ModelInfo, check_model
 from storage.metadata import Filter, StoredDocument
 from storage.records import CommitStats, DocumentInput, Hit, content_hash, metadata_json, validate_name
@@ -240,8 +241,12 @@ class MilvusCollection:
         """Nothing to release: the backend owns the connection."""
 
     # -- reading -------------------------------------------------------------
-    def search(self, vectors: np.ndarray, k: int, filter_: Filter | None = None) -> list[list[Hit]]:
-        """Top-k documents per query vector by inner product (cosine for L2-normalised vectors)."""
+    def search(self, vectors: np.ndarray, k: int, filter_: Filter | None = None,
+               params: SearchParams | None = None) -> list[list[Hit]]:
+        """Top-k documents per query vector by inner product (cosine for L2-normalised vectors).
+
+        `params` (FAISS efSearch / nprobe) does not apply: Milvus uses SEMSEARCH_MILVUS_INDEX's.
+        """
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.model.dimension:
             raise ValueError(f"query vectors have shape {vectors.shape}; collection '{self.name}' "
