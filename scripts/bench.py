@@ -26,8 +26,6 @@ import itertools
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +38,10 @@ from typing import Any
 import httpx
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from local_service import running_service  # noqa: E402
 
 from indexer.beir import find_qrels, load_qrels, load_queries  # noqa: E402
 from indexer.metrics import mean, ndcg_at_k  # noqa: E402
@@ -239,43 +240,14 @@ def bench_index(backend: str, docs: list[tuple[str, str]], work: Path, txtai: An
                 "txtai Embeddings(content=True), faiss", len(docs) / txtai_s)]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serving(data_dir: Path, backend: str, **env: str) -> Iterator[str]:
     """A real `semsearch serve` on a free loopback port; yields its base URL; always stopped."""
-    port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")}
     environ.update(HF_HUB_OFFLINE="1", SEMSEARCH_BACKEND=backend, SEMSEARCH_QUERY_CACHE_SIZE="0",
                    SEMSEARCH_SEARCH_MODE="dense", **env)
-    log = open(data_dir.parent / f"server-{port}.log", "wb")  # closed in the finally below
-    server = subprocess.Popen([sys.executable, "-m", "search_api.cli", "serve", "--port", str(port),
-                               "--data-dir", str(data_dir)], stdout=log, stderr=subprocess.STDOUT,
-                              env=environ)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server did not start; see {log.name}")
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
+    with running_service(data_dir, env=environ) as base:
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:

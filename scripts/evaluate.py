@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -131,6 +130,8 @@ def runs(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
 def rank_over_http(args: argparse.Namespace, queries: dict[str, str],
                    data_dir: Path) -> tuple[dict[str, dict[str, list[str]]], dict[str, float]]:
     """Rankings per run and the p50 latency (ms) per run, one query per request."""
+    from local_service import running_service
+
     rankings: dict[str, dict[str, list[str]]] = {}
     p50: dict[str, float] = {}
     with running_service(data_dir) as base, httpx.Client(base_url=base, timeout=120) as client:
@@ -227,34 +228,6 @@ def corpus_texts(path: Path) -> tuple[list[str], list[str]]:
                 ids.append(str(row["_id"]))
                 texts.append(" ".join(p for p in (row.get("title", ""), row["text"]) if p))
     return ids, texts
-
-
-@contextmanager
-def running_service(data_dir: Path, timeout: float = 300) -> Iterator[str]:
-    """A `semsearch serve` process on a free loopback port; yields its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = subprocess.Popen(semsearch("serve", "--port", str(port), "--data-dir", str(data_dir)),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while not _ready(base):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"semsearch serve did not become ready (exit code {server.poll()})")
-            time.sleep(0.5)
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _ready(base: str) -> bool:
-    try:
-        return httpx.get(base + "/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @contextmanager
