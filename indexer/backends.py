@@ -11,7 +11,6 @@ import logging
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from indexer.encoding import (
     unknown_model_message,
 )
 from indexer.onnx_export import StModelLayout, UnsupportedForOnnx, ensure_onnx, read_layout
+from indexer.tokenization import ModelTokenizer
 from storage import SemsearchError
 
 logger = logging.getLogger(__name__)
@@ -151,10 +151,9 @@ class OnnxEncoder(_EncoderBase):
                  trust_remote_code: bool = False) -> None:
         super().__init__()
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
         self._layout: StModelLayout = read_layout(model_dir)
-        self._tokenizer: Any = AutoTokenizer.from_pretrained(str(self._layout.transformer_dir))
+        self._tokenizer = ModelTokenizer(self._layout.transformer_dir, self._layout.max_seq_length)
         path = ensure_onnx(model_dir, name, quantized=quantized, cache_dir=cache_dir,
                            trust_remote_code=trust_remote_code, reduce_range=not has_vnni(cpu_flags()))
         options = ort.SessionOptions()
@@ -168,7 +167,7 @@ class OnnxEncoder(_EncoderBase):
         self.dimension = int(hidden) * len(self._layout.pooling_modes)
         self.max_length = self._layout.max_seq_length
         self._batch_size = batch_size
-        self._pad_id = int(self._tokenizer.pad_token_id or 0)
+        self._pad_id = self._tokenizer.pad_id
 
     def _prompt(self, kind: Kind) -> str:
         candidates = ("query",) if kind == "query" else ("document", "passage")
@@ -179,10 +178,7 @@ class OnnxEncoder(_EncoderBase):
         texts = [prompt + t for t in texts]
         if self._layout.do_lower_case:
             texts = [t.lower() for t in texts]
-        tokens = self._tokenizer(texts, truncation=True, max_length=self.max_length, verbose=False)
-        ids: list[list[int]] = tokens["input_ids"]
-        truncated = [bool(e.overflowing) for e in tokens.encodings] if tokens.encodings \
-            else [False] * len(texts)
+        ids, truncated = self._tokenizer(texts)
         vectors = np.zeros((len(texts), self.dimension), np.float32)
         for batch in length_sorted_batches([len(x) for x in ids], self._batch_size):
             vectors[batch] = self._run([ids[i] for i in batch])

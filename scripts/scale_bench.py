@@ -250,7 +250,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000", help="comma-separated corpus sizes [100000]")
     parser.add_argument("--kinds", default="flat,hnsw,ivf",
-                        help="index types to build, in order; the last stays for --serve-memory")
+                        help="index types to build, in order; the last stays for --serve-memory "
+                             "('' builds none: --serve-memory on the collection as it is)")
     parser.add_argument("--index-param", action="append", default=[], metavar="KEY=VALUE",
                         help="index parameters for every type (e.g. M=16, nprobe=32), repeatable")
     parser.add_argument("--sweep", default="",
@@ -277,7 +278,7 @@ def main() -> None:
                   f"peak RSS {ingest['peak_rss_mb']} MB", flush=True)
             results["rows"].append({"n": n, "step": "ingest", **ingest})
             (data_dir / "ingested").write_text(json.dumps(ingest))
-        for kind in args.kinds.split(","):
+        for kind in filter(None, args.kinds.split(",")):  # "" measures memory only
             spec = IndexSpec().updated(kind, params)
             build = run_step(["build", str(data_dir), name, str(n), spec.to_json()])
             size = sum(p.stat().st_size for p in (data_dir / name).glob("index-*.faiss")

@@ -99,19 +99,33 @@ def run_server(settings: ApiSettings, encoders: dict[str, Encoder] | None = None
     click.echo(f"serving {settings.data_dir} on http://{settings.host}:{settings.port} "
                "(API docs at /docs)", err=True)
     if settings.workers > 1:
-        # Each worker process builds its own app with the factory, from SEMSEARCH_* variables:
-        # pass the flags on that way. Every worker opens the same index files memory-mapped.
+        # Workers share the CPUs: without a thread setting, each would start one thread per core.
+        threads = settings.threads or max(1, default_threads() // settings.workers)
+        _serve_workers(settings.model_copy(update={"threads": threads}))
+        return
+    uvicorn.run(create_app(settings, encoders=encoders), host=settings.host, port=settings.port,
+                log_level="info", timeout_graceful_shutdown=5)
+
+
+def _serve_workers(settings: ApiSettings) -> None:
+    """Forked workers sharing the master's libraries (search_api.prefork); where gunicorn does
+    not run (Windows), uvicorn's spawned workers, which build the app from SEMSEARCH_* variables."""
+    from search_api.main import create_app
+
+    try:
+        from search_api.prefork import run_prefork
+    except ImportError:
+        import uvicorn
+
         os.environ.update({"SEMSEARCH_HOST": settings.host, "SEMSEARCH_PORT": str(settings.port),
                            "SEMSEARCH_DATA_DIR": str(settings.data_dir.resolve()),
-                           "SEMSEARCH_BACKEND": settings.backend})
-        # Workers share the CPUs: without a thread setting, each would start one thread per core.
-        os.environ.setdefault("SEMSEARCH_THREADS", str(max(1, default_threads() // settings.workers)))
+                           "SEMSEARCH_BACKEND": settings.backend,
+                           "SEMSEARCH_THREADS": str(settings.threads)})
         uvicorn.run("search_api.main:create_app", factory=True, workers=settings.workers,
                     host=settings.host, port=settings.port, log_level="info",
                     timeout_graceful_shutdown=5)
         return
-    uvicorn.run(create_app(settings, encoders=encoders), host=settings.host, port=settings.port,
-                log_level="info", timeout_graceful_shutdown=5)
+    run_prefork(settings, create_app(settings))
 
 
 def main() -> None:
