@@ -53,7 +53,7 @@ def create_app(settings: ApiSettings | None = None, *,
 
     app = FastAPI(title="semsearch", version=_version(), lifespan=lifespan,
                   description="Semantic search over FAISS + SQLite collections.")
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.metrics.watch_collections(lambda: _collection_sizes(app))
     app.state.metrics.watch_query_cache(lambda: _query_cache_stats(app))

@@ -119,18 +119,27 @@ def fuse(dense: Sequence[Hit], lexical: Sequence[Hit], k: int, fusion: Fusion,
     else:
         dense_part = _min_max(dense, fusion.alpha)
         lexical_part = _max_scaled(lexical, (1.0 - fusion.alpha) * lexical_share)
-    merged: dict[str, Hit] = {}
-    for hit in dense:
-        merged[hit.doc_id] = dataclasses.replace(hit, dense_score=hit.score)
+    channels: dict[str, tuple[Hit | None, Hit | None]] = {hit.doc_id: (hit, None) for hit in dense}
     for hit in lexical:
-        seen = merged.get(hit.doc_id)
-        merged[hit.doc_id] = dataclasses.replace(seen or hit, lexical_score=hit.score)
-    fused = [dataclasses.replace(hit, score=dense_part.get(doc_id, 0.0) + lexical_part.get(doc_id, 0.0))
-             for doc_id, hit in merged.items()]
+        channels[hit.doc_id] = (channels.get(hit.doc_id, (None, None))[0], hit)
+    scores = {doc_id: dense_part.get(doc_id, 0.0) + lexical_part.get(doc_id, 0.0) for doc_id in channels}
+
+    def cosine(doc_id: str) -> float:
+        dense_hit = channels[doc_id][0]
+        return dense_hit.score if dense_hit is not None else -2.0
+
     # Ties (common in rrf) go to the better cosine, then the id, so the order is reproducible.
-    fused.sort(key=lambda h: (-h.score, -(h.dense_score if h.dense_score is not None else -2.0),
-                              h.doc_id))
-    return fused[:k]
+    best = sorted(scores, key=lambda doc_id: (-scores[doc_id], -cosine(doc_id), doc_id))[:k]
+    return [_fused_hit(*channels[doc_id], scores[doc_id]) for doc_id in best]
+
+
+def _fused_hit(dense: Hit | None, lexical: Hit | None, score: float) -> Hit:
+    """One fused hit (built only for the k returned: candidates are many, hits are few)."""
+    source = dense or lexical
+    assert source is not None
+    return Hit(doc_id=source.doc_id, score=score, text=source.text, metadata=source.metadata,
+               dense_score=dense.score if dense is not None else None,
+               lexical_score=lexical.score if lexical is not None else None)
 
 
 def _rrf(hits: Sequence[Hit], weight: float, rrf_k: int) -> dict[str, float]:

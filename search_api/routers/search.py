@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
 
 from search_api.deps import SearcherDep, SettingsDep
 from search_api.schemas import (
@@ -30,17 +31,23 @@ def _single(outcome: SearchOutcome) -> SearchResponse:
                           hits=_hits(first), truncated=first.truncated, took_ms=outcome.took_ms)
 
 
+def _json(model: BaseModel) -> Response:
+    """The response model already built and valid: serialise it once, in pydantic's Rust code.
+    (Returned as a model, FastAPI would dump it to dicts, validate those again, then serialise.)"""
+    return Response(content=model.model_dump_json(), media_type="application/json")
+
+
 @router.post("/collections/{name}/search", response_model=SearchResponse | BatchSearchResponse)
 def search_collection(name: str, body: SearchRequest,
-                      searcher: SearcherDep) -> SearchResponse | BatchSearchResponse:
+                      searcher: SearcherDep) -> Response:
     """Top-k documents for `query`, or for each of `queries`, in dense, lexical or hybrid mode."""
     outcome = searcher.search(name, body.texts(), body.top_k, body.filter, body.model,
                               mode=body.mode, fusion=body.fusion, alpha=body.alpha)
     if body.query is not None:
-        return _single(outcome)
+        return _json(_single(outcome))
     results = [QueryResult(hits=_hits(r), truncated=r.truncated) for r in outcome.results]
-    return BatchSearchResponse(collection=outcome.collection, model=outcome.model,
-                               mode=outcome.mode, results=results, took_ms=outcome.took_ms)
+    return _json(BatchSearchResponse(collection=outcome.collection, model=outcome.model,
+                                     mode=outcome.mode, results=results, took_ms=outcome.took_ms))
 
 
 @router.get("/search", response_model=SearchResponse)
@@ -52,7 +59,7 @@ def search_get(
     top_k: Annotated[int, Query(ge=1)] = 10,
     mode: Annotated[Literal["dense", "lexical", "hybrid"] | None,
                     Query(description="default: SEMSEARCH_SEARCH_MODE")] = None,
-) -> SearchResponse:
+) -> Response:
     """Convenience form of search: `GET /search?q=...&collection=...&top_k=10&mode=hybrid`."""
     name = collection or settings.default_collection
-    return _single(searcher.search(name, [q], top_k, mode=mode))
+    return _json(_single(searcher.search(name, [q], top_k, mode=mode)))
