@@ -130,7 +130,7 @@ def test_parameters_persist_and_search_overrides_apply(data_root: Path,
 
 
 def test_auto_switches_type_as_the_collection_grows_and_shrinks(data_root: Path) -> None:
-    spec = IndexSpec(kind="auto", auto_threshold=50, m=8)
+    spec = IndexSpec(kind="auto", auto_threshold=50, auto_kind="hnsw", m=8)
     collection = Collection.create(data_root, "c", _model(), spec)
     commit(collection, make_docs(make_vectors(40, 16)))
     assert collection.index_info()["type"] == "flat"
