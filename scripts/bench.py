@@ -75,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", default="1,8,32", help="client counts of the load test")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load level [10]")
     parser.add_argument("--skip", default="", help=f"comma-separated sections to skip: {SECTIONS}")
+    parser.add_argument("--batch-wait-ms", type=float, default=2.0,
+                        help="micro-batching wait of the 'on' server (latency and load) [2]")
     parser.add_argument("--no-batching-compare", action="store_true",
                         help="load test with micro-batching on only (skip the 'off' server)")
     parser.add_argument("--work-dir", type=Path, default=None,
@@ -323,6 +325,18 @@ def bench_load(url: str, queries: list[str], levels: list[int], duration: float,
     return rows
 
 
+def compare_batching(data_dir: Path, backend: str, queries: list[str], levels: list[int],
+                     args: argparse.Namespace, off: Rows) -> Rows:
+    """The load test again on a server with micro-batching on, and the on / off ratios."""
+    label = f"micro-batching on ({args.batch_wait_ms:g} ms)"
+    with serving(data_dir, backend, SEMSEARCH_MICRO_BATCH_WAIT_MS=str(args.batch_wait_ms)) as url:
+        on = bench_load(url, queries, levels, args.duration, label)
+    ratios = [row("load", f"micro-batching on vs off: {clients} clients QPS", r_on["value"], "/s",
+                  "micro-batching off", r_off["value"])
+              for clients, r_on, r_off in zip(levels, on, off, strict=True)]
+    return on + ratios
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -378,21 +392,14 @@ def main(argv: list[str] | None = None) -> None:
             indexed = bench_index(backend, docs, work, txtai)
             rows += indexed if "index" not in skip else []
             levels = [int(c) for c in args.concurrency.split(",")]
-            with serving(work / "data", backend) as url:
+            with serving(work / "data", backend) as url:  # the defaults: micro-batching off
                 if "latency" not in skip:
                     rows += bench_latency(url, query_texts, txtai)
-                if "load" not in skip:
-                    rows += bench_load(url, query_texts, levels, args.duration, "micro-batching on")
-            if "load" not in skip and not args.no_batching_compare:
-                with serving(work / "data", backend, SEMSEARCH_MICRO_BATCH_WAIT_MS="0") as url:
-                    off = bench_load(url, query_texts, levels, args.duration, "micro-batching off")
-                rows += off
-                on = {r["what"].split(":")[1].split("QPS")[0]: r["value"] for r in rows
-                      if r["section"] == "load" and r["what"].startswith("micro-batching on")}
-                for r in off:
-                    level = r["what"].split(":")[1].split("QPS")[0]
-                    rows.append(row("load", f"micro-batching on vs off:{level}QPS", on[level], "/s",
-                                    "micro-batching off", r["value"]))
+                off = bench_load(url, query_texts, levels, args.duration,
+                                 "micro-batching off") if "load" not in skip else []
+            rows += off
+            if off and not args.no_batching_compare:
+                rows += compare_batching(work / "data", backend, query_texts, levels, args, off)
     print(f"\nsemsearch bench, {info['date']}, {info['cpu']}, {info['cpus']} CPUs, flags "
           f"{' '.join(info['flags'])}; model {MODEL}; {len(docs)} SciFact docs, {len(queries)} "
           f"train queries; index/latency/load backend: {backend}\n")
