@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from storage.faq_store import (
     write_faq_config,
 )
 from storage.fusion import Fusion, Mode, search_in_mode
+from storage.records import utc_now
 
 # e5-style models recommend the "query" prefix on both sides of a symmetric task; an FAQ
 # question and a user's message are both questions, so both are encoded as queries.
@@ -264,7 +264,7 @@ def calibrate_faq(collection: Collection, encoder: Encoder, labelled: Sequence[L
     calibration = choose_threshold(best, [q.intent for q in labelled])
     write_faq_config(collection.folder, replace(
         config, threshold=calibration.threshold, calibration=calibration.as_dict(), mode=mode,
-        calibrated_at=datetime.now(timezone.utc).isoformat(timespec="seconds")))
+        calibrated_at=utc_now()))
     return calibration
 
 

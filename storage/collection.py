@@ -21,21 +21,19 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from storage.errors import (
-    CollectionLocked,
     DocumentNotFound,
     IndexNotFound,
     ManifestMismatch,
     StorageError,
 )
 from storage.index_types import IndexSpec, SearchParams, plan
-from storage.locks import ReadWriteLock, WriterLock
+from storage.locks import ReadWriteLock, WriterLock, in_process_writer
 from storage.manifest import Manifest, ModelInfo, check_model, read_manifest, write_manifest
 from storage.metadata import Filter, MetadataStore, ReaderPool, StoredDocument, create_schema
 from storage.records import (
@@ -45,15 +43,12 @@ from storage.records import (
     Hit,
     content_hash,
     metadata_json,
+    utc_now,
     validate_name,
 )
 from storage.vector_index import FaissIndex
 
 LOCK_FILE = ".lock"
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _index_file(generation: int) -> str:
@@ -171,7 +166,7 @@ class Collection:
         if not folder.exists():
             tmp = data_dir / f".{name}.creating-{uuid.uuid4().hex[:8]}"
             tmp.mkdir()
-            created_at = _now()
+            created_at = utc_now()
             meta = {"model": json.dumps(model.__dict__), "created_at": created_at,
                     "generation": "0", "name": name,
                     "index_spec": (index or IndexSpec()).to_json()}
@@ -364,13 +359,8 @@ class Collection:
         Args:
             timeout: seconds to wait for another writer; 0 fails at once.
         """
-        acquired = (self._write_mutex.acquire(timeout=timeout) if timeout > 0
-                    else self._write_mutex.acquire(blocking=False))
-        if not acquired:
-            raise CollectionLocked(f"collection '{self.name}' is being written by another request "
-                                   "in this process; retry when it has finished")
-        lock = WriterLock(self.folder / LOCK_FILE, self.name)
-        try:
+        with in_process_writer(self._write_mutex, self.name, timeout):
+            lock = WriterLock(self.folder / LOCK_FILE, self.name)
             lock.acquire(timeout)
             try:
                 if self.replaced_on_disk():
@@ -387,8 +377,6 @@ class Collection:
                     self._share_index()
             finally:
                 lock.release()
-        finally:
-            self._write_mutex.release()
 
     def _catch_up(self) -> None:
         """As the writer: load the latest generation and repair a manifest a crash left behind."""
@@ -427,7 +415,7 @@ class Collection:
                 generation = self._generation + 1
                 store.add_fields(fields)
                 store.set_meta("generation", str(generation))
-                store.set_meta("updated_at", _now())
+                store.set_meta("updated_at", utc_now())
                 store.set_meta("index_spec", spec.to_json())
                 dim = self.model.dimension
                 self._index = self._index.updated(

@@ -52,6 +52,23 @@ class WriterLock:
             self._fd = None
 
 
+@contextmanager
+def in_process_writer(mutex: threading.Lock, collection: str, timeout: float) -> Iterator[None]:
+    """Hold `mutex`, this process's one writer slot for `collection`, or raise CollectionLocked.
+
+    Args:
+        timeout: seconds to wait for another writer; 0 fails at once.
+    """
+    acquired = mutex.acquire(timeout=timeout) if timeout > 0 else mutex.acquire(blocking=False)
+    if not acquired:
+        raise CollectionLocked(f"collection '{collection}' is being written by another request "
+                               "in this process; retry when it has finished")
+    try:
+        yield
+    finally:
+        mutex.release()
+
+
 def _read_holder(fd: int) -> str:
     try:
         pid = os.pread(fd, 32, 0).decode().strip()

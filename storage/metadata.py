@@ -16,7 +16,10 @@ import sqlite_utils
 
 from storage import lexical
 from storage.errors import InvalidFilter, UnknownFilterField
-from storage.records import DB_FILE  # noqa: F401  (re-exported)
+from storage.records import (
+    DB_FILE,  # noqa: F401  (re-exported)
+    chunks,
+)
 
 MAX_FILTER_VALUES = 256
 FilterValue = str | int | float | bool
@@ -131,7 +134,7 @@ class MetadataStore:
 
     def existing(self, doc_ids: Sequence[str]) -> dict[str, ExistingState]:
         found: dict[str, ExistingState] = {}
-        for chunk in _chunks(list(doc_ids), 500):
+        for chunk in chunks(list(doc_ids), 500):
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT doc_id, id, content_hash, metadata FROM documents WHERE doc_id IN ({marks})"
             for doc_id, rowid, content_hash, metadata in self.conn.execute(sql, chunk):
@@ -143,7 +146,7 @@ class MetadataStore:
     def get_by_rowids(self, rowids: Sequence[int]) -> dict[int, tuple[StoredDocument, np.ndarray]]:
         """Documents and their stored vectors by row id (missing ids are left out)."""
         docs: dict[int, tuple[StoredDocument, np.ndarray]] = {}
-        for chunk in _chunks([int(r) for r in rowids], 500):
+        for chunk in chunks([int(r) for r in rowids], 500):
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT id, doc_id, text, metadata, vector FROM documents WHERE id IN ({marks})"
             for rowid, doc_id, text, metadata, vector in self.conn.execute(sql, chunk):
@@ -302,8 +305,3 @@ def _typed_in(path: str, values: list[FilterValue], params: list[Any]) -> list[s
 
 def _blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -33,16 +32,25 @@ from pymilvus import MilvusClient, MilvusException
 from storage import milvus_schema as schema
 from storage.collection import CollectionInfo
 from storage.errors import (
-    CollectionLocked,
     DocumentNotFound,
     IndexNotFound,
     StorageError,
     UnknownFilterField,
 )
 from storage.index_types import SearchParams
+from storage.locks import in_process_writer
 from storage.manifest import Manifest, ModelInfo, check_model
 from storage.metadata import Filter, StoredDocument
-from storage.records import CommitStats, DocumentInput, Hit, content_hash, metadata_json, validate_name
+from storage.records import (
+    CommitStats,
+    DocumentInput,
+    Hit,
+    chunks,
+    content_hash,
+    metadata_json,
+    utc_now,
+    validate_name,
+)
 
 if TYPE_CHECKING:
     from storage.backend import Backend, CollectionHandle
@@ -59,21 +67,12 @@ CATALOG_FIELDS = ["name", "uid", "collection", "model", "index_type", "created_a
                   "generation", "doc_count", "fields"]
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def _call(what: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run one Milvus request; a Milvus failure becomes a StorageError saying what failed."""
     try:
         return func(*args, **kwargs)
     except MilvusException as exc:
         raise StorageError(f"milvus {what} failed: {exc.message}") from exc
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 class MilvusBackend:
@@ -162,7 +161,7 @@ class MilvusBackend:
         if not _call("has_collection", self.client.has_collection, target):
             _call("create_collection", self._create_collection, target,
                   schema.data_schema(model.dimension), schema.data_index(self.client, self.index))
-        created = _now()
+        created = utc_now()
         row = schema.CatalogRow(name=name, uid=uuid.uuid4().hex, collection=target, model=model,
                          index_type=self.index, created_at=created, updated_at=created,
                          generation=0, count=0, fields=())
@@ -298,7 +297,7 @@ class MilvusCollection:
 
     def _rows(self, doc_ids: Sequence[str], fields: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(list(dict.fromkeys(doc_ids)), IDS_PER_QUERY):
+        for chunk in chunks(list(dict.fromkeys(doc_ids)), IDS_PER_QUERY):
             for row in _call("query", self._client.query, self._row.collection,
                              filter=schema.id_list(list(chunk)), output_fields=["doc_id", *fields]):
                 found[row["doc_id"]] = row
@@ -317,18 +316,11 @@ class MilvusCollection:
         Args:
             timeout: seconds to wait for another writer; 0 fails at once.
         """
-        acquired = (self._write_mutex.acquire(timeout=timeout) if timeout > 0
-                    else self._write_mutex.acquire(blocking=False))
-        if not acquired:
-            raise CollectionLocked(f"collection '{self.name}' is being written by another request "
-                                   "in this process; retry when it has finished")
-        try:
+        with in_process_writer(self._write_mutex, self.name, timeout):
             self._poll(force=True)
             if self._replaced:
                 raise StorageError(f"collection '{self.name}' was deleted or recreated; reopen it")
             yield MilvusWriter(self)
-        finally:
-            self._write_mutex.release()
 
     def _commit(self, upserts: Sequence[DocumentInput], deletes: Sequence[str]) -> CommitStats:
         stats = CommitStats(generation=self._row.generation)
@@ -366,13 +358,13 @@ class MilvusCollection:
         if keep_vector:  # Milvus upserts whole rows: a metadata-only change keeps its vector
             vectors = self._rows([row["doc_id"] for row in keep_vector], ["vector"])
             rows.extend({**row, "vector": vectors[row["doc_id"]]["vector"]} for row in keep_vector)
-        for chunk in _chunks(rows, ROWS_PER_REQUEST):
+        for chunk in chunks(rows, ROWS_PER_REQUEST):
             _call("upsert", self._client.upsert, self._row.collection, list(chunk))
-        for id_chunk in _chunks(gone, IDS_PER_QUERY):
+        for id_chunk in chunks(gone, IDS_PER_QUERY):
             _call("delete", self._client.delete, self._row.collection,
                   filter=schema.id_list(list(id_chunk)))
         self._row = replace(self._row, generation=self._row.generation + 1, count=self._count(),
-                            fields=tuple(sorted(set(self._row.fields) | fields)), updated_at=_now())
+                            fields=tuple(sorted(set(self._row.fields) | fields)), updated_at=utc_now())
         self._backend.write_row(self._row)
         stats.generation = self._row.generation
         return stats

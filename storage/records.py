@@ -6,9 +6,11 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -54,6 +56,20 @@ class Hit:
     metadata: dict[str, Any]
     dense_score: float | None = None  # cosine similarity, when the dense channel saw this document
     lexical_score: float | None = None  # BM25, when the lexical channel matched it
+
+
+T = TypeVar("T")
+
+
+def utc_now() -> str:
+    """Now, as stored in `created_at` / `updated_at`: ISO 8601 in UTC, to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """`items` in consecutive slices of at most `size` (requests have bounded parameter counts)."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def content_hash(text: str) -> str:
