@@ -46,16 +46,25 @@ def running_server(data_dir: Path, *, env: dict[str, str] | None = None,
         env: the server's environment (default: `clean_env()`).
         timeout: seconds to wait for /readyz.
     """
+    with server_process(data_dir, env=env, timeout=timeout) as (base, _):
+        yield base
+
+
+@contextmanager
+def server_process(data_dir: Path, *serve_args: str, env: dict[str, str] | None = None,
+                   timeout: float = 120.0) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Like running_server, with more `serve` arguments; yields (base URL, server process)."""
     port = free_port()
     log_path = data_dir.parent / f"server-{port}.log"
     with log_path.open("wb") as log:
-        server = subprocess.Popen(cli("serve", "--port", str(port), "--data-dir", str(data_dir)),
+        server = subprocess.Popen(cli("serve", "--port", str(port), "--data-dir", str(data_dir),
+                                      *serve_args),
                                   stdout=log, stderr=subprocess.STDOUT,
                                   env=env if env is not None else clean_env())
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, server, log_path, timeout)
-        yield base
+        yield base, server
     finally:
         server.terminate()
         try:

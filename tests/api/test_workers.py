@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.servers import clean_env, cli, free_port
+from tests.servers import server_process
 
 
 def shared_anonymous_mb(pid: int) -> float:
@@ -26,24 +24,7 @@ def shared_anonymous_mb(pid: int) -> float:
 
 @pytest.mark.timeout(300)
 def test_two_workers_serve_searches_from_the_memory_mapped_index(data_dir: Path) -> None:
-    port = free_port()
-    log_path = data_dir.parent / "workers.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            cli("serve", "--port", str(port), "--workers", "2", "--data-dir", str(data_dir)),
-            stdout=log, stderr=subprocess.STDOUT, env=clean_env())
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert server.poll() is None, log_path.read_text(errors="replace")[-3000:]
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
-            time.sleep(0.5)
+    with server_process(data_dir, "--workers", "2", timeout=240) as (base, server):
         for _ in range(6):  # new connections: both workers answer in turn
             with httpx.Client(timeout=60) as client:
                 response = client.post(f"{base}/collections/docs/search",
@@ -60,10 +41,3 @@ def test_two_workers_serve_searches_from_the_memory_mapped_index(data_dir: Path)
         # Spawned interpreters share no anonymous memory at all.
         shared = {pid: shared_anonymous_mb(pid) for pid in workers}
         assert all(mb >= 20 for mb in shared.values()), f"shared anonymous MB per worker: {shared}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)

@@ -8,7 +8,6 @@ own uniquely named collection. Vectors are real all-MiniLM-L6-v2 embeddings of D
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from indexer.encoding import Encoder
 from indexer.pipeline import encoder_model_info
 from storage import DocumentInput, ModelInfo
 from storage.backend import Backend, CollectionHandle, FaissBackend, open_backend
+from tests.servers import free_port
 
 BACKENDS = ["faiss", "milvus-lite", "milvus-server"]
 SERVER_START_TIMEOUT_S = 60.0
@@ -92,12 +92,6 @@ def corpus(minilm: Encoder) -> Corpus:
                   query_vectors=minilm.encode(QUERIES, "query"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def milvus_lite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A milvus-lite `.db` database, served in-process by pymilvus (one per session)."""
@@ -112,7 +106,7 @@ def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     from pymilvus import MilvusClient, MilvusException
 
     folder = tmp_path_factory.mktemp("milvus-server")
-    port = _free_port()
+    port = free_port()
     log_path = folder / "server.log"
     with log_path.open("wb") as log:
         server = subprocess.Popen(
