@@ -26,11 +26,20 @@ def running_service(data_dir: Path, *, env: Mapping[str, str] | None = None,
 
     Its output goes to `server-<port>.log` beside the data dir, named in the error if it fails.
     """
+    with service_process(data_dir, env=env, timeout=timeout) as (base, _):
+        yield base
+
+
+@contextmanager
+def service_process(data_dir: Path, *serve_args: str, env: Mapping[str, str] | None = None,
+                    timeout: float = 300) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Like running_service, with more `serve` arguments; yields (base URL, server process)."""
     port = free_port()
     log_path = Path(data_dir).parent / f"server-{port}.log"
     with log_path.open("wb") as log:
         server = subprocess.Popen([sys.executable, "-m", "search_api.cli", "serve", "--port", str(port),
-                                   "--data-dir", str(data_dir)], stdout=log, stderr=subprocess.STDOUT,
+                                   "--data-dir", str(data_dir), *serve_args],
+                                  stdout=log, stderr=subprocess.STDOUT,
                                   env=None if env is None else dict(env))
     base = f"http://127.0.0.1:{port}"
     try:
@@ -39,7 +48,7 @@ def running_service(data_dir: Path, *, env: Mapping[str, str] | None = None,
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"semsearch serve did not become ready; see {log_path}")
             time.sleep(0.3)
-        yield base
+        yield base, server
     finally:
         server.terminate()
         try:

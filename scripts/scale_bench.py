@@ -25,8 +25,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +36,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from local_service import service_process  # noqa: E402
 
 from storage import Collection, DocumentInput, ModelInfo  # noqa: E402
 from storage.index_types import IndexSpec, SearchParams, parse_params  # noqa: E402
@@ -196,27 +196,8 @@ def _tree(pid: int) -> list[int]:
 
 def service_memory(data_dir: Path, name: str, workers: int, requests: int) -> dict[str, Any]:
     """Start `semsearch serve --workers N`, query it, and sum PSS / RSS over its processes."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {**os.environ, "SEMSEARCH_DEFAULT_COLLECTION": name}
-    server = subprocess.Popen([sys.executable, "-m", "search_api.cli", "serve", "--port", str(port),
-                               "--workers", str(workers), "--data-dir", str(data_dir)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              cwd=Path(__file__).resolve().parents[1])
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not become ready")
-            time.sleep(1)
+    with service_process(data_dir, "--workers", str(workers), env=env, timeout=600) as (url, server):
         took = []
         for i in range(requests):  # spread over the workers (new connection each time)
             body = json.dumps({"query": f"how do cells respond to stress {i}", "top_k": K,
@@ -229,16 +210,10 @@ def service_memory(data_dir: Path, name: str, workers: int, requests: int) -> di
             took.append(time.perf_counter() - t0)
         pids = _tree(server.pid)
         rollups = [_rollup(p) for p in pids]
-        return {"workers": workers, "processes": len(pids),
-                "pss_mb": sum(r["Pss"] for r in rollups), "rss_mb": sum(r["Rss"] for r in rollups),
-                "http_p50_ms": round(1000 * float(np.percentile(took, 50)), 1),
-                "http_p99_ms": round(1000 * float(np.percentile(took, 99)), 1)}
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    return {"workers": workers, "processes": len(pids),
+            "pss_mb": sum(r["Pss"] for r in rollups), "rss_mb": sum(r["Rss"] for r in rollups),
+            "http_p50_ms": round(1000 * float(np.percentile(took, 50)), 1),
+            "http_p99_ms": round(1000 * float(np.percentile(took, 99)), 1)}
 
 
 # -- main ----------------------------------------------------------------------------------------
