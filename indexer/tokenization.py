@@ -25,12 +25,14 @@ class ModelTokenizer:
         self.max_length = max_length
         config = _read_json(transformer_dir / "tokenizer_config.json")
         tokenizer_file = transformer_dir / "tokenizer.json"
+        # Read once: parsed here for the check, then built by `tokenizers` from the same text.
+        tokenizer_json = tokenizer_file.read_text(encoding="utf-8") if tokenizer_file.exists() else ""
         self._fast: Any = None
         self._slow: Any = None
-        if tokenizer_file.exists() and not _needs_transformers(_read_json(tokenizer_file), config):
+        if tokenizer_json and not _needs_transformers(json.loads(tokenizer_json), config):
             from tokenizers import Tokenizer
 
-            self._fast = Tokenizer.from_file(str(tokenizer_file))
+            self._fast = Tokenizer.from_str(tokenizer_json)
             self._fast.no_padding()
             self._fast.enable_truncation(max_length=max_length)
             pad = config.get("pad_token")
