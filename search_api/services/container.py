@@ -28,6 +28,7 @@ class Services:
                                         trust_remote_code=settings.trust_remote_code,
                                         preloaded=encoders, observe=observe_encode,
                                         observe_model=observe_model,
+                                        micro_batch=settings.micro_batch,
                                         micro_batch_wait_ms=settings.micro_batch_wait_ms,
                                         micro_batch_max=settings.micro_batch_max,
                                         query_cache_size=settings.query_cache_size,

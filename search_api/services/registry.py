@@ -49,7 +49,8 @@ class EncoderRegistry:
     def __init__(self, *, allow_download: bool, trust_remote_code: bool,
                  preloaded: dict[str, Encoder] | None = None,
                  observe: EncodeObserver | None = None, observe_model: EncodeObserver | None = None,
-                 micro_batch_wait_ms: float = 0.0, micro_batch_max: int = 64,
+                 micro_batch: bool = True, micro_batch_wait_ms: float = 0.0,
+                 micro_batch_max: int = 64,
                  query_cache_size: int = 0, runtime: RuntimeSettings | None = None) -> None:
         """Configure how models load and what wraps each of them.
 
@@ -59,7 +60,8 @@ class EncoderRegistry:
             preloaded: already-loaded models by canonical name, shared instead of reloaded.
             observe: told of every encode call the services make (cache hits included).
             observe_model: told of every call that reaches a model (after cache and batching).
-            micro_batch_wait_ms: see MicroBatcher; 0 turns micro-batching off.
+            micro_batch: share model calls between concurrent requests (see MicroBatcher).
+            micro_batch_wait_ms: extra wait of a concurrent batch for more requests.
             micro_batch_max: texts per micro-batch; larger requests are encoded at once.
             query_cache_size: query embeddings kept (LRU, shared by all models); 0 turns it off.
             runtime: encoder backend, threads and export cache (default: auto, all CPUs).
@@ -69,7 +71,7 @@ class EncoderRegistry:
         self._trust_remote_code = trust_remote_code
         self._observe = observe
         self._observe_model = observe_model
-        self._micro_batch = (micro_batch_wait_ms, micro_batch_max)
+        self._micro_batch = (micro_batch, micro_batch_wait_ms, micro_batch_max)
         self._batchers: list[MicroBatcher] = []
         self.query_cache = QueryCache(query_cache_size)
         self._encoders: dict[str, Encoder] = {
@@ -80,8 +82,8 @@ class EncoderRegistry:
         """`encoder` behind metrics, the query cache and micro-batching, as configured."""
         if self._observe_model:
             encoder = ObservedEncoder(encoder, self._observe_model)
-        wait_ms, max_batch = self._micro_batch
-        if wait_ms > 0:
+        enabled, wait_ms, max_batch = self._micro_batch
+        if enabled:
             batcher = MicroBatcher(encoder, wait_ms=wait_ms, max_batch=max_batch)
             self._batchers.append(batcher)
             encoder = batcher
@@ -108,7 +110,7 @@ class EncoderRegistry:
         return sorted(self._encoders)
 
     def close(self) -> None:
-        """Stop the micro-batch workers (queued requests are answered first)."""
+        """Send later calls straight to the models (queued requests are still answered)."""
         for batcher in self._batchers:
             batcher.close()
 

