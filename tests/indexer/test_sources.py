@@ -14,6 +14,7 @@ import pytest
 from indexer.models import SourceDocument
 from indexer.sources import FORMATS, SourceError, SourceSpec, detect_format, read_documents
 from storage.errors import SemsearchError
+from storage.limits import InputLimits
 
 # The csv module's out-of-the-box limit; the reader must raise it for long passages.
 _CSV_DEFAULT_FIELD_LIMIT = 131072
@@ -210,7 +211,16 @@ def test_invalid_json_names_line(tmp_path: Path) -> None:
     path = tmp_path / "c.jsonl"
     path.write_text('{"id": "1", "text": "ok"}\n{"id": "2", text}\n', "utf-8")
     message = _error(path)
-    assert f"{path} line 2: invalid JSON (" in message
+    assert f"{path} line 2: invalid JSON at column 13 (" in message
+
+
+def test_json_error_wording_has_no_doubled_at(tmp_path: Path) -> None:
+    """json's "Unterminated string starting at" once read "at at column"."""
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"id": "1", "text": "no end', "utf-8")
+    message = _error(path)
+    assert "line 1: invalid JSON at column 21 (Unterminated string starting at)" in message
+    assert "at at" not in message
 
 
 def test_json_array_file_gets_a_hint(tmp_path: Path) -> None:
@@ -324,7 +334,7 @@ def test_csv_accepts_fields_above_default_size_limit(tmp_path: Path) -> None:
     big = "x" * (_CSV_DEFAULT_FIELD_LIMIT + 10)
     path = tmp_path / "big.csv"
     path.write_text(f"id,text\n1,{big}\n", "utf-8")
-    [doc] = _read(path)
+    [doc] = _read(path, limits=InputLimits(max_text_chars=len(big)))
     assert len(doc.text) == len(big)
 
 
