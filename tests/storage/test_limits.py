@@ -50,8 +50,8 @@ def test_field_count_is_checked_against_what_is_stored() -> None:
         check_field_count(["a", "b"], ["c", "d"], InputLimits(max_fields=3))
 
 
-def _steps(store: MetadataStore, work: Callable[[], object]) -> int:
-    """SQLite virtual-machine steps that `work` runs on `store`: a cost measure with no timer."""
+def _steps(store: MetadataStore, work: Callable[[MetadataStore], object]) -> int:
+    """SQLite virtual-machine steps `work(store)` runs: a cost measure with no timer."""
     steps = 0
 
     def count() -> int:
@@ -61,7 +61,7 @@ def _steps(store: MetadataStore, work: Callable[[], object]) -> int:
 
     store.conn.set_progress_handler(count, 1)
     try:
-        work()
+        work(store)
     finally:
         store.conn.set_progress_handler(None, 1)
     return steps
@@ -86,7 +86,7 @@ def test_filter_cost_does_not_depend_on_the_number_of_fields(
         assert list(narrow.matching_rowids(filter_)) == list(wide.matching_rowids(filter_))
         for work in (lambda s: s.matching_rowids(filter_),
                      lambda s: s.lexical_search("text doc", 5, filter_)):
-            assert _steps(wide, lambda: work(wide)) == _steps(narrow, lambda: work(narrow))
+            assert _steps(wide, work) == _steps(narrow, work)
         with pytest.raises(UnknownFilterField) as info:
             wide.matching_rowids({"colour": "red"})
         assert "and 19984 more" in info.value.message and len(info.value.message) < 600
