@@ -269,7 +269,9 @@ def delete(collection: str, ids: tuple[str, ...], wait: bool, storage: str | Non
         backend.close()
     click.echo(f"{collection}: deleted {stats.deleted}")
     if stats.missing:
-        raise click.ClickException(f"not found in '{collection}': {', '.join(stats.missing)}")
+        more = f" and {len(stats.missing) - 20} more" if len(stats.missing) > 20 else ""
+        raise click.ClickException(f"not found in '{collection}': "
+                                   f"{', '.join(stats.missing[:20])}{more}")
 
 
 @cli.command()

@@ -63,6 +63,8 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     parts = []
     for error in errors[:5]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        if len(where) > 200:  # a location holds client-chosen keys: never echo them unbounded
+            where = where[:200] + "..."
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     return error_response(422, "invalid_request", "; ".join(parts))
 

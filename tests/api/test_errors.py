@@ -135,3 +135,13 @@ def test_bodies_json_cannot_parse_get_documented_codes(client: TestClient, url: 
     assert_error(client.post(url, content=deep, headers=headers), 422, "invalid_request",
                  "nested too deeply")
     assert client.get("/collections/docs").json()["count"] == 8
+
+
+def test_error_messages_do_not_echo_unbounded_input(client: TestClient) -> None:
+    huge_key = "k" * 100_000
+    response = client.post(SEARCH, json={"query": "x", "filter": {huge_key: {"$eq": 1}}})
+    assert_error(response, 422, "invalid_request", "filter")
+    assert len(response.text) < 2000  # at most 5 errors, each location cut to 200 characters
+    response = client.post(SEARCH, json={"query": "x", "filter": {huge_key: 1}})
+    assert_error(response, 400, "unknown_filter_field", "kkk...")
+    assert len(response.text) < 1000

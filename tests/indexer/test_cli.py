@@ -289,3 +289,10 @@ def test_a_50_mb_text_admitted_by_the_limit_indexes_under_1_gb(tmp_path: Path) -
     assert code == 0, err
     assert peak < 1024**3, peak
     assert Collection.open(tmp_path / "d", "big").get("big").text.startswith("The quick brown fox")
+
+
+def test_delete_lists_a_bounded_sample_of_missing_ids(tmp_path: Path) -> None:
+    run("index", str(write_jsonl(tmp_path / "a.jsonl", DOCS)), "-c", "c", "-q", data_dir=tmp_path)
+    code, _, err = run("delete", "-c", "c", "a", *(f"gone{n}" for n in range(25)), data_dir=tmp_path)
+    assert code == 1 and "gone0, gone1" in err and "and 5 more" in err and "gone24" not in err
+    assert Collection.open(tmp_path, "c").count == 2
