@@ -7,6 +7,7 @@ import unicodedata
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 from fastapi.testclient import TestClient
 
 from indexer.models import SourceDocument
@@ -14,6 +15,7 @@ from indexer.pipeline import index_documents, open_collection
 from search_api.config import ApiSettings
 from tests.api.test_errors import assert_error
 from tests.conftest import make_client
+from tests.servers import running_server
 
 SEARCH = "/collections/docs/search"
 DOCS = "/collections/docs/documents"
@@ -184,3 +186,16 @@ def test_ids_are_not_unicode_normalised(client: TestClient) -> None:
     assert client.get(f"{DOCS}/{quote(nfd)}").json()["text"] == "decomposed"
     assert client.delete(f"{DOCS}/{quote(nfd)}").status_code == 200
     assert client.get(f"{DOCS}/{quote(nfc)}").status_code == 200
+
+
+def test_ids_are_addressable_through_a_real_server(data_dir: Path) -> None:
+    """uvicorn decodes a path once (TestClient twice, so '%' ids are tested here)."""
+    ids = ["line\nbreak", "%41", "100% sure", "界" * 512]
+    with running_server(data_dir) as base, httpx.Client(base_url=base, timeout=60) as http:
+        docs = [{"id": doc_id, "text": "Addressable"} for doc_id in ids]
+        assert http.post(DOCS, json={"documents": docs}).status_code == 200
+        for doc_id in ids:
+            url = f"{DOCS}/{quote(doc_id, safe='')}"
+            assert http.get(url).json()["id"] == doc_id
+            assert http.delete(url).status_code == 200
+            assert http.get(url).json()["error"]["code"] == "document_not_found"
