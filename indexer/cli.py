@@ -168,7 +168,8 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
     if settings.engine == "ray":
         require_ray()  # before the file check and the model load: say what to install at once
     spec = SourceSpec(path=path, format=fmt, id_field=id_field,
-                      text_fields=tuple(f.strip() for f in text_field.split(",") if f.strip()))
+                      text_fields=tuple(f.strip() for f in text_field.split(",") if f.strip()),
+                      limits=settings.input_limits())
     scan = scan_source(spec)
     backend = settings.open_storage()
     try:
@@ -182,7 +183,8 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
         options = IndexOptions(batch_size=settings.batch_size, commit_every=settings.commit_every,
                                lock_timeout=WAIT_SECONDS if wait else 0.0,
                                commit_growth=settings.commit_growth,
-                               index_kind=settings.index, index_params=params)
+                               index_kind=settings.index, index_params=params,
+                               limits=settings.input_limits())
         ray = RayEngine(load_encoder=load, address=settings.ray_address, actors=settings.ray_actors,
                         actor_cpus=settings.ray_actor_cpus) if settings.engine == "ray" else None
         stats, count = run_index_job(settings.data_dir, collection, encoder, spec, scan, options,
@@ -267,7 +269,9 @@ def delete(collection: str, ids: tuple[str, ...], wait: bool, storage: str | Non
         backend.close()
     click.echo(f"{collection}: deleted {stats.deleted}")
     if stats.missing:
-        raise click.ClickException(f"not found in '{collection}': {', '.join(stats.missing)}")
+        more = f" and {len(stats.missing) - 20} more" if len(stats.missing) > 20 else ""
+        raise click.ClickException(f"not found in '{collection}': "
+                                   f"{', '.join(stats.missing[:20])}{more}")
 
 
 @cli.command()
@@ -322,7 +326,12 @@ def check(names: tuple[str, ...], data_dir: Path | None) -> None:
     """
     settings = _settings(data_dir=data_dir)
     failed = []
-    names = names or tuple(list_collections(settings.data_dir))
+    present = list_collections(settings.data_dir)
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise click.ClickException(f"collection '{missing[0]}' not found in {settings.data_dir} "
+                                   "(`semsearch collections` lists them)")
+    names = names or tuple(present)
     if not names:
         raise click.ClickException(f"no collections in {settings.data_dir}: nothing to check")
     for name in names:

@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.encoding import DEFAULT_MODEL
 from storage.backend import Backend, open_backend
+from storage.limits import InputLimits
+from storage.records import MAX_METADATA_DEPTH
 
 
 class RuntimeSettings(BaseSettings):
@@ -47,6 +49,25 @@ class CommonSettings(RuntimeSettings):
     milvus_token: SecretStr | None = Field(default=None, description="Milvus 'user:password' or API token")
     milvus_index: Literal["flat", "hnsw"] = Field(
         default="flat", description="vector index of new Milvus collections: flat (exact) or hnsw")
+    max_text_chars: int = Field(default=100_000, ge=1, description="characters per text")
+    max_metadata_keys: int = Field(
+        default=256, ge=1, description="metadata keys per document, counted at every nesting level")
+    max_metadata_key_chars: int = Field(default=256, ge=1, description="characters per metadata key")
+    max_metadata_depth: int = Field(
+        default=MAX_METADATA_DEPTH, ge=1, le=MAX_METADATA_DEPTH,
+        description=f"nesting levels of metadata (at most {MAX_METADATA_DEPTH})")
+    max_metadata_bytes: int = Field(
+        default=64 * 1024, ge=2, description="bytes of a document's metadata as compact JSON")
+    max_fields: int = Field(
+        default=1024, ge=1, description="distinct top-level metadata fields per collection")
+
+    def input_limits(self) -> InputLimits:
+        """The per-document limits these settings set, for file readers and upserts alike."""
+        return InputLimits(max_text_chars=self.max_text_chars,
+                           max_metadata_keys=self.max_metadata_keys,
+                           max_metadata_key_chars=self.max_metadata_key_chars,
+                           max_metadata_depth=self.max_metadata_depth,
+                           max_metadata_bytes=self.max_metadata_bytes, max_fields=self.max_fields)
 
     def open_storage(self) -> Backend:
         """The storage backend these settings name (connected, for milvus); close it when done."""

@@ -17,6 +17,11 @@ from storage import SemsearchError
 logger = logging.getLogger(__name__)
 
 Kind = Literal["query", "document"]
+# A token covers far fewer characters than this: WordPiece turns any word over 100 characters
+# into one [UNK] and vocabulary pieces are much shorter, so unless a text holds runs of dozens
+# of blanks between its words, its first max_length tokens lie within max_length * 128
+# characters and cutting there changes none of them. A text cut here is flagged truncated.
+CHARS_PER_TOKEN = 128
 MINILM = "all-MiniLM-L6-v2"
 E5_Q4 = "multilingual-e5-small-q4"
 BUILTIN_MODELS = (MINILM, E5_Q4)
@@ -38,6 +43,24 @@ class EncodedBatch:
 
     vectors: np.ndarray
     truncated: list[bool]
+
+
+def clip_for_tokenizer(texts: Sequence[str], max_length: int) -> tuple[list[str], list[bool]]:
+    """Cut each text to `max_length * CHARS_PER_TOKEN` characters before it is tokenised.
+
+    Tokenisers read the whole text before truncating, so without this a 50 MB text costs
+    gigabytes; cut first, the cost is bounded by the model's window.
+
+    Args:
+        texts: the texts to encode.
+        max_length: the model's window in tokens.
+
+    Returns:
+        The texts (cut where longer than the bound), and which of them were cut: those are
+        truncated whatever the tokenizer says, since their end is never read.
+    """
+    bound = max_length * CHARS_PER_TOKEN
+    return [t[:bound] for t in texts], [len(t) > bound for t in texts]
 
 
 class Encoder(Protocol):
@@ -63,11 +86,15 @@ class _EncoderBase:
         self._lock = threading.Lock()
 
     def encode_batch(self, texts: Sequence[str], kind: Kind = "document") -> EncodedBatch:
-        texts = list(texts)
+        texts, clipped = clip_for_tokenizer(texts, self.max_length)
         if not texts:
             return EncodedBatch(vectors=np.zeros((0, self.dimension), np.float32), truncated=[])
         with self._lock:
-            return self._encode(texts, kind)
+            encoded = self._encode(texts, kind)
+        if not any(clipped):
+            return encoded
+        return EncodedBatch(vectors=encoded.vectors, truncated=[
+            cut or was for cut, was in zip(clipped, encoded.truncated, strict=True)])
 
     def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray:
         return self.encode_batch(texts, kind).vectors

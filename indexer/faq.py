@@ -218,7 +218,9 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[_Row]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise SourceError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
+            raise SourceError(f"{where}: not valid JSON at column {exc.colno} ({exc.msg})") from exc
+        except RecursionError as exc:
+            raise SourceError(f"{where}: not valid JSON: nested too deeply to parse") from exc
         if not isinstance(record, dict):
             raise SourceError(f"{where}: expected a JSON object, got {type(record).__name__}")
         yield _Row(where=where, fields=record)

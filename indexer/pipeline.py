@@ -12,11 +12,12 @@ import numpy as np
 
 from indexer.encoding import Encoder, Kind
 from indexer.models import IndexStats, SourceDocument
-from indexer.sources import SourceSpec, read_documents
+from indexer.sources import SourceError, SourceSpec, read_documents
 from storage import Collection, CommitStats, DocumentInput, ModelInfo, check_model
 from storage.backend import Backend, CollectionHandle, CollectionWriting
 from storage.collection import CollectionWriter
 from storage.index_types import InvalidIndexSpec
+from storage.limits import InputLimits, check_field_count
 
 ProgressCallback = Callable[[int], None]
 
@@ -31,6 +32,7 @@ class IndexOptions:
             bulk job O(N^2) in bytes written; growing them geometrically keeps it O(N).
         index_kind, index_params: change the collection's index type / parameters (one
             commit, before the documents; a structural change rebuilds from SQLite).
+        limits: per-document and per-collection bounds; commits check the field count.
     """
 
     batch_size: int = 64
@@ -39,6 +41,7 @@ class IndexOptions:
     commit_growth: float = 0.0
     index_kind: str | None = None
     index_params: dict[str, str] = field(default_factory=dict)
+    limits: InputLimits = field(default_factory=InputLimits)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,10 +59,16 @@ class SourceScan:
 def scan_source(spec: SourceSpec) -> SourceScan:
     """Read the whole file once, raising SourceError at the first bad row; nothing is written."""
     last_line: dict[str, int] = {}
+    fields: set[str] = set()
     rows = 0
     for doc in read_documents(spec):
         last_line[doc.doc_id] = doc.line
         rows += 1
+        fields.update(doc.metadata)
+        if len(fields) > spec.limits.max_fields:  # the commit checks it with the stored fields
+            raise SourceError(f"{spec.path} line {doc.line}: the file has more than "
+                              f"{spec.limits.max_fields} distinct metadata fields; the limit is "
+                              f"{spec.limits.max_fields} (SEMSEARCH_MAX_FIELDS)")
     return SourceScan(rows=rows, last_line=last_line)
 
 
@@ -116,11 +125,11 @@ def index_documents(
         for batch in batches(docs, options.batch_size):
             pending.extend(_prepare(collection, encoder, batch, stats))
             if commit_due(len(pending), collection, options):
-                add_commit(stats, writer.commit(pending))
+                add_commit(stats, commit_checked(writer, collection, pending, options))
                 pending = []
             if on_progress is not None:
                 on_progress(len(batch))
-        add_commit(stats, writer.commit(pending))
+        add_commit(stats, commit_checked(writer, collection, pending, options))
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -128,6 +137,19 @@ def index_documents(
 def commit_due(pending: int, collection: CollectionHandle, options: IndexOptions) -> bool:
     """Whether `pending` documents make a commit now (shared by the local and ray engines)."""
     return pending >= max(options.commit_every, options.commit_growth * collection.count)
+
+
+def commit_checked(writer: CollectionWriting, collection: CollectionHandle,
+                   pending: Sequence[DocumentInput], options: IndexOptions) -> CommitStats:
+    """Commit `pending` unless it would take the collection past its distinct-field limit.
+
+    Checked here, by the lock holder, because the limit depends on what is already stored
+    (shared by the local and ray engines, for files and HTTP upserts alike).
+    """
+    if pending:
+        check_field_count(collection.fields(), {key for doc in pending for key in doc.metadata},
+                          options.limits)
+    return writer.commit(pending)
 
 
 def set_index(writer: CollectionWriting, kind: str | None, params: dict[str, str]) -> None:

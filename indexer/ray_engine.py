@@ -17,7 +17,15 @@ import numpy as np
 
 from indexer.encoding import Encoder
 from indexer.models import IndexStats, SourceDocument
-from indexer.pipeline import IndexOptions, ProgressCallback, add_commit, batches, commit_due, set_index
+from indexer.pipeline import (
+    IndexOptions,
+    ProgressCallback,
+    add_commit,
+    batches,
+    commit_checked,
+    commit_due,
+    set_index,
+)
 from storage import DocumentInput, SemsearchError, check_model
 from storage.backend import CollectionHandle
 
@@ -153,7 +161,7 @@ def index_documents_ray(
                     pending.extend(_with_vectors(batch, stats.read, sent, stats, encoded))
                     stats.read += len(batch)
                     if commit_due(len(pending), collection, options):
-                        add_commit(stats, writer.commit(pending))
+                        add_commit(stats, commit_checked(writer, collection, pending, options))
                         pending = []
                     if on_progress is not None:
                         on_progress(len(batch))
@@ -163,7 +171,7 @@ def index_documents_ray(
                 done = stats.added + stats.updated + stats.unchanged
                 raise EncodingFailed(f"Ray encoding failed: {_last_line(exc)}; {done} documents "
                                      "were committed, run the same command again to resume") from exc
-            add_commit(stats, writer.commit(pending))
+            add_commit(stats, commit_checked(writer, collection, pending, options))
     stats.seconds = time.perf_counter() - started
     return stats
 

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import csv
-import datetime
-import decimal
 import json
-import math
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -17,8 +12,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from indexer.models import SourceDocument
-from storage import InvalidMetadata, metadata_json
-from storage.errors import SemsearchError
+from indexer.source_rows import (
+    Location,
+    SourceError,
+    SourceSpec,
+    check_row_limits,
+    id_field_name,
+    to_document,
+)
+
+__all__ = ["FORMATS", "SourceError", "SourceSpec", "detect_format", "read_documents"]
 
 FORMATS = ("jsonl", "csv", "tsv", "parquet", "txt")
 
@@ -34,48 +37,9 @@ _SUFFIXES = {
     ".txt": "txt",
     ".text": "txt",
 }
-# csv.field_size_limit takes a C long, which is 32 bits on Windows: sys.maxsize overflows there.
-_CSV_FIELD_LIMIT = min(sys.maxsize, 2**31 - 1)
+# csv.field_size_limit takes a C long, which is 32 bits on Windows: larger values overflow there.
+_CSV_FIELD_LIMIT = 2**31 - 1
 _PARQUET_BATCH = 1024
-
-
-class SourceError(SemsearchError):
-    """A corpus file cannot be read; the message names the file, the line and what to fix."""
-
-    code = "bad_input_file"
-    status = 400
-
-
-@dataclass(frozen=True, kw_only=True)
-class SourceSpec:
-    """Where a corpus lives and which of its fields hold the id, the text and the metadata."""
-
-    path: Path
-    format: str = "auto"
-    id_field: str | None = None
-    text_fields: tuple[str, ...] = ("text",)
-    metadata_fields: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(self.path))
-        # A bare string would be iterated character by character as field names.
-        if isinstance(self.text_fields, str) or not self.text_fields:
-            raise SourceError(
-                f"{self.path}: text_fields must be a non-empty tuple of field names, "
-                f"got {self.text_fields!r}"
-            )
-
-
-@dataclass(frozen=True)
-class _Location:
-    """A line (or Parquet row) of a file, used to prefix error messages."""
-
-    path: Path
-    number: int
-    unit: str = "line"
-
-    def error(self, message: str) -> SourceError:
-        return SourceError(f"{self.path} {self.unit} {self.number}: {message}")
 
 
 def detect_format(path: Path, format: str = "auto") -> str:
@@ -135,11 +99,11 @@ def read_documents(spec: SourceSpec) -> Iterator[SourceDocument]:
 
 def _read_jsonl(spec: SourceSpec) -> Iterator[SourceDocument]:
     with spec.path.open("rb") as handle:
-        for number, line in _decode_lines(spec.path, handle):
+        for number, line in _decode_lines(spec, handle):
             if not line.strip():
                 continue
-            where = _Location(spec.path, number)
-            yield _to_document(_parse_object(line, where), where, spec)
+            where = Location(spec.path, number)
+            yield to_document(_parse_object(line, where), where, spec)
 
 
 def _read_csv(spec: SourceSpec) -> Iterator[SourceDocument]:
@@ -151,9 +115,9 @@ def _read_tsv(spec: SourceSpec) -> Iterator[SourceDocument]:
 
 
 def _read_delimited(spec: SourceSpec, delimiter: str) -> Iterator[SourceDocument]:
-    csv.field_size_limit(_CSV_FIELD_LIMIT)
+    csv.field_size_limit(min(spec.limits.line_bytes(), _CSV_FIELD_LIMIT))
     with spec.path.open("rb") as handle:
-        lines = _LineTracker(_decode_lines(spec.path, handle))
+        lines = _LineTracker(_decode_lines(spec, handle))
         reader = csv.DictReader(lines, delimiter=delimiter)
         width = _read_header(spec, reader, lines)
         while True:
@@ -166,7 +130,7 @@ def _read_delimited(spec: SourceSpec, delimiter: str) -> Iterator[SourceDocument
                 raise lines.location(spec.path).error(f"malformed row ({exc})") from exc
             where = lines.location(spec.path)
             _check_width(row, width, where)
-            yield _to_document(row, where, spec)
+            yield to_document(row, where, spec)
 
 
 def _read_parquet(spec: SourceSpec) -> Iterator[SourceDocument]:
@@ -181,15 +145,16 @@ def _read_parquet(spec: SourceSpec) -> Iterator[SourceDocument]:
         _check_columns(spec, names, str(spec.path))
         rows = _parquet_rows(spec.path, parquet_file, _parquet_columns(spec, names))
         for number, row in enumerate(rows, start=1):
-            where = _Location(spec.path, number, "row")
-            yield _to_document(row, where, spec)
+            where = Location(spec.path, number, "row")
+            yield to_document(row, where, spec)
 
 
 def _read_txt(spec: SourceSpec) -> Iterator[SourceDocument]:
     with spec.path.open("rb") as handle:
-        for number, line in _decode_lines(spec.path, handle):
+        for number, line in _decode_lines(spec, handle):
             text = line.rstrip()
             if text:
+                check_row_limits(text, {}, Location(spec.path, number), spec.limits)
                 yield SourceDocument(doc_id=str(number), text=text, metadata={}, line=number)
 
 
@@ -202,13 +167,24 @@ _READERS: dict[str, Callable[[SourceSpec], Iterator[SourceDocument]]] = {
 }
 
 
-def _decode_lines(path: Path, handle: BinaryIO) -> Iterator[tuple[int, str]]:
-    """Yield (line number, text); decoding line by line lets a UTF-8 error name its line."""
-    for number, raw in enumerate(handle, start=1):
+def _decode_lines(spec: SourceSpec, handle: BinaryIO) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text); decoding line by line lets a UTF-8 error name its line.
+
+    A line is read at most `spec.limits.line_bytes()` at a time, so memory stays bounded by
+    the limits however long a line of the file is.
+    """
+    path, cap = spec.path, spec.limits.line_bytes()
+    for number, raw in enumerate(iter(lambda: handle.readline(cap + 1), b""), start=1):
+        if len(raw) > cap:
+            raise Location(path, number).error(
+                f"line is longer than {cap} bytes, more than a document within the limits needs "
+                f"(SEMSEARCH_MAX_TEXT_CHARS={spec.limits.max_text_chars}, "
+                f"SEMSEARCH_MAX_METADATA_BYTES={spec.limits.max_metadata_bytes}); split the "
+                "document or raise the limits")
         try:
             text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as exc:
-            raise _Location(path, number).error(
+            raise Location(path, number).error(
                 f"not valid UTF-8 ({exc.reason} at byte {exc.start + 1} of the line); "
                 "re-save the file as UTF-8"
             ) from exc
@@ -237,8 +213,8 @@ class _LineTracker:
     def start_record(self) -> None:
         self.record_start = 0
 
-    def location(self, path: Path) -> _Location:
-        return _Location(path, self.record_start or self.number + 1)
+    def location(self, path: Path) -> Location:
+        return Location(path, self.record_start or self.number + 1)
 
 
 def _read_header(spec: SourceSpec, reader: csv.DictReader[str], lines: _LineTracker) -> int:
@@ -261,7 +237,7 @@ def _read_header(spec: SourceSpec, reader: csv.DictReader[str], lines: _LineTrac
 def _check_columns(spec: SourceSpec, names: list[str], prefix: str) -> None:
     """Fail early when the id or a text column is absent from a CSV header or Parquet schema."""
     present = ", ".join(repr(name) for name in names)
-    if _id_field(names, spec) not in names:
+    if id_field_name(names, spec) not in names:
         wanted = repr(spec.id_field) if spec.id_field else "'id' (or '_id')"
         raise SourceError(
             f"{prefix}: no id column {wanted}; columns present: {present}. "
@@ -275,7 +251,7 @@ def _check_columns(spec: SourceSpec, names: list[str], prefix: str) -> None:
             )
 
 
-def _check_width(row: Mapping[str | None, Any], width: int, where: _Location) -> None:
+def _check_width(row: Mapping[str | None, Any], width: int, where: Location) -> None:
     # DictReader puts surplus values under the key None and fills missing ones with None.
     found = width
     if None in row:
@@ -293,7 +269,7 @@ def _parquet_columns(spec: SourceSpec, names: list[str]) -> list[str] | None:
     """Read only the columns needed when the metadata fields are given (None: all columns)."""
     if spec.metadata_fields is None:
         return None
-    wanted = {_id_field(names, spec), *spec.text_fields, *spec.metadata_fields}
+    wanted = {id_field_name(names, spec), *spec.text_fields, *spec.metadata_fields}
     return [name for name in names if name in wanted]
 
 
@@ -308,7 +284,7 @@ def _parquet_rows(
         except StopIteration:
             return
         except (pa.ArrowException, OSError) as exc:
-            raise _Location(path, done + 1, "row").error(
+            raise Location(path, done + 1, "row").error(
                 f"cannot read Parquet data ({exc}); the file may be corrupt"
             ) from exc
         rows: list[dict[str, Any]] = batch.to_pylist()
@@ -316,14 +292,16 @@ def _parquet_rows(
         yield from rows
 
 
-def _parse_object(line: str, where: _Location) -> Mapping[str, Any]:
+def _parse_object(line: str, where: Location) -> Mapping[str, Any]:
     try:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
         hint = "each line must hold one JSON object"
         if where.number == 1 and line.lstrip().startswith("["):
             hint = "this looks like a JSON array; write one JSON object per line (JSON Lines)"
-        raise where.error(f"invalid JSON ({exc.msg} at column {exc.colno}); {hint}") from exc
+        raise where.error(f"invalid JSON at column {exc.colno} ({exc.msg}); {hint}") from exc
+    except RecursionError as exc:
+        raise where.error("invalid JSON: nested too deeply to parse; flatten the object") from exc
     if not isinstance(value, dict):
         raise where.error(
             f"expected a JSON object, got {type(value).__name__}; "
@@ -331,80 +309,3 @@ def _parse_object(line: str, where: _Location) -> Mapping[str, Any]:
         )
     return value
 
-
-def _id_field(row: Iterable[str] | Mapping[str, Any], spec: SourceSpec) -> str:
-    if spec.id_field is not None:
-        return spec.id_field
-    keys = set(row)
-    return "id" if "id" in keys or "_id" not in keys else "_id"
-
-
-def _to_document(row: Mapping[str, Any], where: _Location, spec: SourceSpec) -> SourceDocument:
-    id_field = _id_field(row, spec)
-    doc_id = _doc_id(row, id_field, where)
-    text = _join_text(row, spec.text_fields, where)
-    if spec.metadata_fields is None:
-        skip = {id_field, *spec.text_fields}
-        metadata = {key: value for key, value in row.items() if key not in skip}
-    else:
-        metadata = {key: row[key] for key in spec.metadata_fields if key in row}
-    metadata = {key: _json_friendly(value) for key, value in metadata.items()}
-    try:
-        (doc_id + text).encode("utf-8")
-        metadata_json(metadata)  # fail here, in the pre-check, not half-way through indexing
-    except UnicodeEncodeError as exc:
-        raise where.error(f"the id or text is not valid Unicode ({exc.reason})") from exc
-    except InvalidMetadata as exc:
-        raise where.error(f"{exc.message}; fix or drop that field") from exc
-    return SourceDocument(doc_id=doc_id, text=text, metadata=metadata, line=where.number)
-
-
-def _json_friendly(value: Any) -> Any:
-    """Parquet gives dates, times and decimals: store them as ISO strings and numbers."""
-    if isinstance(value, datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return float(value) if value.is_finite() else str(value)
-    return value
-
-
-def _doc_id(row: Mapping[str, Any], field: str, where: _Location) -> str:
-    if field not in row:
-        also = "" if field != "id" else " (nor '_id')"
-        raise where.error(f"field {field!r} is missing{also}; every row needs an id")
-    value = row[field]
-    if isinstance(value, str):
-        if not value.strip():
-            raise where.error(f"field {field!r} is empty; every row needs an id")
-        return value
-    if value is None:
-        raise where.error(f"field {field!r} is null; every row needs an id")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return str(int(value)) if value.is_integer() else repr(value)
-    raise where.error(
-        f"field {field!r} must be a string or a number, got {type(value).__name__} {value!r}"
-    )
-
-
-def _join_text(row: Mapping[str, Any], fields: tuple[str, ...], where: _Location) -> str:
-    parts: list[str] = []
-    for field in fields:
-        if field not in row:
-            raise where.error(f"field {field!r} is missing; every row needs its text")
-        value = row[field]
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise where.error(
-                f"field {field!r} must be a string, got {type(value).__name__}; "
-                "store the text as a string"
-            )
-        if value.strip():
-            parts.append(value)
-    if not parts:
-        names = ", ".join(repr(field) for field in fields)
-        subject = f"field {names} is" if len(fields) == 1 else f"fields {names} are"
-        raise where.error(f"{subject} empty; remove the row or fill in its text")
-    return " ".join(parts)

@@ -27,7 +27,6 @@ class ApiSettings(CommonSettings):
     max_top_k: int = Field(default=1000, ge=1, description="largest top_k accepted")
     max_queries: int = Field(default=256, ge=1, description="queries per batch search request")
     max_documents: int = Field(default=1000, ge=1, description="documents per upsert request")
-    max_text_chars: int = Field(default=100_000, ge=1, description="characters per text")
     api_key: SecretStr | None = Field(
         default=None, description="if set, every route but the probes needs 'Authorization: Bearer <key>'"
     )

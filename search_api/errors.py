@@ -10,8 +10,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from storage import SemsearchError
+from storage.errors import LimitExceeded
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["EmptyQuery", "EmptyText", "InvalidDimensions", "LimitExceeded", "UnsupportedInput",
+           "error_response", "register_error_handlers"]
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found",
                405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
@@ -24,11 +28,6 @@ class EmptyQuery(SemsearchError):
 
 class EmptyText(SemsearchError):
     code = "empty_text"
-    status = 400
-
-
-class LimitExceeded(SemsearchError):
-    code = "limit_exceeded"
     status = 400
 
 
@@ -64,14 +63,31 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     parts = []
     for error in errors[:5]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        if len(where) > 200:  # a location holds client-chosen keys: never echo them unbounded
+            where = where[:200] + "..."
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     return error_response(422, "invalid_request", "; ".join(parts))
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        return _unparsable_body(exc.__cause__)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail))
+
+
+def _unparsable_body(cause: BaseException) -> JSONResponse:
+    """FastAPI's bare 400 for a body `json.loads` failed on with something other than a
+    JSONDecodeError, in the documented codes: the cause says which."""
+    if isinstance(cause, RecursionError):
+        return error_response(422, "invalid_request",
+                              "request body is nested too deeply to parse (metadata may nest "
+                              "at most 16 levels)")
+    if isinstance(cause, UnicodeDecodeError):
+        return error_response(400, "malformed_json", f"request body is not valid JSON: it is not "
+                              f"UTF-8 ({cause.reason} at byte {cause.start})")
+    return error_response(400, "malformed_json", f"request body is not valid JSON ({cause})")
 
 
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from storage import InvalidMetadata, metadata_json
+from storage.records import id_problem
 
 
 def _valid_unicode(value: str) -> str:
@@ -109,6 +110,8 @@ class DocumentIn(_Strict):
             return str(value)
         if isinstance(value, str) and not value.strip():
             raise ValueError("id is blank")
+        if isinstance(value, str) and (problem := id_problem(value)):
+            raise ValueError(problem)
         return value
 
 

@@ -67,3 +67,10 @@ class InvalidMetadata(SemsearchError):
 
     code = "invalid_metadata"
     status = 400
+
+
+class LimitExceeded(SemsearchError):
+    """A request or document over a configured limit (its message names the setting)."""
+
+    code = "limit_exceeded"
+    status = 400

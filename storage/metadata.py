@@ -22,6 +22,8 @@ from storage.records import (
 )
 
 MAX_FILTER_VALUES = 256
+MAX_FILTER_FIELDS = 64
+MAX_LISTED_FIELDS = 20  # field names an error message lists (a collection may have thousands)
 FilterValue = str | int | float | bool
 Filter = dict[str, FilterValue | list[FilterValue]]
 
@@ -174,6 +176,22 @@ class MetadataStore:
     def fields(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT name FROM fields ORDER BY name")]
 
+    def present_fields(self, names: Sequence[str]) -> set[str]:
+        """Which of `names` are metadata fields (index lookups: cost independent of the total)."""
+        found: set[str] = set()
+        for chunk in chunks(list(names), 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self.conn.execute(
+                f"SELECT name FROM fields WHERE name IN ({marks})", chunk))
+        return found
+
+    def field_sample(self) -> tuple[list[str], int]:
+        """The first MAX_LISTED_FIELDS field names and how many there are, for error messages."""
+        names = [r[0] for r in self.conn.execute(
+            "SELECT name FROM fields ORDER BY name LIMIT ?", (MAX_LISTED_FIELDS,))]
+        total = int(self.conn.execute("SELECT count(*) FROM fields").fetchone()[0])
+        return names, total
+
     def matching_rowids(self, filter_: Filter) -> np.ndarray:
         """Row ids whose metadata equals every filter value (a list value means any of)."""
         condition, params = self.filter_condition(filter_)
@@ -182,11 +200,13 @@ class MetadataStore:
 
     def filter_condition(self, filter_: Filter) -> tuple[str, list[Any]]:
         """The SQL condition on `documents` (and its parameters) that a metadata filter means."""
-        known = set(self.fields())
+        check_filter_size(filter_)
+        present = self.present_fields(list(filter_))
         clauses: list[str] = []
         params: list[Any] = []
         for field, value in filter_.items():
-            require_known_field(field, known)
+            if field not in present:
+                raise unknown_field(field, *self.field_sample())
             values = _filter_values(field, value)
             path = '$."' + field + '"'
             clauses.append("(" + " OR ".join(_typed_in(path, values, params)) + ")")
@@ -263,9 +283,24 @@ class MetadataStore:
 def require_known_field(field: str, known: set[str]) -> None:
     """UnknownFilterField unless `field` is one of the collection's metadata fields."""
     if field not in known:
-        listing = ", ".join(sorted(known)) or "none"
-        raise UnknownFilterField(f"filter field '{field}' is not a metadata field of this collection "
-                                 f"(known fields: {listing})")
+        raise unknown_field(field, sorted(known)[:MAX_LISTED_FIELDS], len(known))
+
+
+def unknown_field(field: str, sample: list[str], total: int) -> UnknownFilterField:
+    """The error for a filter on an absent field; it lists at most MAX_LISTED_FIELDS names."""
+    listing = ", ".join(sample) or "none"
+    if total > len(sample):
+        listing += f", and {total - len(sample)} more (GET /collections/{{name}} lists them)"
+    shown = field if len(field) <= 100 else field[:100] + "..."
+    return UnknownFilterField(f"filter field '{shown}' is not a metadata field of this collection "
+                              f"(known fields: {listing})")
+
+
+def check_filter_size(filter_: Filter) -> None:
+    """InvalidFilter when a filter names more than MAX_FILTER_FIELDS fields."""
+    if len(filter_) > MAX_FILTER_FIELDS:
+        raise InvalidFilter(f"filter names {len(filter_)} fields; at most {MAX_FILTER_FIELDS} "
+                            "may be combined")
 
 
 def _filter_values(field: str, value: Any) -> list[FilterValue]:

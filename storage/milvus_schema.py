@@ -23,7 +23,13 @@ from pymilvus import DataType, MilvusClient
 
 from storage.errors import SemsearchError, StorageError
 from storage.manifest import ModelInfo
-from storage.metadata import Filter, FilterValue, _filter_values, require_known_field
+from storage.metadata import (
+    Filter,
+    FilterValue,
+    _filter_values,
+    check_filter_size,
+    require_known_field,
+)
 from storage.records import DocumentInput
 
 CATALOG = "semsearch_catalog"
@@ -110,6 +116,7 @@ def filter_expression(filter_: Filter, known: set[str]) -> str:
         UnknownFilterField: a field no document of the collection has.
         InvalidFilter: a value that is not a string, number or boolean (or a list of them).
     """
+    check_filter_size(filter_)
     clauses = []
     for field, value in filter_.items():
         require_known_field(field, known)

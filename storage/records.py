@@ -19,6 +19,9 @@ from storage.errors import InvalidCollectionName, InvalidMetadata
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 DB_FILE = "metadata.db"
 MAX_METADATA_DEPTH = 16
+# Ids travel in URLs (GET/DELETE /collections/{name}/documents/{id}); percent-encoded, 512
+# characters take at most 6 KB, within the 8 KB request line that servers and proxies accept.
+MAX_ID_CHARS = 512
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +77,20 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def id_problem(doc_id: str) -> str | None:
+    """Why `doc_id` could not be addressed in a URL, or None if it can.
+
+    Ids are stored exactly as given (no Unicode normalisation: NFC and NFD spellings are two
+    ids). Any id can be addressed as one percent-encoded path segment, except `.` and `..`,
+    which clients rewrite as dot segments, and ids too long for a request line.
+    """
+    if doc_id in (".", ".."):
+        return f"id '{doc_id}' cannot be addressed in a URL (clients resolve it as a dot segment)"
+    if len(doc_id) > MAX_ID_CHARS:
+        return f"id has {len(doc_id)} characters; the limit is {MAX_ID_CHARS}"
+    return None
 
 
 def validate_name(name: str) -> str:

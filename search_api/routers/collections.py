@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.convertors import Convertor, register_url_convertor
 
 from search_api.deps import CollectionsDep, DocumentsDep, ServicesDep
 from search_api.schemas import (
@@ -16,6 +17,22 @@ from search_api.schemas import (
     UpsertResponse,
 )
 
+
+class DocIdConvertor(Convertor[str]):
+    """The rest of the path, line breaks included: Starlette's `path` (`.*`) stops at a newline,
+    so an id stored with one (%0A in the URL) could never be read or deleted."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+# Registered before the routes below compile their paths (Starlette keeps one global table).
+register_url_convertor("docid", DocIdConvertor())
 router = APIRouter(prefix="/collections", tags=["collections"])
 
 
@@ -50,14 +67,14 @@ def upsert(name: str, body: UpsertRequest, documents: DocumentsDep) -> UpsertRes
                           generation=target.generation)
 
 
-@router.get("/{name}/documents/{doc_id:path}", response_model=DocumentOut)
+@router.get("/{name}/documents/{doc_id:docid}", response_model=DocumentOut)
 def get_document(name: str, doc_id: str, services: ServicesDep) -> DocumentOut:
     """One stored document by id."""
     doc = services.collections.get(name).get(doc_id)
     return DocumentOut(id=doc.doc_id, text=doc.text, metadata=doc.metadata)
 
 
-@router.delete("/{name}/documents/{doc_id:path}", response_model=DeleteResponse)
+@router.delete("/{name}/documents/{doc_id:docid}", response_model=DeleteResponse)
 def delete(name: str, doc_id: str, documents: DocumentsDep) -> DeleteResponse:
     """Delete one document by id (404 if it does not exist)."""
     collection = documents.delete(name, doc_id)

@@ -19,6 +19,7 @@ from storage import (
     IndexNotFound,
     check_model,
 )
+from storage.limits import check_document
 
 # API writers wait a little for a CLI writer instead of failing at once.
 LOCK_TIMEOUT_SECONDS = 10.0
@@ -49,7 +50,8 @@ class DocumentService:
         rows = [SourceDocument(doc_id=d["id"], text=d["text"], metadata=d["metadata"], line=i)
                 for i, d in enumerate(documents)]
         options = IndexOptions(batch_size=64, commit_every=len(rows) + 1,
-                               lock_timeout=LOCK_TIMEOUT_SECONDS)
+                               lock_timeout=LOCK_TIMEOUT_SECONDS,
+                               limits=self._settings.input_limits())
         stats = index_documents(collection, encoder, rows, options)
         return UpsertOutcome(collection=collection, added=stats.added, updated=stats.updated,
                              unchanged=stats.unchanged, truncated=stats.truncated)
@@ -81,5 +83,8 @@ class DocumentService:
         if len(documents) > limit:
             raise LimitExceeded(f"{len(documents)} documents in one request; the limit is "
                                 f"{limit} (SEMSEARCH_MAX_DOCUMENTS)")
+        limits = self._settings.input_limits()
         for position, doc in enumerate(documents):
-            check_text(f"documents[{position}].text (id '{doc['id']}')", doc["text"], self._settings)
+            where = f"documents[{position}] (id '{doc['id'][:100]}')"
+            check_text(f"{where}.text", doc["text"], self._settings)
+            check_document(where, doc["text"], doc["metadata"], limits)

@@ -158,11 +158,12 @@ class CollectionRegistry:
                 current.close()
                 del self._open[name]
             if name not in self._open:
-                if name not in self.names():
-                    raise IndexNotFound(
-                        f"collection '{name}' does not exist; existing: "
-                        f"{', '.join(self.names()) or 'none'}"
-                    )
+                names = self.names()
+                if name not in names:
+                    listed = ", ".join(names[:20]) or "none"  # clients create collections: cap it
+                    more = f", and {len(names) - 20} more" if len(names) > 20 else ""
+                    raise IndexNotFound(f"collection '{name}' does not exist; existing: "
+                                        f"{listed}{more}")
                 self._open[name] = self.backend.open(name)
             return self._typed(self._open[name])
 

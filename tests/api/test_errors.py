@@ -123,3 +123,25 @@ def test_cors_is_configurable(data_dir: Path, minilm) -> None:  # type: ignore[n
     with make_client(ApiSettings(data_dir=data_dir), minilm) as client:
         response = client.get("/healthz", headers={"Origin": "http://app.example"})
         assert "access-control-allow-origin" not in response.headers
+
+
+@pytest.mark.parametrize("url", [SEARCH, "/collections/docs/documents"])
+def test_bodies_json_cannot_parse_get_documented_codes(client: TestClient, url: str) -> None:
+    """FastAPI answers these with a bare 400 'There was an error parsing the body'."""
+    headers = {"content-type": "application/json"}
+    not_utf8 = client.post(url, content=b'{"query": "caf\xe9"}', headers=headers)
+    assert_error(not_utf8, 400, "malformed_json", "not valid JSON", "UTF-8")
+    deep = b'{"query": "x", "filter": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    assert_error(client.post(url, content=deep, headers=headers), 422, "invalid_request",
+                 "nested too deeply")
+    assert client.get("/collections/docs").json()["count"] == 8
+
+
+def test_error_messages_do_not_echo_unbounded_input(client: TestClient) -> None:
+    huge_key = "k" * 100_000
+    response = client.post(SEARCH, json={"query": "x", "filter": {huge_key: {"$eq": 1}}})
+    assert_error(response, 422, "invalid_request", "filter")
+    assert len(response.text) < 2000  # at most 5 errors, each location cut to 200 characters
+    response = client.post(SEARCH, json={"query": "x", "filter": {huge_key: 1}})
+    assert_error(response, 400, "unknown_filter_field", "kkk...")
+    assert len(response.text) < 1000

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import unicodedata
 from pathlib import Path
+from urllib.parse import quote
 
+import httpx
 from fastapi.testclient import TestClient
 
 from indexer.models import SourceDocument
@@ -12,6 +15,7 @@ from indexer.pipeline import index_documents, open_collection
 from search_api.config import ApiSettings
 from tests.api.test_errors import assert_error
 from tests.conftest import make_client
+from tests.servers import running_server
 
 SEARCH = "/collections/docs/search"
 DOCS = "/collections/docs/documents"
@@ -142,3 +146,56 @@ def test_invisible_text_counts_as_empty(client: TestClient) -> None:
         assert_error(client.post(SEARCH, json={"query": blank}), 400, "empty_query")
         assert_error(client.post(DOCS, json={"documents": [{"id": "z", "text": blank}]}), 400,
                      "empty_text", "documents[0]")
+
+
+def test_ids_with_control_characters_can_be_read_and_deleted(client: TestClient) -> None:
+    """Starlette's `path` parameter stops at a newline: such ids were stored but unreachable."""
+    ids = ["line\nbreak", "cr\rlf\r\n", "tab\there", "nul\x00byte", "a/../b", "q?x#y", " pad "]
+    docs = [{"id": doc_id, "text": f"Document {n}"} for n, doc_id in enumerate(ids)]
+    assert client.post(DOCS, json={"documents": docs}).status_code == 200
+    for n, doc_id in enumerate(ids):
+        url = f"{DOCS}/{quote(doc_id, safe='')}"
+        response = client.get(url)
+        assert response.status_code == 200, (doc_id, response.text)
+        assert response.json()["id"] == doc_id and response.json()["text"] == f"Document {n}"
+        assert client.delete(url).json()["deleted"] == doc_id
+        assert_error(client.get(url), 404, "document_not_found")
+        assert_error(client.delete(url), 404, "document_not_found")
+    assert client.get("/collections/docs").json()["count"] == 8
+
+
+def test_ids_a_url_cannot_address_are_refused(client: TestClient) -> None:
+    for doc_id in (".", ".."):
+        assert_error(client.post(DOCS, json={"documents": [{"id": doc_id, "text": "t"}]}), 422,
+                     "invalid_request", "dot segment")
+    assert_error(client.post(DOCS, json={"documents": [{"id": "i" * 513, "text": "t"}]}), 422,
+                 "invalid_request", "513 characters", "512")
+    longest = "界" * 512  # 9 bytes each once percent-encoded: the longest URL an id needs
+    assert client.post(DOCS, json={"documents": [{"id": longest, "text": "t"}]}).status_code == 200
+    assert client.get(f"{DOCS}/{quote(longest, safe='')}").json()["id"] == longest
+    assert client.get(f"{DOCS}/..%2Fx").status_code == 404  # a lookup, never a path outside
+
+
+def test_ids_are_not_unicode_normalised(client: TestClient) -> None:
+    """Ids are exact code point sequences: NFC and NFD spellings are two documents (docs/limits.md)."""
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    assert nfc != nfd
+    docs = [{"id": nfc, "text": "composed"}, {"id": nfd, "text": "decomposed"}]
+    assert client.post(DOCS, json={"documents": docs}).json()["added"] == 2
+    assert client.get(f"{DOCS}/{quote(nfc)}").json()["text"] == "composed"
+    assert client.get(f"{DOCS}/{quote(nfd)}").json()["text"] == "decomposed"
+    assert client.delete(f"{DOCS}/{quote(nfd)}").status_code == 200
+    assert client.get(f"{DOCS}/{quote(nfc)}").status_code == 200
+
+
+def test_ids_are_addressable_through_a_real_server(data_dir: Path) -> None:
+    """uvicorn decodes a path once (TestClient twice, so '%' ids are tested here)."""
+    ids = ["line\nbreak", "%41", "100% sure", "界" * 512]
+    with running_server(data_dir) as base, httpx.Client(base_url=base, timeout=60) as http:
+        docs = [{"id": doc_id, "text": "Addressable"} for doc_id in ids]
+        assert http.post(DOCS, json={"documents": docs}).status_code == 200
+        for doc_id in ids:
+            url = f"{DOCS}/{quote(doc_id, safe='')}"
+            assert http.get(url).json()["id"] == doc_id
+            assert http.delete(url).status_code == 200
+            assert http.get(url).json()["error"]["code"] == "document_not_found"

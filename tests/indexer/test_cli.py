@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,11 +15,15 @@ from click.testing import CliRunner
 from search_api.cli import cli
 from storage import Collection
 
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [
     {"id": "a", "text": "The cat sat on the warm windowsill", "kind": "pet"},
     {"id": "b", "text": "Stock markets fell sharply after the announcement", "kind": "finance"},
     {"id": "c", "text": "A recipe for tomato soup with basil", "kind": "food"},
 ]
+
+
+WIDE = {f"k{n}": n for n in range(300)}
 
 
 def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
@@ -73,6 +80,12 @@ def test_index_csv_with_title_and_text_fields(tmp_path: Path) -> None:
         ('{"id": "z1", "text": "fine"}\n{"text": "no id"}\n', ["line 2", "'id'"]),
         ('{"id": "z1", "text": "fine"}\n{"id": "z3", "text": "   "}\n', ["line 2", "'text'", "empty"]),
         ('{"id": "z1", "body": "wrong field"}\n', ["line 1", "'text'"]),
+        ('{"id": "z1", "text": "fine"}\n' + json.dumps({"id": "z2", "text": "t", **WIDE}) + "\n",
+         ["line 2", "more than 256 keys", "SEMSEARCH_MAX_METADATA_KEYS"]),
+        ('{"id": "z1", "text": "fine"}\n' + "".join(
+            json.dumps({"id": f"f{n}", "text": "t", f"field{n}": n}) + "\n" for n in range(1030)),
+         ["line 1026", "more than 1024 distinct metadata fields", "SEMSEARCH_MAX_FIELDS"]),
+        ('{"id": "..", "text": "dots"}\n', ["line 1", "dot segment"]),
     ],
 )
 def test_bad_file_changes_nothing(tmp_path: Path, content: str, words: list[str]) -> None:
@@ -221,3 +234,65 @@ def test_second_writer_fails_or_waits(tmp_path: Path) -> None:
         thread.join(10)
         holder.close()
     assert Collection.open(tmp_path, "c1").count == 2
+
+
+def test_limits_are_settings_for_the_cli_too(tmp_path: Path) -> None:
+    corpus = write_jsonl(tmp_path / "wide.jsonl", [{"id": "w", "text": "Wide metadata", **WIDE}])
+    result = CliRunner().invoke(cli, ["index", str(corpus), "-c", "w", "-q", "--data-dir",
+                                      str(tmp_path / "d")], env={"SEMSEARCH_MAX_METADATA_KEYS": "300"})
+    assert result.exit_code == 0, result.output
+    assert len(Collection.open(tmp_path / "d", "w").fields()) == 300
+
+
+def test_distinct_fields_count_what_the_collection_holds(tmp_path: Path) -> None:
+    data_dir = tmp_path / "d"
+    run("index", str(write_jsonl(tmp_path / "a.jsonl", DOCS)), "-c", "c", "-q", data_dir=data_dir)
+    more = write_jsonl(tmp_path / "b.jsonl", [{"id": "n", "text": "New fields", "x": 1, "y": 2}])
+    result = CliRunner().invoke(cli, ["index", str(more), "-c", "c", "-q", "--data-dir",
+                                      str(data_dir)], env={"SEMSEARCH_MAX_FIELDS": "2"})
+    assert result.exit_code == 1
+    assert "3 distinct metadata fields (2 new)" in result.stderr and "SEMSEARCH_MAX_FIELDS" in result.stderr
+    assert Collection.open(data_dir, "c").count == 3
+
+
+RSS_PROBE = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+sys.stderr.write(done.stderr)
+print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def _peak_rss_of_index(tmp_path: Path, env: dict[str, str]) -> tuple[int, int, str]:
+    """Exit status, peak RSS (bytes) and stderr of `semsearch index` of one 50 MB line."""
+    corpus = tmp_path / "big.jsonl"
+    text = ("The quick brown fox jumps over the lazy dog. " * 1_200_000)[:50_000_000]
+    corpus.write_text(json.dumps({"id": "big", "text": text}) + "\n", encoding="utf-8")
+    del text
+    command = [sys.executable, "-c", RSS_PROBE, sys.executable, "-m", "search_api.cli", "index",
+               str(corpus), "-c", "big", "-q", "--data-dir", str(tmp_path / "d")]
+    probe = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+    code, kilobytes = probe.stdout.split()
+    return int(code), int(kilobytes) * 1024, probe.stderr  # ru_maxrss is in KiB on Linux
+
+
+def test_a_50_mb_line_is_refused_within_bounded_memory(tmp_path: Path) -> None:
+    code, peak, err = _peak_rss_of_index(tmp_path, {})
+    assert code == 1 and "line 1: line is longer than" in err, err
+    assert peak < 1024**3 // 4, peak
+
+
+@pytest.mark.slow
+def test_a_50_mb_text_admitted_by_the_limit_indexes_under_1_gb(tmp_path: Path) -> None:
+    code, peak, err = _peak_rss_of_index(tmp_path, {"SEMSEARCH_MAX_TEXT_CHARS": "60000000"})
+    assert code == 0, err
+    assert peak < 1024**3, peak
+    assert Collection.open(tmp_path / "d", "big").get("big").text.startswith("The quick brown fox")
+
+
+def test_delete_lists_a_bounded_sample_of_missing_ids(tmp_path: Path) -> None:
+    run("index", str(write_jsonl(tmp_path / "a.jsonl", DOCS)), "-c", "c", "-q", data_dir=tmp_path)
+    code, _, err = run("delete", "-c", "c", "a", *(f"gone{n}" for n in range(25)), data_dir=tmp_path)
+    assert code == 1 and "gone0, gone1" in err and "and 5 more" in err and "gone24" not in err
+    assert Collection.open(tmp_path, "c").count == 2

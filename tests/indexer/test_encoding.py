@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from indexer.encoding import (
+    CHARS_PER_TOKEN,
     Encoder,
     FakeEncoder,
     UnknownModel,
+    clip_for_tokenizer,
     load_encoder,
     resolve_model_name,
 )
@@ -100,3 +102,36 @@ def test_model_names() -> None:
         resolve_model_name("  ")
     with pytest.raises(UnknownModel, match="SEMSEARCH_ALLOW_DOWNLOAD"):
         load_encoder("org/not-cached-anywhere")
+
+
+LONG_TEXTS = {
+    "english": "The committee reviewed 1,204 proposals; most (about 62%) were approved. " * 600,
+    "chinese": "今天天气很好，我们去公园散步吧。研究人员在实验室里测试了新的算法！" * 1500,
+    "mixed": "Model v2.3 在 2024 年发布: accuracy=0.91, loss 0.07 (见附录 B). " * 800,
+    "code": "def f(x):\n    return {'key': x ** 2, \"items\": [1, 2, 3]}\n\n" * 700,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LONG_TEXTS))
+def test_cutting_by_characters_first_changes_nothing_the_model_reads(minilm: Encoder,
+                                                                     kind: str) -> None:
+    """Texts are cut to max_length * CHARS_PER_TOKEN characters before tokenising (bounded
+    memory for any input); on real text the tokens in the window and the flag stay the same."""
+    text = LONG_TEXTS[kind]
+    bound = minilm.max_length * CHARS_PER_TOKEN
+    assert len(text) > bound
+    [cut], [clipped] = clip_for_tokenizer([text], minilm.max_length)
+    assert cut == text[:bound] and clipped
+    tokenizer = minilm._model.tokenizer  # type: ignore[attr-defined]
+    window = {"truncation": True, "max_length": minilm.max_length}
+    assert tokenizer(cut, **window)["input_ids"] == tokenizer(text, **window)["input_ids"]
+    uncut = minilm._encode([text, "short text"], "document")  # type: ignore[attr-defined]
+    encoded = minilm.encode_batch([text, "short text"])
+    assert encoded.truncated == uncut.truncated == [True, False]
+    np.testing.assert_allclose(encoded.vectors, uncut.vectors, atol=1e-5)
+
+
+def test_texts_under_the_bound_are_not_touched() -> None:
+    texts = ["a" * CHARS_PER_TOKEN, "b" * (CHARS_PER_TOKEN + 1), ""]
+    assert clip_for_tokenizer(texts, 1) == (["a" * CHARS_PER_TOKEN, "b" * CHARS_PER_TOKEN, ""],
+                                            [False, True, False])

@@ -14,6 +14,7 @@ import pytest
 from indexer.models import SourceDocument
 from indexer.sources import FORMATS, SourceError, SourceSpec, detect_format, read_documents
 from storage.errors import SemsearchError
+from storage.limits import InputLimits
 
 # The csv module's out-of-the-box limit; the reader must raise it for long passages.
 _CSV_DEFAULT_FIELD_LIMIT = 131072
@@ -210,7 +211,16 @@ def test_invalid_json_names_line(tmp_path: Path) -> None:
     path = tmp_path / "c.jsonl"
     path.write_text('{"id": "1", "text": "ok"}\n{"id": "2", text}\n', "utf-8")
     message = _error(path)
-    assert f"{path} line 2: invalid JSON (" in message
+    assert f"{path} line 2: invalid JSON at column 13 (" in message
+
+
+def test_json_error_wording_has_no_doubled_at(tmp_path: Path) -> None:
+    """json's "Unterminated string starting at" once read "at at column"."""
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"id": "1", "text": "no end', "utf-8")
+    message = _error(path)
+    assert "line 1: invalid JSON at column 21 (Unterminated string starting at)" in message
+    assert "at at" not in message
 
 
 def test_json_array_file_gets_a_hint(tmp_path: Path) -> None:
@@ -324,7 +334,7 @@ def test_csv_accepts_fields_above_default_size_limit(tmp_path: Path) -> None:
     big = "x" * (_CSV_DEFAULT_FIELD_LIMIT + 10)
     path = tmp_path / "big.csv"
     path.write_text(f"id,text\n1,{big}\n", "utf-8")
-    [doc] = _read(path)
+    [doc] = _read(path, limits=InputLimits(max_text_chars=len(big)))
     assert len(doc.text) == len(big)
 
 
@@ -514,3 +524,49 @@ def test_metadata_and_text_that_cannot_be_stored(tmp_path: Path, line: str, word
         list(read_documents(SourceSpec(path=path)))
     for word in words:
         assert word in str(info.value)
+
+
+def test_a_line_longer_than_the_limits_allow_is_refused_unread(tmp_path: Path) -> None:
+    limits = InputLimits(max_text_chars=1000, max_metadata_bytes=1000)
+    path = tmp_path / "c.jsonl"
+    long_text = "w" * (limits.line_bytes() + 10)
+    path.write_text('{"id": "1", "text": "ok"}\n{"id": "2", "text": "' + long_text + '"}\n', "utf-8")
+    message = _error(path, limits=limits)
+    assert f"line 2: line is longer than {16 * 2000 + 2**20} bytes" in message
+    assert "SEMSEARCH_MAX_TEXT_CHARS=1000" in message
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv", "txt"])
+def test_texts_over_the_limit_name_their_line(tmp_path: Path, suffix: str) -> None:
+    text = "word " * 29 + "word"
+    rows = {"jsonl": f'{{"id": "1", "text": "ok"}}\n{{"id": "2", "text": "{text}"}}\n',
+            "csv": f"id,text\n1,ok\n2,{text}\n", "txt": f"ok\n{text}\n"}
+    path = tmp_path / f"c.{suffix}"
+    path.write_text(rows[suffix], "utf-8")
+    message = _error(path, limits=InputLimits(max_text_chars=100))
+    line = 3 if suffix == "csv" else 2  # after the header row
+    assert f"line {line}: text has 149 characters; the limit is 100 (SEMSEARCH_MAX_TEXT_CHARS)" in message
+
+
+def test_metadata_limits_apply_to_file_rows(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    wide = {f"k{n}": n for n in range(300)}
+    path.write_text(json.dumps({"id": "1", "text": "t", **wide}) + "\n", "utf-8")
+    message = _error(path)
+    assert "line 1: metadata has more than 256 keys" in message
+    assert "SEMSEARCH_MAX_METADATA_KEYS" in message and "k299" not in message
+    assert len(_read(path, limits=InputLimits(max_metadata_keys=300))[0].metadata) == 300
+
+
+def test_json_nested_past_the_parser_is_a_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"id": "1", "text": "t", "m": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "utf-8")
+    assert "line 1: invalid JSON: nested too deeply" in _error(path)
+
+
+@pytest.mark.parametrize(("doc_id", "words"), [(".", "dot segment"), ("..", "dot segment"),
+                                               ("i" * 513, "513 characters")])
+def test_ids_a_url_cannot_address_are_refused(tmp_path: Path, doc_id: str, words: str) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"id": doc_id, "text": "t"}) + "\n", "utf-8")
+    assert words in _error(path)
