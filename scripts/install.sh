@@ -119,7 +119,7 @@ install_torch() {
         return 0
     fi
     warn "$why; installing torch from PyPI, which on Linux brings CUDA libraries" \
-        "(about 3 GB more) that this CPU service does not use. It works; it is only bigger."
+        "(about 3.5 GB more) that this CPU service does not use. It works; it is only bigger."
     install_pypi_torch
 }
 
@@ -141,7 +141,7 @@ if is_cpu "$torch_now"; then
             "them. To remove them: $VENV/bin/pip list | awk '/^nvidia-/{print \$1}' | xargs $VENV/bin/pip uninstall -y"
     fi
 else
-    cuda_size=$(du -shc "$site"/nvidia "$site"/triton 2>/dev/null | tail -1 | cut -f1)
+    cuda_size=$(du -shc "$site"/nvidia "$site"/triton "$site"/cuda 2>/dev/null | tail -1 | cut -f1)
     build="PyPI's build with CUDA libraries ($cuda_size); runs on CPU"
     warn "torch $torch_now is not the CPU build. To switch once PyTorch's CPU index or a CPU wheel" \
         "is reachable, run: bash scripts/install.sh $VENV${EXTRAS:+ $EXTRAS}"
