@@ -1,4 +1,4 @@
-# semsearch API image: CPU-only torch (scripts/install.sh never pulls CUDA wheels).
+# semsearch API image: CPU-only torch (scripts/install.sh takes it from PyTorch's CPU index).
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -30,7 +30,7 @@ from indexer.pipeline import (
 )
 from indexer.ray_engine import RayEngine, index_documents_ray, require_ray
 from indexer.sources import FORMATS, SourceSpec
-from storage import SemsearchError, check_collection, list_collections, read_info
+from storage import SemsearchError, list_collections, read_info
 from storage.backend import STORAGE_KINDS, Backend, CollectionHandle
 from storage.index_types import KINDS, IndexSpec, parse_params
 
@@ -314,28 +314,42 @@ def collections(as_json: bool, storage: str | None, milvus_uri: str | None,
 @cli.command()
 @click.option("--collection", "-c", "names", multiple=True,
               help="Collection to check (repeatable) [default: all].")
+@storage_options
 @data_dir_option
-def check(names: tuple[str, ...], data_dir: Path | None) -> None:
+def check(names: tuple[str, ...], storage: str | None, milvus_uri: str | None,
+          data_dir: Path | None) -> None:
     """Verify collections: SQLite integrity, index file vs SQLite ids and counts, manifest.
 
+    On Milvus: the catalog row vs the documents collection (count, dimension, vectors).
     Exits 1 if any collection is inconsistent. Safe while other processes read or write.
 
     Example:
 
         semsearch check --collection docs
     """
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, storage=storage, milvus_uri=milvus_uri)
+    backend = settings.open_storage()
+    try:
+        failed = _check_all(backend, names)
+    finally:
+        backend.close()
+    if failed:
+        raise click.ClickException(f"inconsistent: {', '.join(failed)}")
+
+
+def _check_all(backend: Backend, names: tuple[str, ...]) -> list[str]:
+    """Check and print each named collection (all if none); returns the names that failed."""
     failed = []
-    present = list_collections(settings.data_dir)
+    present = backend.names()
     missing = [name for name in names if name not in present]
     if missing:
-        raise click.ClickException(f"collection '{missing[0]}' not found in {settings.data_dir} "
+        raise click.ClickException(f"collection '{missing[0]}' not found in {backend.describe()} "
                                    "(`semsearch collections` lists them)")
     names = names or tuple(present)
     if not names:
-        raise click.ClickException(f"no collections in {settings.data_dir}: nothing to check")
+        raise click.ClickException(f"no collections in {backend.describe()}: nothing to check")
     for name in names:
-        report = check_collection(settings.data_dir, name)
+        report = backend.check(name)
         status = "ok" if report.ok else "FAILED"
         click.echo(f"{name}: {status} (generation {report.generation}, {report.count} documents)")
         for warning in report.warnings:
@@ -344,8 +358,7 @@ def check(names: tuple[str, ...], data_dir: Path | None) -> None:
             click.echo(f"  error: {error}", err=True)
         if not report.ok:
             failed.append(name)
-    if failed:
-        raise click.ClickException(f"inconsistent: {', '.join(failed)}")
+    return failed
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
+from storage.check import CheckReport, check_collection
 from storage.collection import Collection, CollectionInfo, read_info
 from storage.errors import StorageError
 from storage.index_types import SearchParams
@@ -67,6 +68,7 @@ class Backend(Protocol):
     def info(self, name: str) -> CollectionInfo: ...
     def open(self, name: str) -> CollectionHandle: ...
     def open_or_create(self, name: str, model: ModelInfo) -> CollectionHandle: ...
+    def check(self, name: str) -> CheckReport: ...
     def close(self) -> None: ...
 
 
@@ -92,6 +94,10 @@ class FaissBackend:
 
     def open_or_create(self, name: str, model: ModelInfo) -> Collection:
         return Collection.open_or_create(self.data_dir, name, model)
+
+    def check(self, name: str) -> CheckReport:
+        """Verify a collection's SQLite, index file and manifest (see storage.check)."""
+        return check_collection(self.data_dir, validate_name(name))
 
     def close(self) -> None:
         """Nothing is shared between the collections of a data dir."""
@@ -133,7 +139,13 @@ def open_backend(kind: str, *, data_dir: Path, milvus_uri: str | None = None,
     raise StorageError(f"unknown storage backend '{kind}': use one of {', '.join(STORAGE_KINDS)}")
 
 
-if TYPE_CHECKING:  # mypy proves the FAISS classes implement the interface the callers use
+if TYPE_CHECKING:  # mypy proves both backends' classes implement the interface the callers use
+    from storage.milvus_store import MilvusBackend, MilvusCollection
+
     def _implements(backend: FaissBackend, collection: Collection
                     ) -> tuple[Backend, CollectionHandle]:
+        return backend, collection
+
+    def _milvus_implements(backend: MilvusBackend, collection: MilvusCollection
+                           ) -> tuple[Backend, CollectionHandle]:
         return backend, collection

@@ -41,6 +41,7 @@ from storage.index_types import SearchParams
 from storage.locks import in_process_writer
 from storage.manifest import Manifest, ModelInfo, check_model
 from storage.metadata import Filter, StoredDocument
+from storage.milvus_check import check_milvus_collection
 from storage.records import (
     CommitStats,
     DocumentInput,
@@ -53,7 +54,7 @@ from storage.records import (
 )
 
 if TYPE_CHECKING:
-    from storage.backend import Backend, CollectionHandle
+    from storage.check import CheckReport
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,6 @@ POLL_SECONDS = 1.0  # how stale a handle's view of the catalog (count, generatio
 ROWS_PER_REQUEST = 256  # keeps each upsert far below Milvus's 64 MB request limit
 IDS_PER_QUERY = 500
 MAX_COLLECTIONS = 16_384
-DATA_FIELDS = ["doc_id", "text", "metadata", "content_hash"]
 CATALOG_FIELDS = ["name", "uid", "collection", "model", "index_type", "created_at", "updated_at",
                   "generation", "doc_count", "fields"]
 
@@ -95,14 +95,16 @@ class MilvusBackend:
         self._ensure_catalog()
 
     def _ensure_catalog(self) -> None:
-        if _call("has_collection", self.client.has_collection, schema.CATALOG):
-            return
-        try:
-            self._create_collection(schema.CATALOG, schema.catalog_schema(),
-                                    schema.catalog_index(self.client))
-        except MilvusException as exc:  # another process may have created it meanwhile
-            if not _call("has_collection", self.client.has_collection, schema.CATALOG):
-                raise StorageError(f"cannot create the milvus catalog: {exc.message}") from exc
+        if not _call("has_collection", self.client.has_collection, schema.CATALOG):
+            try:
+                self._create_collection(schema.CATALOG, schema.catalog_schema(),
+                                        schema.catalog_index(self.client))
+            except MilvusException as exc:  # another process may have created it meanwhile
+                if not _call("has_collection", self.client.has_collection, schema.CATALOG):
+                    raise StorageError(f"cannot create the milvus catalog: {exc.message}") from exc
+        # Loaded state does not outlive a Milvus restart (milvus-lite restarts with every
+        # process that opens a .db), and a query on a released collection fails.
+        _call("load catalog", self.client.load_collection, schema.CATALOG)
 
     def _create_collection(self, name: str, fields: Any, index: Any) -> None:
         """Create, index and load a collection (raises MilvusException)."""
@@ -136,6 +138,10 @@ class MilvusBackend:
 
     def open(self, name: str) -> MilvusCollection:
         return MilvusCollection(self, self._existing_row(name))
+
+    def check(self, name: str) -> CheckReport:
+        """Verify a collection against its catalog row (see storage.milvus_check)."""
+        return check_milvus_collection(self.client, self.row, validate_name(name), self.describe())
 
     def open_or_create(self, name: str, model: ModelInfo) -> MilvusCollection:
         """Open `name`, creating it for `model` if missing; a different model is ManifestMismatch."""
@@ -385,8 +391,3 @@ class MilvusWriter:
         """Apply upserts and deletes as one new generation (or nothing, if nothing changed)."""
         return self._collection._commit(upserts, deletes)
 
-
-if TYPE_CHECKING:  # mypy proves the Milvus classes implement the interface the callers use
-    def _implements(backend: MilvusBackend, collection: MilvusCollection
-                    ) -> tuple[Backend, CollectionHandle]:
-        return backend, collection

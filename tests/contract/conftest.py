@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -103,11 +104,20 @@ def milvus_lite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`milvus-lite server` in a subprocess on a free loopback port; stopped at session end."""
     require_milvus()
+    with milvus_server(tmp_path_factory.mktemp("milvus-server")) as uri:
+        yield uri
+
+
+@contextmanager
+def milvus_server(folder: Path) -> Iterator[str]:
+    """`milvus-lite server` keeping its data in `folder`/data; yields its URI; always stopped.
+
+    Starting it again on the same folder is a Milvus restart: what was loaded is released.
+    """
     from pymilvus import MilvusClient, MilvusException
 
-    folder = tmp_path_factory.mktemp("milvus-server")
     port = free_port()
-    log_path = folder / "server.log"
+    log_path = folder / f"server-{port}.log"
     with log_path.open("wb") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(folder / "data"),

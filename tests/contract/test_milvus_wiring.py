@@ -163,3 +163,24 @@ def test_hnsw_index_on_milvus(tmp_path: Path, milvus_lite_uri: str, corpus: Corp
             assert [h.score for h in hits] == pytest.approx([s for _, s in expected], abs=1e-5)
     finally:
         backend.close()
+
+
+def test_check_on_milvus_finds_a_commit_left_half_done(tmp_path: Path, milvus_lite_uri: str,
+                                                        corpus: Corpus) -> None:
+    """Rows deleted behind the catalog's back (as a crash mid-commit leaves them) fail the check."""
+    from storage.milvus_schema import id_list, milvus_name
+
+    backend = open_backend("milvus", data_dir=tmp_path, milvus_uri=milvus_lite_uri)
+    try:
+        name = f"chk-{uuid.uuid4().hex[:8]}"
+        collection = backend.open_or_create(name, corpus.model)
+        with collection.writer() as writer:
+            writer.commit(corpus.documents())
+        assert backend.check(name).ok
+        backend.client.delete(milvus_name(name), filter=id_list(["bake-1", "zh-1"]))
+        report = backend.check(name)
+        assert not report.ok
+        assert f"the catalog says {len(corpus.documents())} documents" in report.errors[0]
+        assert f"Milvus holds {len(corpus.documents()) - 2}" in report.errors[0]
+    finally:
+        backend.close()

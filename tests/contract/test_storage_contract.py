@@ -206,6 +206,15 @@ def test_missing_collection_is_not_found(backend: Backend) -> None:
         backend.info("never-created")
 
 
+def test_check_passes_a_whole_collection_and_fails_a_missing_one(filled: CollectionHandle,
+                                                                  backend: Backend) -> None:
+    report = backend.check(filled.name)
+    assert report.ok and report.warnings == [], report
+    assert (report.generation, report.count) == (1, len(DOCS))
+    missing = backend.check("no-such-collection")
+    assert not missing.ok and "does not exist" in missing.errors[0]
+
+
 def test_bad_vectors_are_rejected_and_nothing_is_written(filled: CollectionHandle,
                                                          corpus: Corpus) -> None:
     good = doc(corpus, "bake-1")

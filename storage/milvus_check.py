@@ -1,0 +1,85 @@
+"""Integrity check of a collection kept in Milvus: catalog row, documents, vectors and counts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from pymilvus import MilvusClient, MilvusException
+
+from storage import milvus_schema as schema
+from storage.check import CheckReport
+from storage.records import content_hash
+
+ATTEMPTS = 5
+BATCH = 1000
+
+
+def check_milvus_collection(client: MilvusClient, read_row: Callable[[str], schema.CatalogRow | None],
+                            name: str, where: str) -> CheckReport:
+    """Verify that a Milvus collection agrees with its catalog row.
+
+    Checks that the documents collection exists with the model's dimension, that every stored
+    vector is a finite unit vector and every text matches its content hash, and that Milvus
+    holds as many documents as the catalog says. A commit is several Milvus requests, so a
+    disagreement seen while the catalog's generation moves on is a writer at work: look again.
+
+    Args:
+        client: the connected client.
+        read_row: reads a collection's catalog row (None if there is none).
+        name: the semsearch collection name.
+        where: the Milvus, for messages.
+
+    Returns:
+        A report; `ok` is False when anything is inconsistent.
+    """
+    row = read_row(name)
+    for _ in range(ATTEMPTS):
+        report = CheckReport(name=name)
+        if row is None:
+            report.errors.append(f"collection '{name}' does not exist in {where}")
+            return report
+        try:
+            _check_once(client, row, report)
+        except MilvusException as exc:
+            report.errors.append(f"milvus request failed: {exc.message}")
+        now = read_row(name)
+        if report.ok or now is None or now.generation == row.generation:
+            return report
+        row = now
+    return report
+
+
+def _check_once(client: MilvusClient, row: schema.CatalogRow, report: CheckReport) -> None:
+    report.generation, report.count = row.generation, row.count
+    if not client.has_collection(row.collection):
+        report.errors.append(f"the catalog lists '{row.name}' but its Milvus collection "
+                             f"{row.collection} is missing")
+        return
+    described = client.describe_collection(row.collection)
+    dims = [f.get("params", {}).get("dim") for f in described["fields"] if f["name"] == "vector"]
+    if dims != [row.model.dimension]:
+        report.errors.append(f"{row.collection} has vector dimension {dims}, the model "
+                             f"{row.model.dimension}")
+        return
+    client.load_collection(row.collection)
+    stored, bad_vectors, bad_hashes = 0, 0, 0
+    iterator = client.query_iterator(row.collection, batch_size=BATCH, filter="",
+                                     output_fields=["doc_id", "text", "content_hash", "vector"])
+    try:
+        while batch := iterator.next():
+            stored += len(batch)
+            vectors = np.asarray([item["vector"] for item in batch], dtype=np.float32)
+            norms = np.linalg.norm(vectors, axis=1)
+            bad_vectors += int(np.sum(~np.isfinite(norms) | (np.abs(norms - 1.0) > 1e-3)))
+            bad_hashes += sum(content_hash(item["text"]) != item["content_hash"] for item in batch)
+    finally:
+        iterator.close()
+    if bad_vectors:
+        report.errors.append(f"{bad_vectors} stored vectors are not finite unit vectors")
+    if bad_hashes:
+        report.errors.append(f"{bad_hashes} stored texts do not match their content hash")
+    if stored != row.count:
+        report.errors.append(
+            f"the catalog says {row.count} documents (generation {row.generation}), Milvus holds "
+            f"{stored}: a write was interrupted; re-running it completes it")
