@@ -16,7 +16,7 @@ from indexer.encoding import EncodedBatch, Encoder, Kind, load_encoder, resolve_
 from indexer.pipeline import open_collection_in
 from search_api.services.batching import MicroBatcher
 from search_api.services.query_cache import CachedEncoder, QueryCache
-from storage import Collection, CollectionInfo, IndexNotFound, validate_name
+from storage import Collection, CollectionInfo, CollectionUnavailable, IndexNotFound, validate_name
 from storage.backend import Backend, CollectionHandle, FaissBackend
 
 logger = logging.getLogger(__name__)
@@ -124,6 +124,7 @@ class CollectionRegistry:
         self.data_dir = data_dir
         self.backend = backend or FaissBackend(data_dir)
         self._open: dict[str, CollectionHandle] = {}
+        self._failed: dict[str, str] = {}  # collections that could not be opened, and why
         self._lock = threading.Lock()
 
     @classmethod
@@ -148,7 +149,7 @@ class CollectionRegistry:
         """The open collection, reopened if its folder was deleted or recreated meanwhile."""
         collection = self._open.get(name)
         if collection is not None and not collection.replaced_on_disk():
-            return self._typed(collection)
+            return self._usable(collection)
         validate_name(name)
         with self._lock:
             current = self._open.get(name)
@@ -161,8 +162,33 @@ class CollectionRegistry:
                         f"collection '{name}' does not exist; existing: "
                         f"{', '.join(self.names()) or 'none'}"
                     )
-                self._open[name] = self.backend.open(name)
-            return self._typed(self._open[name])
+                try:
+                    self._open[name] = self.backend.open(name)
+                except CollectionUnavailable as exc:
+                    self._failed[name] = exc.message
+                    raise
+                self._failed.pop(name, None)
+            return self._usable(self._open[name])
+
+    def _usable(self, handle: CollectionHandle) -> Collection:
+        """The handle, unless it found its storage damaged: then every request gets the reason."""
+        if handle.unavailable is not None:
+            raise CollectionUnavailable(handle.unavailable)
+        return self._typed(handle)
+
+    def unavailable(self) -> dict[str, str]:
+        """Collections refused because their storage is damaged or missing, with the reason."""
+        found = dict(self._failed)
+        found.update({name: handle.unavailable for name, handle in list(self._open.items())
+                      if handle.unavailable is not None})
+        return found
+
+    def health(self) -> dict[str, tuple[bool, int]]:
+        """{name: (available, index rebuilds)} of the collections opened or tried, for /metrics."""
+        health = {name: (False, 0) for name in self._failed}
+        health.update({name: (handle.unavailable is None, handle.rebuilds)
+                       for name, handle in list(self._open.items())})
+        return health
 
     def get_or_create(self, name: str, encoder: Encoder) -> Collection:
         validate_name(name)
