@@ -148,6 +148,9 @@ def _failure_kind(exc: BaseException) -> str | None:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
         return os.strerror(exc.errno)
+    full = [text for text in _FULL_TEXTS if text in str(exc)]
+    if full:  # FAISS: "write error in <path>: 139182 != 196608 (No space left on device)"
+        return full[0]
     text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
     return text.rsplit(": ", 1)[-1] if isinstance(exc, RuntimeError) else text
 
