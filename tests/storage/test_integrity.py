@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -174,3 +176,17 @@ def test_temp_files_of_a_killed_writer_are_swept(intact: tuple[Path, Snapshot],
     commit(collection, make_docs(make_vectors(1, seed=50), prefix="x"))
     assert collection.generation == 3
     collection.close()
+
+
+def test_check_sweeps_stale_temp_files_only(intact: tuple[Path, Snapshot], tmp_path: Path) -> None:
+    """`check` takes no write lock: it removes only temp files no live write could be using."""
+    data = copy_of(intact, tmp_path / "copy")
+    stale, fresh = data / "c" / "index-3.faiss.tmp", data / "c" / "manifest.json.tmp"
+    stale.write_bytes(b"\0" * 100)
+    fresh.write_bytes(b"{")
+    os.utime(stale, (time.time() - 120, time.time() - 120))
+
+    report = check_collection(data, "c")
+
+    assert report.ok and report.swept == ["index-3.faiss.tmp"]
+    assert not stale.exists() and fresh.exists()
