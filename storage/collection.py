@@ -14,7 +14,6 @@ A failed write removes its temp file and leaves generation g (storage.fileops).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -23,7 +22,6 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +30,13 @@ import numpy as np
 from storage.errors import (
     CollectionUnavailable,
     DocumentNotFound,
-    IndexNotFound,
     ManifestMismatch,
     StorageError,
 )
 from storage.fileops import sweep_temp_files, write_failure
+from storage.folder import CollectionInfo as CollectionInfo  # re-exported
+from storage.folder import build_empty, file_identity, index_file
+from storage.folder import read_info as read_info  # re-exported
 from storage.index_types import IndexSpec, SearchParams, plan
 from storage.integrity import (
     CHECKSUM_KEY,
@@ -49,10 +49,9 @@ from storage.integrity import (
 )
 from storage.locks import ReadWriteLock, WriterLock, in_process_writer
 from storage.manifest import Manifest, ModelInfo, check_model, read_manifest, write_manifest
-from storage.metadata import Filter, MetadataStore, ReaderPool, StoredDocument, create_schema
+from storage.metadata import Filter, MetadataStore, ReaderPool, StoredDocument
 from storage.records import (
     DB_FILE,
-    MANIFEST_FILE,
     CommitStats,
     DocumentInput,
     Hit,
@@ -66,62 +65,6 @@ from storage.vector_index import FaissIndex
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
-
-
-def _index_file(generation: int) -> str:
-    return f"index-{generation}.faiss"
-
-
-def _build_empty(folder: Path, name: str, model: ModelInfo, index: IndexSpec) -> None:
-    """Write the files of an empty collection (generation 0) into a new folder."""
-    folder.mkdir()
-    created_at = utc_now()
-    checksum = FaissIndex.create(model.dimension).save(folder / _index_file(0))
-    meta = {"model": json.dumps(model.__dict__), "created_at": created_at, "generation": "0",
-            "name": name, "index_spec": index.to_json(),
-            CHECKSUM_KEY: recorded_checksum(0, checksum)}
-    create_schema(folder / DB_FILE, meta)
-    write_manifest(folder, Manifest(name=name, model=model, count=0, generation=0,
-                                    created_at=created_at, updated_at=created_at,
-                                    index_file=_index_file(0), index_checksum=checksum))
-
-
-def _file_identity(path: Path) -> tuple[int, int]:
-    stat = os.stat(path)
-    return stat.st_dev, stat.st_ino
-
-
-@dataclass(frozen=True, kw_only=True)
-class CollectionInfo:
-    """What SQLite records of a collection; cheap to read (the index is not loaded)."""
-
-    name: str
-    model: ModelInfo
-    created_at: str
-    count: int
-    generation: int
-
-
-def read_info(data_dir: Path, name: str) -> CollectionInfo:
-    """Model, size and generation of a collection, straight from its database."""
-    folder = Path(data_dir) / validate_name(name)
-    if not (folder / DB_FILE).exists():
-        if (folder / MANIFEST_FILE).exists():  # the folder of a collection that lost its database
-            raise unavailable(name, folder, f"{DB_FILE} is missing")
-        raise IndexNotFound(f"collection '{name}' does not exist in {data_dir}")
-    try:
-        store = MetadataStore(folder / DB_FILE)
-        try:
-            model_json = store.get_meta("model")
-            if model_json is None:
-                raise ValueError(f"no model recorded in {DB_FILE}")
-            return CollectionInfo(name=name, model=ModelInfo(**json.loads(model_json)),
-                                  created_at=store.get_meta("created_at") or "",
-                                  count=store.count(), generation=store.generation())
-        finally:
-            store.close()
-    except (sqlite3.Error, ValueError, TypeError) as exc:
-        raise unavailable(name, folder, f"unreadable: {exc}") from exc
 
 
 def _hits(query: np.ndarray, ids: np.ndarray,
@@ -162,7 +105,7 @@ class Collection:
         self.name = name
         self.model = model
         self.created_at = created_at
-        self._identity = _file_identity(folder / DB_FILE)
+        self._identity = file_identity(folder / DB_FILE)
         self._rw = ReadWriteLock()
         self._write_mutex = threading.Lock()
         self._reload_mutex = threading.Lock()
@@ -205,7 +148,7 @@ class Collection:
         if not folder.exists():
             tmp = data_dir / f".{name}.creating-{uuid.uuid4().hex[:8]}"
             try:
-                _build_empty(tmp, name, model, index or IndexSpec())
+                build_empty(tmp, name, model, index or IndexSpec())
             except (OSError, sqlite3.Error, RuntimeError) as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
                 failure = write_failure(exc, f"new collection '{name}'", data_dir)
@@ -242,7 +185,7 @@ class Collection:
     def replaced_on_disk(self) -> bool:
         """True if the folder was deleted or recreated since this handle opened it."""
         try:
-            return _file_identity(self.folder / DB_FILE) != self._identity
+            return file_identity(self.folder / DB_FILE) != self._identity
         except FileNotFoundError:
             return True
 
@@ -257,7 +200,7 @@ class Collection:
         generation, _, checksum = recorded.partition(":")
         return Manifest(name=self.name, model=self.model, count=self.count,
                         generation=self._generation, created_at=self.created_at,
-                        updated_at=updated_at, index_file=_index_file(self._generation),
+                        updated_at=updated_at, index_file=index_file(self._generation),
                         index=self.index_info(),
                         index_checksum=checksum if generation == str(self._generation) else "")
 
@@ -300,7 +243,7 @@ class Collection:
         try:
             generation, expected = store.generation(), store.count()
             spec = IndexSpec.from_json(store.get_meta("index_spec"))
-            index = self._load_index_file(generation, spec, store.get_meta(CHECKSUM_KEY))
+            index = self._loadindex_file(generation, spec, store.get_meta(CHECKSUM_KEY))
             self._damaged_index = (index is None or index.count != expected
                                    or index.dimension != self.model.dimension)
             if index is None or self._damaged_index:
@@ -313,10 +256,10 @@ class Collection:
         finally:
             store.conn.execute("COMMIT")
 
-    def _load_index_file(self, generation: int, spec: IndexSpec,
+    def _loadindex_file(self, generation: int, spec: IndexSpec,
                          recorded: str | None) -> FaissIndex | None:
         """The committed index file if it is there, intact and readable; None means rebuild."""
-        path = self.folder / _index_file(generation)
+        path = self.folder / index_file(generation)
         problem = index_problem(path, recorded, generation) if path.exists() else None
         if problem is not None:
             logger.error("collection '%s': %s; rebuilding its index from SQLite", self.name, problem)
@@ -448,7 +391,7 @@ class Collection:
         """As the writer: load the latest generation, repair a damaged index file and a manifest."""
         self._reload(blocking=True)
         if self._damaged_index:
-            self._repair_index_file(store)
+            self._repairindex_file(store)
         try:
             manifest = read_manifest(self.folder)
         except StorageError:
@@ -456,11 +399,11 @@ class Collection:
         if manifest is None or manifest.generation != self._generation:
             self._write_manifest()
 
-    def _repair_index_file(self, store: MetadataStore) -> None:
+    def _repairindex_file(self, store: MetadataStore) -> None:
         """Replace the committed generation's damaged index file with the index rebuilt from SQLite."""
         generation = self._generation
         try:
-            checksum = self._index.save(self.folder / _index_file(generation))
+            checksum = self._index.save(self.folder / index_file(generation))
             store.begin()
             try:
                 store.set_meta(CHECKSUM_KEY, recorded_checksum(generation, checksum))
@@ -473,7 +416,7 @@ class Collection:
                            "rebuilt at each load until the next commit", self.name, exc)
             return
         self._damaged_index = False
-        logger.info("collection '%s': rewrote %s from SQLite", self.name, _index_file(generation))
+        logger.info("collection '%s': rewrote %s from SQLite", self.name, index_file(generation))
 
     def _write_manifest(self) -> None:
         """Rewrite manifest.json; a failure is logged, not raised (SQLite, not it, is the record)."""
@@ -485,7 +428,7 @@ class Collection:
 
     def _share_index(self) -> None:
         """After writing: swap the private index for a memory-mapped load of the committed file."""
-        path = self.folder / _index_file(self._generation)
+        path = self.folder / index_file(self._generation)
         if self._index.mapped or not path.exists():
             return
         try:
@@ -519,7 +462,7 @@ class Collection:
                     np.array(add_ids, dtype=np.int64),
                     np.stack(add_vectors) if add_vectors else np.zeros((0, dim), np.float32),
                     np.array(remove_ids, dtype=np.int64), lambda: store.iter_vectors(dim))
-                checksum = self._index.save(self.folder / _index_file(generation))
+                checksum = self._index.save(self.folder / index_file(generation))
                 store.set_meta(CHECKSUM_KEY, recorded_checksum(generation, checksum))
                 store.commit()
             except BaseException as exc:
@@ -541,7 +484,7 @@ class Collection:
             index_on_disk, self._generation = self._load_committed(store)
             self._index = index_on_disk.writable()
             if self._generation < attempt:
-                (self.folder / _index_file(attempt)).unlink(missing_ok=True)
+                (self.folder / index_file(attempt)).unlink(missing_ok=True)
         except (OSError, sqlite3.Error, RuntimeError, StorageError) as exc:
             # The disk refuses even this: a generation below any committed one makes the next
             # search or write reload from disk instead of using the uncommitted index.
