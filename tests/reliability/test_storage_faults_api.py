@@ -103,6 +103,11 @@ def test_damaged_database_is_refused_while_others_serve(source: Path, tmp_path: 
         assert metric(client, 'semsearch_collection_available{collection="bad"}') == 0
         assert metric(client, 'semsearch_collection_available{collection="good"}') == 1
 
+        shutil.copy2(source / "bad" / "metadata.db", data / "bad" / "metadata.db")  # restored
+        assert client.get("/collections/bad/documents/d1").status_code == 200
+        assert client.get("/readyz").status_code == 200
+        assert metric(client, 'semsearch_collection_available{collection="bad"}') == 1
+
 
 @pytest.mark.parametrize("fault", ["enospc", "eio"])
 def test_fault_at_every_operation_of_an_http_upsert(source: Path, tmp_path: Path,
