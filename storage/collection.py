@@ -243,7 +243,7 @@ class Collection:
         try:
             generation, expected = store.generation(), store.count()
             spec = IndexSpec.from_json(store.get_meta("index_spec"))
-            index = self._loadindex_file(generation, spec, store.get_meta(CHECKSUM_KEY))
+            index = self._load_index_file(generation, spec, store.get_meta(CHECKSUM_KEY))
             self._damaged_index = (index is None or index.count != expected
                                    or index.dimension != self.model.dimension)
             if index is None or self._damaged_index:
@@ -256,7 +256,7 @@ class Collection:
         finally:
             store.conn.execute("COMMIT")
 
-    def _loadindex_file(self, generation: int, spec: IndexSpec,
+    def _load_index_file(self, generation: int, spec: IndexSpec,
                          recorded: str | None) -> FaissIndex | None:
         """The committed index file if it is there, intact and readable; None means rebuild."""
         path = self.folder / index_file(generation)
@@ -391,7 +391,7 @@ class Collection:
         """As the writer: load the latest generation, repair a damaged index file and a manifest."""
         self._reload(blocking=True)
         if self._damaged_index:
-            self._repairindex_file(store)
+            self._repair_index_file(store)
         try:
             manifest = read_manifest(self.folder)
         except StorageError:
@@ -399,7 +399,7 @@ class Collection:
         if manifest is None or manifest.generation != self._generation:
             self._write_manifest()
 
-    def _repairindex_file(self, store: MetadataStore) -> None:
+    def _repair_index_file(self, store: MetadataStore) -> None:
         """Replace the committed generation's damaged index file with the index rebuilt from SQLite."""
         generation = self._generation
         try:
