@@ -117,19 +117,10 @@ def _check_vectors(store: MetadataStore, dimension: int, report: CheckReport) ->
 def _check_index(folder: Path, dimension: int, rowids: np.ndarray, report: CheckReport,
                  recorded: str | None) -> None:
     path = folder / f"index-{report.generation}.faiss"
-    if not path.exists():
-        report.errors.append(f"{path.name} (the committed generation's index) is missing")
-        report.retry = _generation_on_disk(folder) > report.generation + 1  # a writer moved on
-        return
-    problem = index_problem(path, recorded, report.generation)
-    if problem is not None:
-        report.errors.append(f"{problem}: damaged (readers rebuild it from SQLite; the next write "
-                             "rewrites it)")
-        return
-    try:
-        index = FaissIndex.load(path, mmap=True)  # no private copy of a large index
-    except SemsearchError as exc:
-        report.errors.append(exc.message)
+    index = _load_index(path, recorded, report)
+    if index is None:
+        # A writer two commits ahead removes this file: what we saw is stale, not damaged.
+        report.retry = _generation_on_disk(folder) > report.generation + 1
         return
     if index.dimension != dimension:
         report.errors.append(f"{path.name} has dimension {index.dimension}, expected {dimension}")
@@ -141,6 +132,23 @@ def _check_index(folder: Path, dimension: int, rowids: np.ndarray, report: Check
         report.errors.append(f"{path.name} and SQLite disagree on {missing} ids")
     if len(np.unique(indexed)) != len(indexed):
         report.errors.append(f"{path.name} holds duplicate ids")
+
+
+def _load_index(path: Path, recorded: str | None, report: CheckReport) -> FaissIndex | None:
+    """The committed index file if it exists, matches its checksum and parses; else an error."""
+    if not path.exists():
+        report.errors.append(f"{path.name} (the committed generation's index) is missing")
+        return None
+    problem = index_problem(path, recorded, report.generation)
+    if problem is not None:
+        report.errors.append(f"{problem}: damaged (readers rebuild it from SQLite; the next write "
+                             "rewrites it)")
+        return None
+    try:
+        return FaissIndex.load(path, mmap=True)  # no private copy of a large index
+    except SemsearchError as exc:
+        report.errors.append(exc.message)
+        return None
 
 
 def _generation_on_disk(folder: Path) -> int:
