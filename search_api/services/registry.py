@@ -146,18 +146,27 @@ class CollectionRegistry:
         return cast(Collection, handle)
 
     def get(self, name: str) -> Collection:
-        """The open collection, reopened if its folder was deleted or recreated meanwhile."""
+        """The open collection, reopened if its folder was deleted or recreated meanwhile.
+
+        A collection whose storage was found damaged (CollectionUnavailable) is tried again
+        on each request, so that restoring its folder brings it back without a restart.
+        """
         collection = self._open.get(name)
-        if collection is not None and not collection.replaced_on_disk():
-            return self._usable(collection)
+        if collection is not None and collection.unavailable is None \
+                and not collection.replaced_on_disk():
+            return self._typed(collection)
         validate_name(name)
         with self._lock:
             current = self._open.get(name)
-            if current is not None and current.replaced_on_disk():
+            if current is not None and (current.unavailable is not None
+                                        or current.replaced_on_disk()):
+                if current.unavailable is not None:
+                    self._failed[name] = current.unavailable  # until a reopen succeeds
                 current.close()
                 del self._open[name]
             if name not in self._open:
                 if name not in self.names():
+                    self._failed.pop(name, None)  # removed, not damaged
                     raise IndexNotFound(
                         f"collection '{name}' does not exist; existing: "
                         f"{', '.join(self.names()) or 'none'}"
@@ -168,13 +177,7 @@ class CollectionRegistry:
                     self._failed[name] = exc.message
                     raise
                 self._failed.pop(name, None)
-            return self._usable(self._open[name])
-
-    def _usable(self, handle: CollectionHandle) -> Collection:
-        """The handle, unless it found its storage damaged: then every request gets the reason."""
-        if handle.unavailable is not None:
-            raise CollectionUnavailable(handle.unavailable)
-        return self._typed(handle)
+            return self._typed(self._open[name])
 
     def unavailable(self) -> dict[str, str]:
         """Collections refused because their storage is damaged or missing, with the reason."""

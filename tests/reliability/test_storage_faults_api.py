@@ -139,3 +139,27 @@ def test_fault_at_every_operation_of_an_http_upsert(source: Path, tmp_path: Path
             assert client.post("/collections/good/documents", json=UPSERT).status_code == 200
             assert answers(client, "good") == after
     assert failures >= 10
+
+
+def test_database_damaged_while_serving_then_restored(source: Path, tmp_path: Path,
+                                                      encoder: Encoder) -> None:
+    data = shutil.copytree(source, tmp_path / "copy")
+    db = data / "bad" / "metadata.db"
+    with serving(data, encoder) as client:
+        expected = answers(client, "bad")
+        # Later reads open fresh connections, which see the file as it is on disk now.
+        client.app.state.services.collections.get("bad")._readers.close()  # type: ignore[attr-defined]
+        original = db.read_bytes()
+        with open(db, "r+b") as fh:  # in place: the same file, its header overwritten
+            fh.write(b"\xff" * 100)
+
+        for _ in range(2):  # every request, not only the one that found it
+            response = client.post("/collections/bad/search", json={"query": "comet"})
+            assert response.status_code == 503, response.text
+            assert response.json()["error"]["code"] == "collection_unavailable"
+        assert "bad" in client.get("/readyz").json()["errors"]
+        assert len(answers(client, "good")) == len(QUERIES)
+
+        db.write_bytes(original)  # restored in place
+        assert answers(client, "bad") == expected
+        assert client.get("/readyz").status_code == 200
