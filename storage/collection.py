@@ -114,13 +114,17 @@ class Collection:
         self.unavailable: str | None = None  # why requests are refused (a damaged database)
         self.rebuilds = 0  # index files found damaged and rebuilt from SQLite by this handle
         self._damaged_index = False  # the loaded generation's file is damaged (the writer repairs it)
-        with self._reading() as store:
-            problem = database_problem(store.conn)
-            if problem is not None:
-                raise unavailable(name, folder, problem)
-            self._index, self._generation = self._load_committed(store)
-            if not store.has_lexical():
-                self._add_lexical_index()
+        try:
+            with self._reading() as store:
+                problem = database_problem(store.conn)
+                if problem is not None:
+                    raise unavailable(name, folder, problem)
+                self._index, self._generation = self._load_committed(store)
+                if not store.has_lexical():
+                    self._add_lexical_index()
+        except BaseException:
+            self._readers.close()  # a handle that failed to open keeps no connection
+            raise
 
     # -- opening -------------------------------------------------------------
     @classmethod

@@ -34,17 +34,21 @@ class FileOps:
     """
 
     def write_index(self, index: Any, path: Path) -> None:
+        """Serialise a FAISS index to `path`."""
         faiss.write_index(index, str(path))
 
     def write_bytes(self, path: Path, data: bytes) -> None:
+        """Create or truncate `path` and write `data`."""
         with open(path, "wb") as fh:
             fh.write(data)
 
     def fsync(self, path: Path) -> None:
+        """Flush `path`'s data to the disk."""
         with open(path, "rb") as fh:
             os.fsync(fh.fileno())
 
     def replace(self, src: Path, dst: Path) -> None:
+        """Rename `src` over `dst` atomically."""
         os.replace(src, dst)
 
 
