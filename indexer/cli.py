@@ -318,10 +318,11 @@ def collections(as_json: bool, storage: str | None, milvus_uri: str | None,
 @data_dir_option
 def check(names: tuple[str, ...], storage: str | None, milvus_uri: str | None,
           data_dir: Path | None) -> None:
-    """Verify collections: SQLite integrity, index file vs SQLite ids and counts, manifest.
+    """Verify collections: SQLite integrity, index checksum and ids vs SQLite, manifest.
 
-    On Milvus: the catalog row vs the documents collection (count, dimension, vectors).
-    Exits 1 if any collection is inconsistent. Safe while other processes read or write.
+    Also removes temp files an interrupted write left (untouched for a minute; writers remove
+    theirs when they start). On Milvus: the catalog row vs the documents collection (count,
+    dimension, vectors). Exits 1 if any collection is inconsistent. Safe while other processes read or write.
 
     Example:
 
@@ -354,6 +355,8 @@ def _check_all(backend: Backend, names: tuple[str, ...]) -> list[str]:
         click.echo(f"{name}: {status} (generation {report.generation}, {report.count} documents)")
         for warning in report.warnings:
             click.echo(f"  warning: {warning}")
+        if report.swept:
+            click.echo(f"  removed temp files of an interrupted write: {', '.join(report.swept)}")
         for error in report.errors:
             click.echo(f"  error: {error}", err=True)
         if not report.ok:

@@ -56,6 +56,7 @@ def create_app(settings: ApiSettings | None = None, *,
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.metrics.watch_collections(lambda: _collection_sizes(app))
+    app.state.metrics.watch_health(lambda: _collection_health(app))
     app.state.metrics.watch_query_cache(lambda: _query_cache_stats(app))
     _add_middleware(app, settings)
     register_error_handlers(app)
@@ -66,6 +67,11 @@ def create_app(settings: ApiSettings | None = None, *,
 def _collection_sizes(app: FastAPI) -> dict[str, tuple[int, int]]:
     services: Services | None = getattr(app.state, "services", None)
     return services.collection_sizes() if services is not None else {}
+
+
+def _collection_health(app: FastAPI) -> dict[str, tuple[bool, int]]:
+    services: Services | None = getattr(app.state, "services", None)
+    return services.collections.health() if services is not None else {}
 
 
 def _query_cache_stats(app: FastAPI) -> tuple[int, int, int]:

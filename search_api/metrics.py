@@ -52,6 +52,30 @@ class Metrics:
         """Report `sizes()` -> {name: (documents, generation)} at every scrape."""
         self.registry.register(_CollectionSizes(sizes))
 
+    def watch_health(self, health: Callable[[], dict[str, tuple[bool, int]]]) -> None:
+        """Report `health()` -> {name: (available, index rebuilds)} at every scrape."""
+        self.registry.register(_CollectionHealth(health))
+
+
+class _CollectionHealth(Collector):
+    def __init__(self, health: Callable[[], dict[str, tuple[bool, int]]]) -> None:
+        self._health = health
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        available = GaugeMetricFamily(
+            "semsearch_collection_available",
+            "1 if the collection is served, 0 if its storage is damaged (reason in /readyz)",
+            labels=["collection"])
+        rebuilds = CounterMetricFamily(
+            "semsearch_index_rebuilds",
+            "index files found damaged or missing at load and rebuilt from SQLite",
+            labels=["collection"])
+        for name, (ok, rebuilt) in sorted(self._health().items()):
+            available.add_metric([name], 1 if ok else 0)
+            rebuilds.add_metric([name], rebuilt)
+        yield available
+        yield rebuilds
+
 
 class _CollectionSizes(Collector):
     def __init__(self, sizes: Callable[[], dict[str, tuple[int, int]]]) -> None:

@@ -5,6 +5,7 @@ from storage.check import CheckReport, check_collection
 from storage.collection import Collection, CollectionInfo, CollectionWriter, read_info
 from storage.errors import (
     CollectionLocked,
+    CollectionUnavailable,
     DocumentNotFound,
     IndexNotFound,
     InvalidCollectionName,
@@ -13,6 +14,8 @@ from storage.errors import (
     ManifestMismatch,
     SemsearchError,
     StorageError,
+    StorageFull,
+    StorageIOError,
     UnknownFilterField,
 )
 from storage.manifest import Manifest, ModelInfo, check_model, read_manifest
@@ -34,6 +37,7 @@ __all__ = [
     "CollectionHandle",
     "CollectionInfo",
     "CollectionLocked",
+    "CollectionUnavailable",
     "CollectionWriter",
     "CommitStats",
     "DocumentInput",
@@ -50,6 +54,8 @@ __all__ = [
     "ModelInfo",
     "SemsearchError",
     "StorageError",
+    "StorageFull",
+    "StorageIOError",
     "StoredDocument",
     "UnknownFilterField",
     "check_collection",

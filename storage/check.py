@@ -10,9 +10,11 @@ import numpy as np
 
 from storage.collection import read_info
 from storage.errors import SemsearchError
+from storage.fileops import STALE_SECONDS, sweep_temp_files
+from storage.integrity import CHECKSUM_KEY, index_problem
 from storage.manifest import read_manifest
 from storage.metadata import MetadataStore
-from storage.records import DB_FILE
+from storage.records import DB_FILE, validate_name
 from storage.vector_index import FaissIndex
 
 ATTEMPTS = 5
@@ -29,6 +31,7 @@ class CheckReport:
     warnings: list[str] = field(default_factory=list)
 
     retry: bool = False  # what we saw was overtaken by a writer; look again
+    swept: list[str] = field(default_factory=list)  # temp files of interrupted writes, removed
 
     @property
     def ok(self) -> bool:
@@ -49,8 +52,18 @@ def check_collection(data_dir: Path, name: str) -> CheckReport:
     for _ in range(ATTEMPTS - 1):
         report = _check_once(Path(data_dir), name)
         if not report.retry:
-            return report
-    return _check_once(Path(data_dir), name)
+            break
+    else:
+        report = _check_once(Path(data_dir), name)
+    try:
+        folder = Path(data_dir) / validate_name(name)
+    except SemsearchError:
+        return report
+    if folder.is_dir():
+        # Not under the write lock: holding it, even briefly, would fail a writer that does not
+        # wait. Writers sweep their own at start.
+        report.swept = sweep_temp_files(folder, older_than=STALE_SECONDS)
+    return report
 
 
 def _check_once(data_dir: Path, name: str) -> CheckReport:
@@ -70,7 +83,7 @@ def _check_once(data_dir: Path, name: str) -> CheckReport:
         report.generation, report.count = store.generation(), store.count()
         _check_sqlite(store, report)
         rowids = _check_vectors(store, info.model.dimension, report)
-        _check_index(folder, info.model.dimension, rowids, report)
+        _check_index(folder, info.model.dimension, rowids, report, store.get_meta(CHECKSUM_KEY))
         _check_manifest(folder, report, info.model.name)
         store.conn.execute("COMMIT")
     except sqlite3.Error as exc:
@@ -101,16 +114,13 @@ def _check_vectors(store: MetadataStore, dimension: int, report: CheckReport) ->
     return np.concatenate(ids) if ids else np.zeros(0, np.int64)
 
 
-def _check_index(folder: Path, dimension: int, rowids: np.ndarray, report: CheckReport) -> None:
+def _check_index(folder: Path, dimension: int, rowids: np.ndarray, report: CheckReport,
+                 recorded: str | None) -> None:
     path = folder / f"index-{report.generation}.faiss"
-    if not path.exists():
-        report.errors.append(f"{path.name} (the committed generation's index) is missing")
-        report.retry = _generation_on_disk(folder) > report.generation + 1  # a writer moved on
-        return
-    try:
-        index = FaissIndex.load(path, mmap=True)  # no private copy of a large index
-    except SemsearchError as exc:
-        report.errors.append(exc.message)
+    index = _load_index(path, recorded, report)
+    if index is None:
+        # A writer two commits ahead removes this file: what we saw is stale, not damaged.
+        report.retry = _generation_on_disk(folder) > report.generation + 1
         return
     if index.dimension != dimension:
         report.errors.append(f"{path.name} has dimension {index.dimension}, expected {dimension}")
@@ -122,6 +132,23 @@ def _check_index(folder: Path, dimension: int, rowids: np.ndarray, report: Check
         report.errors.append(f"{path.name} and SQLite disagree on {missing} ids")
     if len(np.unique(indexed)) != len(indexed):
         report.errors.append(f"{path.name} holds duplicate ids")
+
+
+def _load_index(path: Path, recorded: str | None, report: CheckReport) -> FaissIndex | None:
+    """The committed index file if it exists, matches its checksum and parses; else an error."""
+    if not path.exists():
+        report.errors.append(f"{path.name} (the committed generation's index) is missing")
+        return None
+    problem = index_problem(path, recorded, report.generation)
+    if problem is not None:
+        report.errors.append(f"{problem}: damaged (readers rebuild it from SQLite; the next write "
+                             "rewrites it)")
+        return None
+    try:
+        return FaissIndex.load(path, mmap=True)  # no private copy of a large index
+    except SemsearchError as exc:
+        report.errors.append(exc.message)
+        return None
 
 
 def _generation_on_disk(folder: Path) -> int:

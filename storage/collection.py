@@ -7,12 +7,14 @@ Commit protocol (the only way a collection changes):
 4. rewrite manifest.json and remove index files older than g.
 A crash before 3 leaves generation g (its index file is still there); a crash
 after 3 leaves g+1 with its index file in place. SQLite also keeps every vector,
-so a missing or damaged index file is rebuilt from it.
+so a missing or damaged index file is rebuilt from it: step 2's checksum, committed in
+step 3, tells a reader whether the file is the one that was committed (storage.integrity).
+A failed write removes its temp file and leaves generation g (storage.fileops).
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -20,22 +22,34 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from storage.errors import (
+    CollectionUnavailable,
     DocumentNotFound,
-    IndexNotFound,
     ManifestMismatch,
     StorageError,
 )
+from storage.fileops import sweep_temp_files, write_failure
+from storage.folder import CollectionInfo as CollectionInfo  # re-exported
+from storage.folder import build_empty, file_identity, index_file
+from storage.folder import read_info as read_info  # re-exported
 from storage.index_types import IndexSpec, SearchParams, plan
+from storage.integrity import (
+    CHECKSUM_KEY,
+    database_problem,
+    index_problem,
+    is_damage,
+    recorded_checksum,
+    unavailable,
+    unit_vectors,
+)
 from storage.locks import ReadWriteLock, WriterLock, in_process_writer
 from storage.manifest import Manifest, ModelInfo, check_model, read_manifest, write_manifest
-from storage.metadata import Filter, MetadataStore, ReaderPool, StoredDocument, create_schema
+from storage.metadata import Filter, MetadataStore, ReaderPool, StoredDocument
 from storage.records import (
     DB_FILE,
     CommitStats,
@@ -48,47 +62,9 @@ from storage.records import (
 )
 from storage.vector_index import FaissIndex
 
+logger = logging.getLogger(__name__)
+
 LOCK_FILE = ".lock"
-
-
-def _index_file(generation: int) -> str:
-    return f"index-{generation}.faiss"
-
-
-def _file_identity(path: Path) -> tuple[int, int]:
-    stat = os.stat(path)
-    return stat.st_dev, stat.st_ino
-
-
-@dataclass(frozen=True, kw_only=True)
-class CollectionInfo:
-    """What SQLite records of a collection; cheap to read (the index is not loaded)."""
-
-    name: str
-    model: ModelInfo
-    created_at: str
-    count: int
-    generation: int
-
-
-def read_info(data_dir: Path, name: str) -> CollectionInfo:
-    """Model, size and generation of a collection, straight from its database."""
-    folder = Path(data_dir) / validate_name(name)
-    if not (folder / DB_FILE).exists():
-        raise IndexNotFound(f"collection '{name}' does not exist in {data_dir}")
-    try:
-        store = MetadataStore(folder / DB_FILE)
-        try:
-            model_json = store.get_meta("model")
-            if model_json is None:
-                raise ValueError(f"no model recorded in {DB_FILE}")
-            return CollectionInfo(name=name, model=ModelInfo(**json.loads(model_json)),
-                                  created_at=store.get_meta("created_at") or "",
-                                  count=store.count(), generation=store.generation())
-        finally:
-            store.close()
-    except (sqlite3.Error, ValueError, TypeError) as exc:
-        raise StorageError(f"collection '{name}' is unreadable ({folder / DB_FILE}): {exc}") from exc
 
 
 def _hits(query: np.ndarray, ids: np.ndarray,
@@ -129,16 +105,26 @@ class Collection:
         self.name = name
         self.model = model
         self.created_at = created_at
-        self._identity = _file_identity(folder / DB_FILE)
+        self._identity = file_identity(folder / DB_FILE)
         self._rw = ReadWriteLock()
         self._write_mutex = threading.Lock()
         self._reload_mutex = threading.Lock()
         self._readers = ReaderPool(folder / DB_FILE)
         self._writer_store: MetadataStore | None = None
-        with self._readers.store() as store:
-            self._index, self._generation = self._load_committed(store)
-            if not store.has_lexical():
-                self._add_lexical_index()
+        self.unavailable: str | None = None  # why requests are refused (a damaged database)
+        self.rebuilds = 0  # index files found damaged and rebuilt from SQLite by this handle
+        self._damaged_index = False  # the loaded generation's file is damaged (the writer repairs it)
+        try:
+            with self._reading() as store:
+                problem = database_problem(store.conn)
+                if problem is not None:
+                    raise unavailable(name, folder, problem)
+                self._index, self._generation = self._load_committed(store)
+                if not store.has_lexical():
+                    self._add_lexical_index()
+        except BaseException:
+            self._readers.close()  # a handle that failed to open keeps no connection
+            raise
 
     # -- opening -------------------------------------------------------------
     @classmethod
@@ -147,7 +133,7 @@ class Collection:
         try:
             return cls(Path(data_dir) / name, name, info.model, info.created_at)
         except (sqlite3.Error, ValueError) as exc:
-            raise StorageError(f"collection '{name}' is unreadable: {exc}") from exc
+            raise unavailable(name, Path(data_dir) / name, f"unreadable: {exc}") from exc
 
     @classmethod
     def create(cls, data_dir: Path, name: str, model: ModelInfo,
@@ -165,16 +151,14 @@ class Collection:
                                "choose another name or remove the folder")
         if not folder.exists():
             tmp = data_dir / f".{name}.creating-{uuid.uuid4().hex[:8]}"
-            tmp.mkdir()
-            created_at = utc_now()
-            meta = {"model": json.dumps(model.__dict__), "created_at": created_at,
-                    "generation": "0", "name": name,
-                    "index_spec": (index or IndexSpec()).to_json()}
-            create_schema(tmp / DB_FILE, meta)
-            FaissIndex.create(model.dimension).save(tmp / _index_file(0))
-            write_manifest(tmp, Manifest(name=name, model=model, count=0, generation=0,
-                                         created_at=created_at, updated_at=created_at,
-                                         index_file=_index_file(0)))
+            try:
+                build_empty(tmp, name, model, index or IndexSpec())
+            except (OSError, sqlite3.Error, RuntimeError) as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                failure = write_failure(exc, f"new collection '{name}'", data_dir)
+                if failure is None:
+                    raise
+                raise failure from exc
             try:
                 os.rename(tmp, folder)
             except OSError:  # another process created it first; use theirs
@@ -205,21 +189,39 @@ class Collection:
     def replaced_on_disk(self) -> bool:
         """True if the folder was deleted or recreated since this handle opened it."""
         try:
-            return _file_identity(self.folder / DB_FILE) != self._identity
+            return file_identity(self.folder / DB_FILE) != self._identity
         except FileNotFoundError:
             return True
 
     def fields(self) -> list[str]:
-        with self._readers.store() as store:
+        with self._reading() as store:
             return store.fields()
 
     def manifest(self) -> Manifest:
-        with self._readers.store() as store:
+        with self._reading() as store:
             updated_at = store.get_meta("updated_at") or self.created_at
+            recorded = store.get_meta(CHECKSUM_KEY) or ""
+        generation, _, checksum = recorded.partition(":")
         return Manifest(name=self.name, model=self.model, count=self.count,
                         generation=self._generation, created_at=self.created_at,
-                        updated_at=updated_at, index_file=_index_file(self._generation),
-                        index=self.index_info())
+                        updated_at=updated_at, index_file=index_file(self._generation),
+                        index=self.index_info(),
+                        index_checksum=checksum if generation == str(self._generation) else "")
+
+    @contextmanager
+    def _reading(self) -> Iterator[MetadataStore]:
+        """A read connection; a damaged database makes this handle refuse every later request."""
+        if self.unavailable is not None:
+            raise CollectionUnavailable(self.unavailable)
+        try:
+            with self._readers.store() as store:
+                yield store
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            self.unavailable = unavailable(self.name, self.folder, str(exc)).message
+            logger.error("%s", self.unavailable)
+            raise CollectionUnavailable(self.unavailable) from exc
 
     @property
     def index_spec(self) -> IndexSpec:
@@ -245,17 +247,27 @@ class Collection:
         try:
             generation, expected = store.generation(), store.count()
             spec = IndexSpec.from_json(store.get_meta("index_spec"))
-            index = self._load_index_file(generation, spec)
-            if index is None or index.count != expected or index.dimension != self.model.dimension:
+            index = self._load_index_file(generation, spec, store.get_meta(CHECKSUM_KEY))
+            self._damaged_index = (index is None or index.count != expected
+                                   or index.dimension != self.model.dimension)
+            if index is None or self._damaged_index:
+                self.rebuilds += 1
                 dim = self.model.dimension
-                index = FaissIndex.build(plan(spec, expected), spec, dim,
-                                         lambda: store.iter_vectors(dim), expected)
+                index = FaissIndex.build(
+                    plan(spec, expected), spec, dim,
+                    lambda: unit_vectors(store.iter_vectors(dim), self.name, self.folder), expected)
             return index, generation
         finally:
             store.conn.execute("COMMIT")
 
-    def _load_index_file(self, generation: int, spec: IndexSpec) -> FaissIndex | None:
-        path = self.folder / _index_file(generation)
+    def _load_index_file(self, generation: int, spec: IndexSpec,
+                         recorded: str | None) -> FaissIndex | None:
+        """The committed index file if it is there, intact and readable; None means rebuild."""
+        path = self.folder / index_file(generation)
+        problem = index_problem(path, recorded, generation) if path.exists() else None
+        if problem is not None:
+            logger.error("collection '%s': %s; rebuilding its index from SQLite", self.name, problem)
+            return None
         try:
             # Memory-mapped: every process serving this collection shares one copy in RAM.
             return FaissIndex.load(path, mmap=True, spec=spec) if path.exists() else None
@@ -270,7 +282,7 @@ class Collection:
         return self._reload(blocking=False)
 
     def _reload(self, *, blocking: bool) -> bool:
-        with self._readers.store() as store:
+        with self._reading() as store:
             if store.generation() <= self._generation:
                 return False
             if not self._reload_mutex.acquire(blocking=blocking):
@@ -309,7 +321,7 @@ class Collection:
         `params` overrides the collection's efSearch / nprobe for this search.
         """
         self.refresh()
-        with self._readers.store() as store:
+        with self._reading() as store:
             allowed = store.matching_rowids(filter_) if filter_ else None
             if allowed is not None and len(allowed) == 0:
                 return [[] for _ in range(len(vectors))]
@@ -325,18 +337,18 @@ class Collection:
                        filter_: Filter | None = None) -> list[list[Hit]]:
         """Top-k documents per query text by BM25 over the lexical index (`score` = BM25)."""
         self.refresh()
-        with self._readers.store() as store:
+        with self._reading() as store:
             ranked = [store.lexical_search(text, k, filter_) for text in texts]
             rows = store.get_by_rowids(sorted({rowid for found in ranked for rowid, _ in found}))
         return [_lexical_hits(found, rows) for found in ranked]
 
     def lexical_coverage(self, texts: Sequence[str]) -> list[float]:
         """Per query text, the share of its terms that occur in this collection."""
-        with self._readers.store() as store:
+        with self._reading() as store:
             return [store.lexical_coverage(text) for text in texts]
 
     def get(self, doc_id: str) -> StoredDocument:
-        with self._readers.store() as store:
+        with self._reading() as store:
             doc = store.get_by_doc_id(doc_id)
         if doc is None:
             raise DocumentNotFound(f"document '{doc_id}' not found in collection '{self.name}'")
@@ -344,7 +356,7 @@ class Collection:
 
     def needs_vectors(self, docs: Sequence[tuple[str, str]]) -> list[bool]:
         """For (doc_id, text) pairs: True where the stored text differs or the id is new."""
-        with self._readers.store() as store:
+        with self._reading() as store:
             existing = store.existing([doc_id for doc_id, _ in docs])
         return [
             doc_id not in existing or existing[doc_id].content_hash != content_hash(text)
@@ -366,9 +378,10 @@ class Collection:
                 if self.replaced_on_disk():
                     raise StorageError(f"collection '{self.name}' was deleted or recreated on "
                                        "disk; reopen it")
-                self._catch_up()
+                sweep_temp_files(self.folder)  # only writers make temp files, and we hold the lock
                 if self._writer_store is None:
                     self._writer_store = MetadataStore(self.folder / DB_FILE)
+                self._catch_up(self._writer_store)
                 with self._rw.writing():  # a memory-mapped index is read-only: write a copy
                     self._index = self._index.writable()
                 try:
@@ -378,19 +391,48 @@ class Collection:
             finally:
                 lock.release()
 
-    def _catch_up(self) -> None:
-        """As the writer: load the latest generation and repair a manifest a crash left behind."""
+    def _catch_up(self, store: MetadataStore) -> None:
+        """As the writer: load the latest generation, repair a damaged index file and a manifest."""
         self._reload(blocking=True)
+        if self._damaged_index:
+            self._repair_index_file(store)
         try:
             manifest = read_manifest(self.folder)
         except StorageError:
             manifest = None
         if manifest is None or manifest.generation != self._generation:
+            self._write_manifest()
+
+    def _repair_index_file(self, store: MetadataStore) -> None:
+        """Replace the committed generation's damaged index file with the index rebuilt from SQLite."""
+        generation = self._generation
+        try:
+            checksum = self._index.save(self.folder / index_file(generation))
+            store.begin()
+            try:
+                store.set_meta(CHECKSUM_KEY, recorded_checksum(generation, checksum))
+                store.commit()
+            except BaseException:
+                store.rollback()
+                raise
+        except (OSError, sqlite3.Error, RuntimeError) as exc:
+            logger.warning("collection '%s': its damaged index file was not rewritten (%s); it is "
+                           "rebuilt at each load until the next commit", self.name, exc)
+            return
+        self._damaged_index = False
+        logger.info("collection '%s': rewrote %s from SQLite", self.name, index_file(generation))
+
+    def _write_manifest(self) -> None:
+        """Rewrite manifest.json; a failure is logged, not raised (SQLite, not it, is the record)."""
+        try:
             write_manifest(self.folder, self.manifest())
+        except (OSError, StorageError) as exc:
+            logger.warning("collection '%s': manifest.json not rewritten (%s); the next write "
+                           "rewrites it", self.name, exc)
 
     def _share_index(self) -> None:
         """After writing: swap the private index for a memory-mapped load of the committed file."""
-        path = self.folder / _index_file(self._generation)
+        path = self.folder / index_file(self._generation)
         if self._index.mapped or not path.exists():
             return
         try:
@@ -404,9 +446,10 @@ class Collection:
     def _commit(self, store: MetadataStore, upserts: Sequence[DocumentInput],
                 deletes: Sequence[str], index: IndexSpec | None = None) -> CommitStats:
         stats = CommitStats(generation=self._generation)
+        attempt = self._generation + 1
         with self._rw.writing():
-            store.begin()
             try:
+                store.begin()
                 add_ids, add_vectors, remove_ids, fields = self._stage(store, upserts, deletes, stats)
                 spec = index or self._index.spec
                 if not stats.changed and spec == self._index.spec:
@@ -423,17 +466,34 @@ class Collection:
                     np.array(add_ids, dtype=np.int64),
                     np.stack(add_vectors) if add_vectors else np.zeros((0, dim), np.float32),
                     np.array(remove_ids, dtype=np.int64), lambda: store.iter_vectors(dim))
-                self._index.save(self.folder / _index_file(generation))
+                checksum = self._index.save(self.folder / index_file(generation))
+                store.set_meta(CHECKSUM_KEY, recorded_checksum(generation, checksum))
                 store.commit()
-            except BaseException:
-                store.rollback()
-                # The in-memory index may hold uncommitted changes: go back to what is on disk.
-                index_on_disk, self._generation = self._load_committed(store)
-                self._index = index_on_disk.writable()
+            except BaseException as exc:
+                self._restore_committed(store, attempt)
+                failure = write_failure(exc, f"generation {attempt} of collection '{self.name}'",
+                                        self.folder)
+                if failure is not None:
+                    raise failure from exc
                 raise
             self._generation = stats.generation = generation
         self._after_commit(generation)
         return stats
+
+    def _restore_committed(self, store: MetadataStore, attempt: int) -> None:
+        """After a failed commit: roll back, reload what is committed, drop the attempt's index file."""
+        try:
+            store.rollback()
+            # The in-memory index may hold uncommitted changes: go back to what is on disk.
+            index_on_disk, self._generation = self._load_committed(store)
+            self._index = index_on_disk.writable()
+            if self._generation < attempt:
+                (self.folder / index_file(attempt)).unlink(missing_ok=True)
+        except (OSError, sqlite3.Error, RuntimeError, StorageError) as exc:
+            # The disk refuses even this: a generation below any committed one makes the next
+            # search or write reload from disk instead of using the uncommitted index.
+            logger.error("collection '%s': could not reload after a failed commit (%s)", self.name, exc)
+            self._generation = -1
 
     def _stage(self, store: MetadataStore, upserts: Sequence[DocumentInput],
                deletes: Sequence[str], stats: CommitStats
@@ -497,7 +557,7 @@ class Collection:
 
     def _after_commit(self, generation: int) -> None:
         """Refresh manifest.json and drop index files older than the previous generation."""
-        write_manifest(self.folder, self.manifest())
+        self._write_manifest()
         for path in self.folder.glob("index-*.faiss*"):
             number = path.name.split("-", 1)[1].split(".", 1)[0]
             if number.isdigit() and int(number) < generation - 1:

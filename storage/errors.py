@@ -74,3 +74,24 @@ class LimitExceeded(SemsearchError):
 
     code = "limit_exceeded"
     status = 400
+
+
+class CollectionUnavailable(StorageError):
+    """A collection whose database is damaged or missing: not served until it is restored."""
+
+    code = "collection_unavailable"
+    status = 503
+
+
+class StorageFull(StorageError):
+    """A write failed for lack of disk space; what was committed before stays readable."""
+
+    code = "storage_full"
+    status = 507
+
+
+class StorageIOError(StorageError):
+    """A write failed with an I/O error (not disk space); what was committed before stays readable."""
+
+    code = "storage_io_error"
+    status = 503

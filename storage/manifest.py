@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from storage.errors import ManifestMismatch, StorageError
+from storage.fileops import OPS, write_atomically
+from storage.records import MANIFEST_FILE
 
 FORMAT_VERSION = 1
-MANIFEST_FILE = "manifest.json"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +43,7 @@ class Manifest:
     index_file: str = ""
     format_version: int = FORMAT_VERSION
     index: dict[str, Any] = field(default_factory=dict)  # type, spec and layout of the index
+    index_checksum: str = ""  # of index_file, as committed with the generation ("" if none)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,7 +52,8 @@ class Manifest:
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         try:
             model = ModelInfo(**data["model"])
-            fields = {k: v for k, v in data.items() if k != "model"}
+            # "checksum" covers the file's other fields: write_manifest adds it, read_manifest checks it.
+            fields = {k: v for k, v in data.items() if k not in ("model", "checksum")}
             return cls(model=model, **fields)
         except (KeyError, TypeError) as exc:
             raise StorageError(f"manifest is malformed: {exc}") from exc
@@ -74,16 +77,15 @@ def check_model(collection: str, stored: ModelInfo, model_name: str, dimension: 
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
-    """Write manifest.json atomically (temp file + os.replace)."""
-    tmp = folder / (MANIFEST_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(manifest.to_dict(), fh, indent=2, ensure_ascii=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, folder / MANIFEST_FILE)
+    """Write manifest.json atomically (temp file + os.replace), with a checksum of its content."""
+    data = manifest.to_dict()
+    data["checksum"] = _content_checksum(data)
+    text = json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8")
+    write_atomically(folder / MANIFEST_FILE, lambda tmp: OPS.write_bytes(tmp, text))
 
 
 def read_manifest(folder: Path) -> Manifest | None:
+    """The manifest of `folder`; None if there is none, StorageError if it is damaged."""
     path = folder / MANIFEST_FILE
     if not path.exists():
         return None
@@ -91,4 +93,15 @@ def read_manifest(folder: Path) -> Manifest | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise StorageError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise StorageError(f"{path} is not a JSON object")
+    recorded = data.get("checksum")
+    if recorded and recorded != _content_checksum(data):  # manifests before checksums have none
+        raise StorageError(f"{path} does not match its checksum (damaged)")
     return Manifest.from_dict(data)
+
+
+def _content_checksum(data: dict[str, Any]) -> str:
+    content = {key: value for key, value in data.items() if key != "checksum"}
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return f"crc32:{zlib.crc32(canonical):08x}"

@@ -193,6 +193,8 @@ class MilvusCollection:
         # No files live here; FAQ lookups (faq.json) find none, so a Milvus collection is not an FAQ.
         self.folder = backend.data_dir / row.name
         self._replaced = False
+        self.unavailable: str | None = None  # Milvus reports its own faults as errors per call
+        self.rebuilds = 0  # no local index files to rebuild
         self._polled = time.monotonic()
         self._poll_lock = threading.Lock()
         self._write_mutex = threading.Lock()

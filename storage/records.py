@@ -18,6 +18,7 @@ from storage.errors import InvalidCollectionName, InvalidMetadata
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 DB_FILE = "metadata.db"
+MANIFEST_FILE = "manifest.json"
 MAX_METADATA_DEPTH = 16
 # Ids travel in URLs (GET/DELETE /collections/{name}/documents/{id}); percent-encoded, 512
 # characters take at most 6 KB, within the 8 KB request line that servers and proxies accept.
@@ -103,11 +104,13 @@ def validate_name(name: str) -> str:
 
 
 def list_collections(data_dir: Path) -> list[str]:
+    """Collection folders in `data_dir`; one whose database is lost (a manifest, no database) too."""
     if not data_dir.is_dir():
         return []
     return sorted(
         p.name for p in data_dir.iterdir()
-        if p.is_dir() and NAME_PATTERN.fullmatch(p.name) and (p / DB_FILE).exists()
+        if p.is_dir() and NAME_PATTERN.fullmatch(p.name)
+        and ((p / DB_FILE).exists() or (p / MANIFEST_FILE).exists())
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ import faiss
 import numpy as np
 
 from storage.errors import StorageError
+from storage.fileops import OPS, write_atomically
 from storage.index_types import (
     MAX_TOMBSTONE_RATIO,
     MIN_POINTS_PER_CENTROID,
@@ -23,6 +23,7 @@ from storage.index_types import (
     keeps,
     plan,
 )
+from storage.integrity import file_checksum
 
 logger = logging.getLogger(__name__)
 
@@ -252,17 +253,26 @@ class FaissIndex:
         top[:, :order.shape[1]] = np.take_along_axis(scores, order, axis=1)
         return top, ids
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path) -> str:
         """Write to a temp file, fsync, then os.replace: readers never see a half file.
 
         A new file (new inode) each time also keeps processes that memory-mapped the old
-        one safe: their pages stay valid until they drop it.
+        one safe: their pages stay valid until they drop it. On any failure (disk full, I/O
+        error) the temp file is removed and the error raised.
+
+        Returns:
+            The checksum of the bytes written (storage.integrity.file_checksum), to be
+            committed with the generation so that a reader can verify the file.
         """
-        tmp = path.with_name(path.name + ".tmp")
-        faiss.write_index(self._index, str(tmp))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        checksum = ""
+
+        def write(tmp: Path) -> None:
+            nonlocal checksum
+            OPS.write_index(self._index, tmp)
+            checksum = file_checksum(tmp)
+
+        write_atomically(path, write)
+        return checksum
 
 
 @contextmanager

@@ -20,8 +20,9 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def readyz(services: ServicesDep) -> Readiness | JSONResponse:
-    """Models and collections are loaded (503 with the reasons otherwise)."""
-    ready = services.ready and not services.load_errors
+    """Models and collections are loaded and sound (503 with the reasons otherwise)."""
+    errors = {**services.load_errors, **services.collections.unavailable()}
+    ready = services.ready and not errors
     body = Readiness(status="ready" if ready else "not_ready", models=services.encoders.loaded(),
-                     collections=services.collections.loaded(), errors=services.load_errors)
+                     collections=services.collections.loaded(), errors=errors)
     return body if ready else JSONResponse(status_code=503, content=body.model_dump())

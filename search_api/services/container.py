@@ -14,7 +14,7 @@ from search_api.services.registry import CollectionRegistry, EncodeObserver, Enc
 from search_api.services.search import Searcher
 from search_api.services.similarity import SimilarityService
 from search_api.services.sparse import SparseService
-from storage import SemsearchError
+from storage import CollectionUnavailable, SemsearchError
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class Services:
                 try:
                     collection = self.collections.get(name)
                     self.encoders.get(collection.model.name)
+                except CollectionUnavailable as exc:  # the registry reports it until it is restored
+                    logger.error("collection %s not loaded: %s", name, exc.message)
                 except SemsearchError as exc:
                     logger.error("collection %s not loaded: %s", name, exc.message)
                     self.load_errors[name] = exc.message

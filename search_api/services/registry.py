@@ -16,7 +16,7 @@ from indexer.encoding import EncodedBatch, Encoder, Kind, load_encoder, resolve_
 from indexer.pipeline import open_collection_in
 from search_api.services.batching import MicroBatcher
 from search_api.services.query_cache import CachedEncoder, QueryCache
-from storage import Collection, CollectionInfo, IndexNotFound, validate_name
+from storage import Collection, CollectionInfo, CollectionUnavailable, IndexNotFound, validate_name
 from storage.backend import Backend, CollectionHandle, FaissBackend
 
 logger = logging.getLogger(__name__)
@@ -126,6 +126,7 @@ class CollectionRegistry:
         self.data_dir = data_dir
         self.backend = backend or FaissBackend(data_dir)
         self._open: dict[str, CollectionHandle] = {}
+        self._failed: dict[str, str] = {}  # collections that could not be opened, and why
         self._lock = threading.Lock()
 
     @classmethod
@@ -147,25 +148,53 @@ class CollectionRegistry:
         return cast(Collection, handle)
 
     def get(self, name: str) -> Collection:
-        """The open collection, reopened if its folder was deleted or recreated meanwhile."""
+        """The open collection, reopened if its folder was deleted or recreated meanwhile.
+
+        A collection whose storage was found damaged (CollectionUnavailable) is tried again
+        on each request, so that restoring its folder brings it back without a restart.
+        """
         collection = self._open.get(name)
-        if collection is not None and not collection.replaced_on_disk():
+        if collection is not None and collection.unavailable is None \
+                and not collection.replaced_on_disk():
             return self._typed(collection)
         validate_name(name)
         with self._lock:
             current = self._open.get(name)
-            if current is not None and current.replaced_on_disk():
+            if current is not None and (current.unavailable is not None
+                                        or current.replaced_on_disk()):
+                if current.unavailable is not None:
+                    self._failed[name] = current.unavailable  # until a reopen succeeds
                 current.close()
                 del self._open[name]
             if name not in self._open:
                 names = self.names()
                 if name not in names:
+                    self._failed.pop(name, None)  # removed, not damaged
                     listed = ", ".join(names[:20]) or "none"  # clients create collections: cap it
                     more = f", and {len(names) - 20} more" if len(names) > 20 else ""
                     raise IndexNotFound(f"collection '{name}' does not exist; existing: "
                                         f"{listed}{more}")
-                self._open[name] = self.backend.open(name)
+                try:
+                    self._open[name] = self.backend.open(name)
+                except CollectionUnavailable as exc:
+                    self._failed[name] = exc.message
+                    raise
+                self._failed.pop(name, None)
             return self._typed(self._open[name])
+
+    def unavailable(self) -> dict[str, str]:
+        """Collections refused because their storage is damaged or missing, with the reason."""
+        found = dict(self._failed)
+        found.update({name: handle.unavailable for name, handle in list(self._open.items())
+                      if handle.unavailable is not None})
+        return found
+
+    def health(self) -> dict[str, tuple[bool, int]]:
+        """{name: (available, index rebuilds)} of the collections opened or tried, for /metrics."""
+        health = {name: (False, 0) for name in self._failed}
+        health.update({name: (handle.unavailable is None, handle.rebuilds)
+                       for name, handle in list(self._open.items())})
+        return health
 
     def get_or_create(self, name: str, encoder: Encoder) -> Collection:
         validate_name(name)

@@ -90,8 +90,8 @@ def test_a_broken_collection_does_not_take_the_service_down(data_dir: Path, mini
         assert listing["docs"]["count"] == 8
         assert listing["broken"]["count"] is None and "unreadable" in listing["broken"]["error"]
         assert client.post(SEARCH, json={"query": "bread"}).status_code == 200
-        assert_error(client.post("/collections/broken/search", json={"query": "x"}), 500,
-                     "storage_error", "unreadable")
+        assert_error(client.post("/collections/broken/search", json={"query": "x"}), 503,
+                     "collection_unavailable", "unreadable")
 
 
 def test_recreated_collection_is_reopened_not_written_blind(client: TestClient, data_dir: Path,

@@ -46,7 +46,24 @@ def test_healthy_collection_passes(folder: Path) -> None:
     assert code == 0 and "c: ok (generation 2, 19 documents)" in out
 
 
+def forget_checksum(folder: Path) -> None:
+    """Make the collection look committed before index checksums existed (ids are compared)."""
+    with sqlite3.connect(folder / "metadata.db") as conn:
+        conn.execute("DELETE FROM meta WHERE key = 'index_checksum'")
+    conn.close()
+
+
+def test_rewritten_index_fails_its_checksum(folder: Path) -> None:
+    index = FaissIndex.load(folder / "index-2.faiss")
+    index.remove(np.array([int(index.ids()[0])]))
+    index.save(folder / "index-2.faiss")
+    code, out, err = run_check(folder.parent)
+    assert code == 1 and "FAILED" in out
+    assert "index-2.faiss does not match the checksum recorded at its commit" in err
+
+
 def test_index_with_a_missing_id_fails(folder: Path) -> None:
+    forget_checksum(folder)
     index = FaissIndex.load(folder / "index-2.faiss")
     index.remove(np.array([int(index.ids()[0])]))
     index.add(np.array([999]), unit(np.random.default_rng(1)).reshape(1, -1))
@@ -56,6 +73,7 @@ def test_index_with_a_missing_id_fails(folder: Path) -> None:
 
 
 def test_index_with_wrong_count_fails(folder: Path) -> None:
+    forget_checksum(folder)
     index = FaissIndex.load(folder / "index-2.faiss")
     index.remove(index.ids()[:2])
     index.save(folder / "index-2.faiss")
@@ -80,6 +98,11 @@ def test_bad_vector_in_sqlite_fails(folder: Path) -> None:
 def test_manifest_states(folder: Path) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["generation"] = 1  # what a crash between the commit and the manifest leaves
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    report = check_collection(folder.parent, "c")
+    assert report.ok and "does not match its checksum" in report.warnings[0]
+
+    del manifest["checksum"]  # as written before manifests had one: still read
     (folder / "manifest.json").write_text(json.dumps(manifest))
     report = check_collection(folder.parent, "c")
     assert report.ok and "one generation behind" in report.warnings[0]

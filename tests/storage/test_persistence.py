@@ -178,8 +178,9 @@ def test_failure_at_the_commit_point_keeps_previous_generation(
         commit(collection, batch, deletes=["doc-11"])
 
     assert len(calls) == 1
-    # The index for generation 4 was written before the commit point: now an orphan.
-    assert (collection.folder / "index-4.faiss").exists()
+    # The index for generation 4 was written before the commit point: the failed commit removes it.
+    assert not (collection.folder / "index-4.faiss").exists()
+    assert not list(collection.folder.glob("*.tmp"))
     for handle in (collection, reopen()):
         assert handle.generation == 3
         assert handle.count == 25
