@@ -1,15 +1,7 @@
-"""Collection: a FAISS index, its SQLite metadata and manifest, committed together.
+"""Collection: the public handle on one collection (FAISS index + SQLite metadata + manifest).
 
-Commit protocol (the only way a collection changes):
-1. in one SQLite transaction, apply the rows and bump `generation` to g+1;
-2. write the FAISS index for g+1 to `index-<g+1>.faiss` (temp file + os.replace);
-3. COMMIT the transaction: this is the commit point;
-4. rewrite manifest.json and remove index files older than g.
-A crash before 3 leaves generation g (its index file is still there); a crash
-after 3 leaves g+1 with its index file in place. SQLite also keeps every vector,
-so a missing or damaged index file is rebuilt from it: step 2's checksum, committed in
-step 3, tells a reader whether the file is the one that was committed (storage.integrity).
-A failed write removes its temp file and leaves generation g (storage.fileops).
+It opens and creates collections, serves reads and holds the write lock; the generation it
+serves and the commit protocol that moves it on live in its base, storage.generations.
 """
 
 from __future__ import annotations
@@ -37,83 +29,32 @@ from storage.fileops import sweep_temp_files, write_failure
 from storage.folder import CollectionInfo as CollectionInfo  # re-exported
 from storage.folder import build_empty, file_identity, index_file
 from storage.folder import read_info as read_info  # re-exported
-from storage.index_types import IndexSpec, SearchParams, plan
-from storage.integrity import (
-    CHECKSUM_KEY,
-    database_problem,
-    index_problem,
-    is_damage,
-    recorded_checksum,
-    unavailable,
-    unit_vectors,
-)
-from storage.locks import ReadWriteLock, WriterLock, in_process_writer
+from storage.generations import Generations
+from storage.hits import dense_hits, lexical_hits
+from storage.index_types import IndexSpec, SearchParams
+from storage.integrity import CHECKSUM_KEY, database_problem, is_damage, unavailable
+from storage.locks import WriterLock, in_process_writer
 from storage.manifest import Manifest, ModelInfo, check_model, read_manifest, write_manifest
 from storage.metadata import Filter, MetadataStore, ReaderPool, StoredDocument
-from storage.records import (
-    DB_FILE,
-    CommitStats,
-    DocumentInput,
-    Hit,
-    content_hash,
-    metadata_json,
-    utc_now,
-    validate_name,
-)
-from storage.vector_index import FaissIndex
+from storage.records import DB_FILE, CommitStats, DocumentInput, Hit, content_hash, validate_name
 
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 
 
-def _hits(query: np.ndarray, ids: np.ndarray,
-          rows: dict[int, tuple[StoredDocument, np.ndarray]]) -> list[Hit]:
-    """Hits scored with the stored vectors of the rows returned.
-
-    While another process's newer generation is being loaded, the index in memory may lag
-    SQLite; scoring from the row itself keeps every hit's score true to its text.
-    """
-    hits = []
-    for rowid in ids:
-        found = rows.get(int(rowid))
-        if found is not None:
-            doc, vector = found
-            score = float(np.dot(query, vector))
-            hits.append(Hit(doc_id=doc.doc_id, score=score, text=doc.text, metadata=doc.metadata,
-                            dense_score=score))
-    hits.sort(key=lambda hit: hit.score, reverse=True)
-    return hits
-
-
-def _lexical_hits(found: list[tuple[int, float]],
-                  rows: dict[int, tuple[StoredDocument, np.ndarray]]) -> list[Hit]:
-    hits = []
-    for rowid, score in found:
-        if rowid in rows:
-            doc = rows[rowid][0]
-            hits.append(Hit(doc_id=doc.doc_id, score=score, text=doc.text, metadata=doc.metadata,
-                            lexical_score=score))
-    return hits
-
-
-class Collection:
+class Collection(Generations):
     """Thread-safe handle on one collection: many concurrent searches, one writer at a time."""
 
     def __init__(self, folder: Path, name: str, model: ModelInfo, created_at: str) -> None:
-        self.folder = folder
-        self.name = name
-        self.model = model
+        super().__init__(folder, name, model)
         self.created_at = created_at
         self._identity = file_identity(folder / DB_FILE)
-        self._rw = ReadWriteLock()
         self._write_mutex = threading.Lock()
         self._reload_mutex = threading.Lock()
         self._readers = ReaderPool(folder / DB_FILE)
         self._writer_store: MetadataStore | None = None
         self.unavailable: str | None = None  # why requests are refused (a damaged database)
-        self.rebuilds = 0  # index files found damaged and rebuilt from SQLite by this handle
-        self._damaged_index = False  # the loaded generation's file is damaged (the writer repairs it)
         try:
             with self._reading() as store:
                 problem = database_problem(store.conn)
@@ -241,39 +182,6 @@ class Collection:
             self._writer_store = None
 
     # -- loading -------------------------------------------------------------
-    def _load_committed(self, store: MetadataStore) -> tuple[FaissIndex, int]:
-        """Load the index of the committed generation, rebuilding it from SQLite if needed."""
-        store.conn.execute("BEGIN")  # one snapshot: generation, count and vectors agree
-        try:
-            generation, expected = store.generation(), store.count()
-            spec = IndexSpec.from_json(store.get_meta("index_spec"))
-            index = self._load_index_file(generation, spec, store.get_meta(CHECKSUM_KEY))
-            self._damaged_index = (index is None or index.count != expected
-                                   or index.dimension != self.model.dimension)
-            if index is None or self._damaged_index:
-                self.rebuilds += 1
-                dim = self.model.dimension
-                index = FaissIndex.build(
-                    plan(spec, expected), spec, dim,
-                    lambda: unit_vectors(store.iter_vectors(dim), self.name, self.folder), expected)
-            return index, generation
-        finally:
-            store.conn.execute("COMMIT")
-
-    def _load_index_file(self, generation: int, spec: IndexSpec,
-                         recorded: str | None) -> FaissIndex | None:
-        """The committed index file if it is there, intact and readable; None means rebuild."""
-        path = self.folder / index_file(generation)
-        problem = index_problem(path, recorded, generation) if path.exists() else None
-        if problem is not None:
-            logger.error("collection '%s': %s; rebuilding its index from SQLite", self.name, problem)
-            return None
-        try:
-            # Memory-mapped: every process serving this collection shares one copy in RAM.
-            return FaissIndex.load(path, mmap=True, spec=spec) if path.exists() else None
-        except StorageError:
-            return None
-
     def refresh(self) -> bool:
         """Swap in a newer committed generation written by another process, if any.
 
@@ -331,7 +239,7 @@ class Collection:
                 _, ids = self._index.search(vectors, k, allowed, params)
                 rows = store.get_by_rowids(sorted({int(i) for i in ids.ravel() if i >= 0}))
         # An approximate index may return more candidates than k (rerank): keep the best k.
-        return [_hits(query, id_row, rows)[:k] for query, id_row in zip(vectors, ids, strict=True)]
+        return [dense_hits(query, id_row, rows)[:k] for query, id_row in zip(vectors, ids, strict=True)]
 
     def lexical_search(self, texts: Sequence[str], k: int,
                        filter_: Filter | None = None) -> list[list[Hit]]:
@@ -340,7 +248,7 @@ class Collection:
         with self._reading() as store:
             ranked = [store.lexical_search(text, k, filter_) for text in texts]
             rows = store.get_by_rowids(sorted({rowid for found in ranked for rowid, _ in found}))
-        return [_lexical_hits(found, rows) for found in ranked]
+        return [lexical_hits(found, rows) for found in ranked]
 
     def lexical_coverage(self, texts: Sequence[str]) -> list[float]:
         """Per query text, the share of its terms that occur in this collection."""
@@ -403,25 +311,6 @@ class Collection:
         if manifest is None or manifest.generation != self._generation:
             self._write_manifest()
 
-    def _repair_index_file(self, store: MetadataStore) -> None:
-        """Replace the committed generation's damaged index file with the index rebuilt from SQLite."""
-        generation = self._generation
-        try:
-            checksum = self._index.save(self.folder / index_file(generation))
-            store.begin()
-            try:
-                store.set_meta(CHECKSUM_KEY, recorded_checksum(generation, checksum))
-                store.commit()
-            except BaseException:
-                store.rollback()
-                raise
-        except (OSError, sqlite3.Error, RuntimeError) as exc:
-            logger.warning("collection '%s': its damaged index file was not rewritten (%s); it is "
-                           "rebuilt at each load until the next commit", self.name, exc)
-            return
-        self._damaged_index = False
-        logger.info("collection '%s': rewrote %s from SQLite", self.name, index_file(generation))
-
     def _write_manifest(self) -> None:
         """Rewrite manifest.json; a failure is logged, not raised (SQLite, not it, is the record)."""
         try:
@@ -429,139 +318,6 @@ class Collection:
         except (OSError, StorageError) as exc:
             logger.warning("collection '%s': manifest.json not rewritten (%s); the next write "
                            "rewrites it", self.name, exc)
-
-    def _share_index(self) -> None:
-        """After writing: swap the private index for a memory-mapped load of the committed file."""
-        path = self.folder / index_file(self._generation)
-        if self._index.mapped or not path.exists():
-            return
-        try:
-            shared = FaissIndex.load(path, mmap=True, spec=self._index.spec)
-        except StorageError:
-            return
-        with self._rw.writing():
-            if shared.count == self._index.count and shared.layout == self._index.layout:
-                self._index = shared
-
-    def _commit(self, store: MetadataStore, upserts: Sequence[DocumentInput],
-                deletes: Sequence[str], index: IndexSpec | None = None) -> CommitStats:
-        stats = CommitStats(generation=self._generation)
-        attempt = self._generation + 1
-        with self._rw.writing():
-            try:
-                store.begin()
-                add_ids, add_vectors, remove_ids, fields = self._stage(store, upserts, deletes, stats)
-                spec = index or self._index.spec
-                if not stats.changed and spec == self._index.spec:
-                    store.rollback()
-                    return stats
-                generation = self._generation + 1
-                store.add_fields(fields)
-                store.set_meta("generation", str(generation))
-                store.set_meta("updated_at", utc_now())
-                store.set_meta("index_spec", spec.to_json())
-                dim = self.model.dimension
-                self._index = self._index.updated(
-                    spec, self._index.count + stats.added - stats.deleted,
-                    np.array(add_ids, dtype=np.int64),
-                    np.stack(add_vectors) if add_vectors else np.zeros((0, dim), np.float32),
-                    np.array(remove_ids, dtype=np.int64), lambda: store.iter_vectors(dim))
-                checksum = self._index.save(self.folder / index_file(generation))
-                store.set_meta(CHECKSUM_KEY, recorded_checksum(generation, checksum))
-                store.commit()
-            except BaseException as exc:
-                self._restore_committed(store, attempt)
-                failure = write_failure(exc, f"generation {attempt} of collection '{self.name}'",
-                                        self.folder)
-                if failure is not None:
-                    raise failure from exc
-                raise
-            self._generation = stats.generation = generation
-        self._after_commit(generation)
-        return stats
-
-    def _restore_committed(self, store: MetadataStore, attempt: int) -> None:
-        """After a failed commit: roll back, reload what is committed, drop the attempt's index file."""
-        try:
-            store.rollback()
-            # The in-memory index may hold uncommitted changes: go back to what is on disk.
-            index_on_disk, self._generation = self._load_committed(store)
-            self._index = index_on_disk.writable()
-            if self._generation < attempt:
-                (self.folder / index_file(attempt)).unlink(missing_ok=True)
-        except (OSError, sqlite3.Error, RuntimeError, StorageError) as exc:
-            # The disk refuses even this: a generation below any committed one makes the next
-            # search or write reload from disk instead of using the uncommitted index.
-            logger.error("collection '%s': could not reload after a failed commit (%s)", self.name, exc)
-            self._generation = -1
-
-    def _stage(self, store: MetadataStore, upserts: Sequence[DocumentInput],
-               deletes: Sequence[str], stats: CommitStats
-               ) -> tuple[list[int], list[np.ndarray], list[int], set[str]]:
-        """Write rows inside the open transaction; return the FAISS changes to make."""
-        # A repeated id: the last upsert wins; an id also deleted in this commit: the delete wins.
-        doomed = set(deletes)
-        upserted = {doc.doc_id for doc in upserts}
-        latest = {doc.doc_id: doc for doc in upserts if doc.doc_id not in doomed}
-        existing = store.existing([*latest, *doomed])
-        add_ids: list[int] = []
-        add_vectors: list[np.ndarray] = []
-        remove_ids: list[int] = []
-        fields: set[str] = set()
-        for doc in latest.values():
-            digest, meta_json = content_hash(doc.text), metadata_json(doc.metadata)
-            fields.update(doc.metadata)
-            old = existing.get(doc.doc_id)
-            if old is not None and old.content_hash == digest:
-                if old.metadata_json == meta_json:
-                    stats.unchanged += 1
-                else:
-                    store.update(old.rowid, doc.text, meta_json, digest, None)
-                    stats.updated += 1
-                continue
-            vector = self._checked_vector(doc)
-            if old is None:
-                add_ids.append(store.insert(doc.doc_id, doc.text, meta_json, digest, vector))
-                stats.added += 1
-            else:
-                store.update(old.rowid, doc.text, meta_json, digest, vector)
-                remove_ids.append(old.rowid)
-                add_ids.append(old.rowid)
-                stats.updated += 1
-            add_vectors.append(vector)
-        for doc_id in dict.fromkeys(deletes):
-            gone = existing.get(doc_id)
-            if gone is None:
-                if doc_id not in upserted:
-                    stats.missing.append(doc_id)
-                continue
-            store.delete([gone.rowid])
-            remove_ids.append(gone.rowid)
-            stats.deleted += 1
-        return add_ids, add_vectors, remove_ids, fields
-
-    def _checked_vector(self, doc: DocumentInput) -> np.ndarray:
-        if doc.vector is None:
-            raise ValueError(f"document '{doc.doc_id}' is new or changed but has no vector")
-        vector = np.asarray(doc.vector, dtype=np.float32)
-        if vector.shape != (self.model.dimension,):
-            raise ValueError(
-                f"vector for '{doc.doc_id}' has shape {vector.shape}, "
-                f"collection '{self.name}' expects ({self.model.dimension},)"
-            )
-        # Inner product is cosine only for unit vectors; anything else would score wrongly.
-        norm = float(np.linalg.norm(vector))
-        if not np.isfinite(norm) or abs(norm - 1.0) > 1e-3:
-            raise ValueError(f"vector for '{doc.doc_id}' is not L2-normalised (norm {norm})")
-        return vector
-
-    def _after_commit(self, generation: int) -> None:
-        """Refresh manifest.json and drop index files older than the previous generation."""
-        self._write_manifest()
-        for path in self.folder.glob("index-*.faiss*"):
-            number = path.name.split("-", 1)[1].split(".", 1)[0]
-            if number.isdigit() and int(number) < generation - 1:
-                path.unlink(missing_ok=True)
 
 
 class CollectionWriter:
