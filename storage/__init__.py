@@ -15,7 +15,7 @@ from storage.errors import (
     StorageError,
     UnknownFilterField,
 )
-from storage.manifest import Manifest, ModelInfo, check_model, read_manifest
+from storage.manifest import RENAMED_MODELS, Manifest, ModelInfo, check_model, read_manifest
 from storage.metadata import Filter, StoredDocument
 from storage.records import (
     CommitStats,
@@ -54,6 +54,7 @@ __all__ = [
     "UnknownFilterField",
     "check_collection",
     "check_model",
+    "RENAMED_MODELS",
     "content_hash",
     "list_collections",
     "metadata_json",

