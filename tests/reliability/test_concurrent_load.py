@@ -61,7 +61,7 @@ def test_searches_during_bulk_index_have_no_errors(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     write_corpus(tmp_path / "seed.jsonl", 20)
     seed = subprocess.run(cli("index", str(tmp_path / "seed.jsonl"), "-c", "live", "-q",
-                              "--model", "multilingual-e5-small-q4", "--data-dir", str(data_dir)),
+                              "--model", "multilingual-e5-small", "--data-dir", str(data_dir)),
                           capture_output=True, text=True, timeout=120)
     assert seed.returncode == 0, seed.stderr
     write_corpus(tmp_path / "bulk.jsonl", 800)
