@@ -20,7 +20,7 @@ import base64
 import json
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 META = "\u2581"
 UNK_SUFFIX = "\x01"
@@ -148,22 +148,28 @@ def precompiled_charsmap(table: Mapping[int, Sequence[int]]) -> bytes:
     return struct.pack("<I", 4 * len(units)) + struct.pack(f"<{len(units)}I", *units) + bytes(blob)
 
 
+@dataclass
+class _Node:
+    children: dict[int, _Node] = field(default_factory=dict)
+    value: int | None = None
+
+
 class _DoubleArray:
     """darts-clone double array: a node's children sit at `base ^ label`, its value at `base`."""
 
     def __init__(self, keys: Mapping[bytes, int]) -> None:
-        trie: dict[str, dict[int, dict]] = {"children": {}}  # type: ignore[type-arg]
+        root = _Node()
         for key, value in keys.items():
-            node = trie
+            node = root
             for byte in key:
-                node = node["children"].setdefault(byte, {"children": {}})  # type: ignore[assignment]
-            node["value"] = value  # type: ignore[assignment]
+                node = node.children.setdefault(byte, _Node())
+            node.value = value
         self.units: list[int] = [0] * 256
         self._used = bytearray(256)
         self._bases: set[int] = set()
         self._used[0] = 1
         self._first_free = 256
-        self._place(trie, 0, 0)
+        self._place(root, 0, 0)
         self.units += [0] * (-len(self.units) % 256)  # every base ^ byte stays inside the array
 
     def _grow(self, size: int) -> None:
@@ -187,10 +193,9 @@ class _DoubleArray:
                 return base
             free += 1
 
-    def _place(self, node: dict, pos: int, label: int) -> None:  # type: ignore[type-arg]
-        children: dict[int, dict] = node["children"]  # type: ignore[type-arg]
-        has_leaf = "value" in node
-        labels = ([0] if has_leaf else []) + sorted(children)
+    def _place(self, node: _Node, pos: int, label: int) -> None:
+        has_leaf = node.value is not None
+        labels = ([0] if has_leaf else []) + sorted(node.children)
         base = self._find_base(labels)
         self._bases.add(base)
         for c in labels:
@@ -199,7 +204,7 @@ class _DoubleArray:
         if offset >= 1 << 21:
             raise ValueError("charsmap trie too large for a darts-clone offset")
         self.units[pos] = label | (has_leaf << 8) | (offset << 10)
-        if has_leaf:
-            self.units[base] = (1 << 31) | int(node["value"])
-        for c in sorted(children):
-            self._place(children[c], base ^ c, c)
+        if node.value is not None:
+            self.units[base] = (1 << 31) | node.value
+        for c in sorted(node.children):
+            self._place(node.children[c], base ^ c, c)

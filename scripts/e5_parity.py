@@ -156,7 +156,8 @@ def write_test_texts(path: Path, data: Path, per_source: int = 50) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data")
     parser.add_argument("--limit", type=int, default=2000)
     parser.add_argument("--backends", default="torch,bf16,onnx,onnx-int8")

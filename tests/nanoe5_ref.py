@@ -75,7 +75,8 @@ def edge_case_texts() -> list[str]:
         "今天天气真好😀☀️", "emoji 😀👍🏽 👨‍👩‍👧 family", "🇨🇳🇺🇸 flags", "I ❤️ NY ✈️ 🗽",
         "❤\ufe0f variation", "∑ ∫ √ ∞ ≈ ≠ ≤ ≥", "© ® ™ § ¶ † ‡",
         # full-width and compatibility forms
-        "ＡＢＣ１２３　全角字母和数字", "（括号）【方括号】「引号」『双引号』", "ｈｔｔｐｓ：／／ｅｘａｍｐｌｅ．ｃｏｍ",
+        "ＡＢＣ１２３　全角字母和数字", "（括号）【方括号】「引号」『双引号』",
+        "ｈｔｔｐｓ：／／ｅｘａｍｐｌｅ．ｃｏｍ",
         "ﾊﾝｶｸｶﾀｶﾅ ﾊﾟﾝ ｶﾞ", "㈱ ㍻ ㎏ ㎡ ℃ №", "ﬁ ﬂ ligatures ½ ¼ ² ³", "Ⅰ Ⅱ Ⅲ Ⅳ ⅰⅱⅲ",
         "ＡＢＣ\u0301 ²\u0301 ﻼَ ﻻ ﷺ", "café cafe\u0301 naïve nai\u0308ve", "Å Å Å Ω Ω",
         # rare CJK (extension A, B and beyond), compatibility ideographs
@@ -83,7 +84,8 @@ def edge_case_texts() -> list[str]:
         "𡃁𡃁𡃁𡃁", "a𠀀b𠀁c",
         # white space of every kind
         "lots   of     spaces", "  leading and trailing  ", "tab\tseparated\tvalues",
-        "line one\nline two\r\nline three\rend", "\n\n\nnewlines first", "non\u00a0breaking\u2003em\u3000ideographic",
+        "line one\nline two\r\nline three\rend", "\n\n\nnewlines first",
+        "non\u00a0breaking\u2003em\u3000ideographic",
         "zero\u200bwidth\u200cjoiner\u200dx", "\ufeffBOM at start", "   ",
         # control characters, NUL, special-token look-alikes, the metaspace character
         "ctrl\x01\x02\x03x\x7f\x1b[31mred", "bell\x07 and backspace\x08", "x\x00y NUL inside",

