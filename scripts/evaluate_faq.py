@@ -1,4 +1,4 @@
-"""Measure FAQ matching: CLINC150 (English, MiniLM) and an LCQMC-built Chinese FAQ (e5-small-q4).
+"""Measure FAQ matching: CLINC150 (English, MiniLM) and an LCQMC-built Chinese FAQ (e5-small).
 
 Runs through the library (no HTTP): builds each FAQ collection in a temp dir with
 `import_faq`, calibrates the no-match threshold on one split with `choose_threshold`,
@@ -29,7 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from indexer.encoding import E5_Q4, MINILM, Encoder, load_encoder
+from indexer.encoding import E5, MINILM, Encoder, load_encoder
 from indexer.faq import FaqEntry
 from indexer.faq_build import Calibration, choose_threshold, evaluate_threshold, import_faq, match_queries
 from storage import Collection
@@ -110,7 +110,7 @@ def lcqmc(data: Path, pairs: int, oos: int, seed: int) -> tuple[list[FaqEntry], 
     return entries, calibrate, test, note
 
 
-SETS = {"clinc": ("CLINC150", MINILM), "lcqmc": ("LCQMC FAQ", E5_Q4)}
+SETS = {"clinc": ("CLINC150", MINILM), "lcqmc": ("LCQMC FAQ", E5)}
 
 
 def build_set(data: Path, which: str, args: argparse.Namespace | None = None

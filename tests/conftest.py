@@ -51,8 +51,8 @@ def minilm() -> Encoder:
 
 @pytest.fixture(scope="session")
 def e5() -> Encoder:
-    """The bundled multilingual-e5-small-q4, loaded once."""
-    return load_encoder("multilingual-e5-small-q4")
+    """The bundled multilingual-e5-small (torch fp32, like the test servers), loaded once."""
+    return load_encoder("multilingual-e5-small", backend="torch")
 
 
 @pytest.fixture

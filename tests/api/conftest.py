@@ -1,4 +1,4 @@
-"""A real `semsearch serve` process (multilingual-e5-small-q4), shared by the HTTP-level tests."""
+"""A real `semsearch serve` process (multilingual-e5-small), shared by the HTTP-level tests."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from tests.servers import clean_env, running_server
 
-SERVER_MODEL = "multilingual-e5-small-q4"
+SERVER_MODEL = "multilingual-e5-small"
 
 
 @pytest.fixture(scope="session")

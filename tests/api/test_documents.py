@@ -68,12 +68,12 @@ def test_metadata_only_change_is_an_update(client: TestClient) -> None:
 
 def test_upsert_creates_collection_with_requested_model(client: TestClient) -> None:
     docs = [{"id": 1, "text": "北京是中国的首都"}, {"id": 2, "text": "熊猫喜欢吃竹子"}]
-    result = upsert(client, docs, name="zh", model="multilingual-e5-small-q4")
-    assert result["model"] == "multilingual-e5-small-q4"
+    result = upsert(client, docs, name="zh", model="multilingual-e5-small")
+    assert result["model"] == "multilingual-e5-small"
     assert result["count"] == 2
     assert top_ids(client, "大熊猫吃什么", name="zh")[0] == "2"
     listing = {c["name"]: c["model"] for c in client.get("/collections").json()["collections"]}
-    assert listing == {"docs": "all-MiniLM-L6-v2", "zh": "multilingual-e5-small-q4"}
+    assert listing == {"docs": "all-MiniLM-L6-v2", "zh": "multilingual-e5-small"}
 
 
 def test_upsert_validation(client: TestClient) -> None:
@@ -84,13 +84,13 @@ def test_upsert_validation(client: TestClient) -> None:
     assert_error(client.post(url, json={"documents": [{"id": "a", "text": "  "}]}), 400,
                  "empty_text", "documents[0]")
     assert_error(client.post(url, json={"documents": [{"id": "a", "text": "x"}],
-                                        "model": "multilingual-e5-small-q4"}), 409,
+                                        "model": "multilingual-e5-small"}), 409,
                  "model_mismatch")
     assert_error(client.post(url, json={"documents": [{"id": "a", "text": "x"}],
                                         "model": "/no/such/model"}), 409, "model_mismatch")
     assert_error(client.post("/collections/new/documents",
                              json={"documents": [{"id": "a", "text": "x"}], "model": "../../.."}),
-                 400, "unknown_model", "'../../..' is not available", "multilingual-e5-small-q4")
+                 400, "unknown_model", "'../../..' is not available", "multilingual-e5-small")
     assert "new" not in [c["name"] for c in client.get("/collections").json()["collections"]]
     assert_error(client.post(url, json={"documents": [{"id": "a", "text": "x",
                                                        "metadata": "not-a-dict"}]}),

@@ -40,7 +40,7 @@ def assert_error(response, status: int, code: str, *words: str) -> None:  # type
          ["colour", "topic"]),
         ({"query": "x", "filter": {"topic": {"$eq": "a"}}}, 422, "invalid_request", ["filter"]),
         ({"query": "x", "filter": {"topic": []}}, 400, "invalid_filter", ["topic"]),
-        ({"query": "x", "model": "multilingual-e5-small-q4"}, 409, "model_mismatch",
+        ({"query": "x", "model": "multilingual-e5-small"}, 409, "model_mismatch",
          ["all-MiniLM-L6-v2"]),
     ],
 )

@@ -1,4 +1,4 @@
-"""POST /faq/{name}/match with real models: English (MiniLM) and Chinese (e5-small-q4) FAQs."""
+"""POST /faq/{name}/match with real models: English (MiniLM) and Chinese (multilingual-e5-small) FAQs."""
 
 from __future__ import annotations
 

@@ -102,7 +102,7 @@ def test_recreated_collection_is_reopened_not_written_blind(client: TestClient, 
     index_documents(recreated, e5, [SourceDocument(doc_id="zh", text="新的文档")])
     recreated.close()
     info = client.get("/collections/docs").json()
-    assert (info["model"]["name"], info["count"]) == ("multilingual-e5-small-q4", 1)
+    assert (info["model"]["name"], info["count"]) == ("multilingual-e5-small", 1)
     response = client.post(DOCS, json={"documents": [{"id": "x", "text": "另一个文档"}]})
     assert response.status_code == 200, response.text
     assert response.json()["count"] == 2

@@ -18,7 +18,7 @@ from search_api.services.embeddings import count_tokens, shorten
 from tests.api.test_errors import assert_error
 from tests.conftest import make_client
 
-E5 = "multilingual-e5-small-q4"
+E5 = "multilingual-e5-small"
 TEXTS = ["吃完海鲜可以喝牛奶吗?", "The weather is lovely today."]
 
 

@@ -83,7 +83,7 @@ def test_chinese_pair_on_a_real_server(server_url: str) -> None:
     assert response.status_code == 200, response.text
     data = response.json()
     assert data["status"] == "success"
-    assert data["model"] == "multilingual-e5-small-q4"
+    assert data["model"] == "multilingual-e5-small"
     assert data["similarity"] > 0.8
     unrelated = post(url, {"sentence_a": "今天天气真不错", "sentence_b": "我喜欢编程和写代码"})
     assert data["similarity"] > unrelated["similarity"]  # type: ignore[operator]
@@ -96,7 +96,7 @@ def test_modelscope_shape_on_a_real_server(server_url: str) -> None:
     assert scores[1] > scores[0] and scores[2] > scores[0], scores
     assert all(-1.0 <= s <= 1.0 for s in scores)
     assert "matrix" not in data and "text_embedding" not in data
-    assert data["model"] == "multilingual-e5-small-q4" and data["status"] == "success"
+    assert data["model"] == "multilingual-e5-small" and data["status"] == "success"
     assert data["truncated"] == {"source_sentence": [False],
                                  "sentences_to_compare": [False] * 4}
 
@@ -131,9 +131,9 @@ def test_text_embedding_when_asked(server_url: str, e5: Encoder) -> None:
 def test_model_can_be_chosen_per_request(sim_client: TestClient, e5: Encoder) -> None:
     body = {"sentence_a": "今天天气真不错", "sentence_b": "外面阳光明媚"}
     default = sim_client.post("/similarity", json=body).json()
-    chosen = sim_client.post("/similarity", json={**body, "model": "multilingual-e5-small-q4"})
+    chosen = sim_client.post("/similarity", json={**body, "model": "multilingual-e5-small"})
     assert default["model"] == "all-MiniLM-L6-v2"
-    assert chosen.json()["model"] == "multilingual-e5-small-q4"
+    assert chosen.json()["model"] == "multilingual-e5-small"
     vectors = e5.encode(list(body.values()), "query")
     assert abs(float(vectors[0] @ vectors[1]) - chosen.json()["similarity"]) < 1e-4
     alias = sim_client.post("/similarity", json={**body, "model": "intfloat/multilingual-e5-small-q4"})
@@ -163,7 +163,7 @@ MANY = {"source_sentence": ["a cat"], "sentences_to_compare": ["a dog"]}
          ["sentence_a", "50", "SEMSEARCH_MAX_TEXT_CHARS"]),
         ({**MANY, "sentences_to_compare": ["ok", "y" * 51]}, 400, "limit_exceeded",
          ["sentences_to_compare[1]", "SEMSEARCH_MAX_TEXT_CHARS"]),
-        ({**TWO, "model": "nope"}, 400, "unknown_model", ["nope", "multilingual-e5-small-q4"]),
+        ({**TWO, "model": "nope"}, 400, "unknown_model", ["nope", "multilingual-e5-small"]),
         ({**MANY, "model": "../../.."}, 400, "unknown_model", ["not available"]),
         ({**TWO, "model": ""}, 400, "unknown_model", ["empty"]),
         ({**TWO, "model": "~no-such-user-xyz/model"}, 400, "unknown_model", ["~no-such-user-xyz"]),
@@ -221,7 +221,7 @@ def test_models_of_existing_collections_are_allowed(tmp_path: Path) -> None:
     open_collection(tmp_path, "house", fake).close()
     settings = ApiSettings(data_dir=tmp_path)
     allowed = allowed_models(settings, CollectionRegistry(tmp_path))
-    assert allowed == {"all-MiniLM-L6-v2", "multilingual-e5-small-q4", "house-model"}
+    assert allowed == {"all-MiniLM-L6-v2", "multilingual-e5-small", "house-model"}
     assert check_allowed("sentence-transformers/all-MiniLM-L6-v2", allowed) == "all-MiniLM-L6-v2"
     with make_client(settings, fake) as client:
         ids = [m["id"] for m in client.get("/v1/models").json()["data"]]

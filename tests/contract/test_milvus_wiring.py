@@ -67,7 +67,7 @@ def test_cli_index_collections_delete_on_milvus(tmp_path: Path, milvus_lite_uri:
 
     code, out = invoke("delete", "-c", name, "a", "zz", "--data-dir", str(tmp_path))
     assert code == 1 and "deleted 1" in out and "not found in" in out and "zz" in out, out
-    code, out = invoke("index", str(corpus), "-c", name, "-q", "-m", "multilingual-e5-small-q4",
+    code, out = invoke("index", str(corpus), "-c", name, "-q", "-m", "multilingual-e5-small",
                        "--data-dir", str(tmp_path))
     assert code == 1 and "was built with model 'all-MiniLM-L6-v2'" in out, out
 

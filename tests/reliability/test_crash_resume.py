@@ -55,7 +55,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     texts = write_corpus(tmp_path / "corpus.jsonl", DOCS)
     data_dir = tmp_path / "data"
     command = cli("index", str(tmp_path / "corpus.jsonl"), "--collection", "crash",
-                  "--model", "multilingual-e5-small-q4", "--batch-size", "16",
+                  "--model", "multilingual-e5-small", "--batch-size", "16",
                   "--commit-every", "16", "--quiet", "--data-dir", str(data_dir))
     rng = random.Random(20261123)
     kills, progress = 0, []
@@ -90,7 +90,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
 
     collection = Collection.open(data_dir, "crash")
     assert collection.count == DOCS
-    encoder = load_encoder("multilingual-e5-small-q4")
+    encoder = load_encoder("multilingual-e5-small", backend="torch")  # as SEMSEARCH_BACKEND
     top = collection.search(encoder.encode([texts["d01377"]], "query"), 1)[0][0]
     assert top.doc_id == "d01377"
     again = subprocess.run(command, capture_output=True, text=True, timeout=240)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.servers import clean_env, cli, running_server
 
-MODEL = "multilingual-e5-small-q4"
+MODEL = "multilingual-e5-small"
 CHROMIUM = os.environ.get("SEMSEARCH_TEST_CHROMIUM", "/usr/bin/chromium")
 # The flags Chromium needs here: root, no GPU, and no calls home on a closed network.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
