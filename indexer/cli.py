@@ -131,7 +131,7 @@ def cli() -> None:
               help="Encoder actors in the Ray pool [env SEMSEARCH_RAY_ACTORS, default one per CPU].")
 @click.option("--index", "index_kind", type=click.Choice(KINDS), default=None,
               help="Index type: flat (exact), hnsw, ivf, or auto (flat below auto_threshold "
-                   "documents, then hnsw) [env SEMSEARCH_INDEX, default: the collection's, "
+                   "documents, then ivf) [env SEMSEARCH_INDEX, default: the collection's, "
                    "auto for a new one].")
 @click.option("--index-param", "index_params", multiple=True, metavar="KEY=VALUE",
               help="Index parameter, repeatable: M, efConstruction, efSearch, nlist, nprobe, "

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from indexer.encoding import DEFAULT_MODEL
+from indexer.encoding import DEFAULT_MODEL, E5
 from storage.backend import Backend, open_backend
 from storage.limits import InputLimits
 from storage.records import MAX_METADATA_DEPTH
@@ -42,6 +42,9 @@ class CommonSettings(RuntimeSettings):
 
     data_dir: Path = Field(default=Path("data"), description="folder holding the collections")
     model: str = Field(default=DEFAULT_MODEL, description="model for new collections")
+    chinese_model: str = Field(
+        default=E5, description="model for mostly Chinese, Japanese or Korean text where nothing "
+                                "names one: /similarity requests, `faq import` of a new FAQ")
     allow_download: bool = Field(default=False, description="let a hub id be downloaded")
     trust_remote_code: bool = Field(default=False, description="run a model's own code")
     storage: Literal["faiss", "milvus"] = Field(

@@ -3,8 +3,9 @@
 On such CPUs neither backend wins everywhere. ONNX int8 has the lower cost per call and per
 small matrix, so it is the faster one on queries and short sentences, and it degrades gently when
 the cores are shared; torch bf16 (AMX) is several times faster on long passages. Each text goes
-to the backend that is faster at its token count (the crossover was measured with
-`scripts/bench.py --crossover`; docs/performance.md). A text always takes the same route, so
+to the backend that is faster at its token count: measured with `scripts/bench_routing.py`
+(docs/performance.md), the two were even at about 35-65 tokens for all-MiniLM-L6-v2 and 25-45
+for multilingual-e5-small on a 2-core Sapphire Rapids. A text always takes the same route, so
 its vector does not depend on what it is encoded with; both routes are the same model, whose
 vectors agree to cosine ~0.99 (the precedent of every int8 backend). The bf16 model, and with it
 torch, is loaded only when the first long text arrives: a search server that sees only short
@@ -25,7 +26,7 @@ from indexer.encoding import EncodedBatch, Encoder, Kind, _EncoderBase
 logger = logging.getLogger(__name__)
 
 # Texts of at most this many tokens (prompt and special tokens included) take the int8 route.
-SHORT_TOKENS = 48
+SHORT_TOKENS = 32
 
 
 class TokenizingEncoder(Encoder, Protocol):

@@ -8,8 +8,9 @@ import click
 
 from indexer.cli import WAIT_SECONDS, data_dir_option, wait_option
 from indexer.encoding import load_encoder
-from indexer.faq import FAQ_FORMATS, read_faq, read_labelled
+from indexer.faq import FAQ_FORMATS, FaqEntry, read_faq, read_labelled
 from indexer.faq_build import calibrate_faq, import_faq
+from indexer.languages import mostly_cjk, mostly_cjk_texts
 from search_api.config import ApiSettings
 from storage import Collection, list_collections, read_info
 from storage.fusion import check_mode
@@ -37,8 +38,8 @@ def faq() -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--name", "-n", required=True, help="FAQ collection to create or replace.")
 @click.option("--model", "-m", default=None,
-              help="Model alias, folder or hub id [default: the collection's, else SEMSEARCH_MODEL]; "
-                   "use multilingual-e5-small for Chinese.")
+              help="Model alias, folder or hub id [default: the collection's; for a new FAQ "
+                   "SEMSEARCH_CHINESE_MODEL if most questions are CJK, else SEMSEARCH_MODEL].")
 @click.option("--format", "fmt", type=_FORMAT, default="auto", show_default=True,
               help="File format; auto goes by the suffix (.csv, .jsonl, .yaml).")
 @wait_option
@@ -59,12 +60,24 @@ def import_command(path: Path, name: str, model: str | None, fmt: str, wait: boo
     entries = read_faq(path, fmt)
     if model is None and name in list_collections(settings.data_dir):
         model = read_info(settings.data_dir, name).model.name
-    encoder = load_encoder(model or settings.model, allow_download=settings.allow_download,
+    model = model or _default_faq_model(entries, settings)
+    encoder = load_encoder(model, allow_download=settings.allow_download,
                            trust_remote_code=settings.trust_remote_code)
     stats = import_faq(settings.data_dir, name, encoder, entries,
                        default_threshold=settings.faq_threshold,
                        lock_timeout=WAIT_SECONDS if wait else 0.0)
     click.echo(f"{name}: {stats.summary()}")
+
+
+def _default_faq_model(entries: list[FaqEntry], settings: ApiSettings) -> str:
+    """SEMSEARCH_CHINESE_MODEL for an FAQ whose questions are mostly CJK (said on stderr)."""
+    questions = [q for entry in entries for q in entry.questions]
+    if not mostly_cjk_texts(questions) or settings.chinese_model == settings.model:
+        return settings.model
+    cjk = sum(mostly_cjk(q) for q in questions)
+    click.echo(f"{cjk} of {len(questions)} questions are mostly Chinese, Japanese or Korean: "
+               f"using {settings.chinese_model} (--model chooses another)", err=True)
+    return settings.chinese_model
 
 
 @faq.command("calibrate")

@@ -12,7 +12,8 @@ def allowed_models(settings: ApiSettings, collections: CollectionRegistry) -> se
     """Canonical names of the models a request may use.
 
     A client can never make the server load an arbitrary folder or hub id: only the
-    built-ins, SEMSEARCH_MODEL and the models that existing collections were built with.
+    built-ins, SEMSEARCH_MODEL, SEMSEARCH_CHINESE_MODEL and the models that existing
+    collections were built with.
 
     Args:
         settings: service settings (for the default model).
@@ -21,7 +22,8 @@ def allowed_models(settings: ApiSettings, collections: CollectionRegistry) -> se
     Returns:
         The allowed canonical model names.
     """
-    allowed = {*BUILTIN_MODELS, resolve_model_name(settings.model)}
+    allowed = {*BUILTIN_MODELS, resolve_model_name(settings.model),
+               resolve_model_name(settings.chinese_model)}
     for name in collections.names():
         try:
             allowed.add(collections.info(name).model.name)
@@ -62,6 +64,7 @@ def resolve_allowed(model: str, settings: ApiSettings, collections: CollectionRe
         The canonical model name.
     """
     wanted = alias_name(model)
-    if wanted in BUILTIN_MODELS or wanted == resolve_model_name(settings.model):
+    if wanted in BUILTIN_MODELS or wanted in (resolve_model_name(settings.model),
+                                               resolve_model_name(settings.chinese_model)):
         return wanted  # the hot path of /similarity and /v1/embeddings: no SQLite reads
     return check_allowed(model, allowed_models(settings, collections))

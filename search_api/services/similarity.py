@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from indexer.encoding import EncodedBatch
+from indexer.languages import mostly_cjk
 from search_api.config import ApiSettings
 from search_api.services.model_access import resolve_allowed
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
@@ -59,7 +60,8 @@ class SimilarityService:
         Args:
             sentence_a: first sentence.
             sentence_b: second sentence.
-            model: an allowed model; default SEMSEARCH_MODEL.
+            model: an allowed model; default SEMSEARCH_MODEL, or SEMSEARCH_CHINESE_MODEL when
+                the sentences are mostly Chinese, Japanese or Korean.
 
         Returns:
             The score, the model's canonical name and which sentence was truncated.
@@ -78,7 +80,8 @@ class SimilarityService:
         Args:
             sources: one or more source sentences.
             candidates: one or more sentences to compare with each source.
-            model: an allowed model; default SEMSEARCH_MODEL.
+            model: an allowed model; default SEMSEARCH_MODEL, or SEMSEARCH_CHINESE_MODEL when
+                the sentences are mostly Chinese, Japanese or Korean.
             return_embeddings: also return the vectors, sources then candidates.
 
         Returns:
@@ -94,7 +97,12 @@ class SimilarityService:
                           source_truncated=encoded.truncated[:split],
                           candidate_truncated=encoded.truncated[split:], embeddings=embeddings)
 
+    def default_model(self, texts: Sequence[str]) -> str:
+        """The model for a request that names none: the Chinese model for mostly-CJK text."""
+        joined = " ".join(texts)
+        return self._settings.chinese_model if mostly_cjk(joined) else self._settings.model
+
     def _encode(self, texts: list[str], model: str | None) -> tuple[str, EncodedBatch]:
-        wanted = model if model is not None else self._settings.model
+        wanted = model if model is not None else self.default_model(texts)
         name = resolve_allowed(wanted, self._settings, self._collections)
         return name, self._encoders.get(name).encode_batch(texts, "query")

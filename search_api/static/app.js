@@ -208,12 +208,35 @@ function renderGauge(similarity) {
   $("gauge").hidden = false;
 }
 
+/** The request body with the chosen model; none chosen lets the server pick by language. */
+function withModel(selectId, body) {
+  const model = $(selectId).value;
+  return model ? { ...body, model } : body;
+}
+
+async function loadModels() {
+  let data;
+  try {
+    data = await api("GET", "/v1/models");
+  } catch (_) {
+    return;  // e.g. a key is needed first: automatic choice still works
+  }
+  for (const select of document.querySelectorAll(".model-select")) {
+    const chosen = select.value;
+    select.replaceChildren(select.options[0]);
+    for (const card of data.data || []) select.append(el("option", { value: card.id }, card.id));
+    select.value = chosen;
+  }
+}
+
 async function onSimilarity(event) {
   event.preventDefault();
+  $("gauge").hidden = true;
   await busy("similarity", "Comparing…", async () => {
-    const data = await api("POST", "/similarity",
-      { sentence_a: $("sentence-a").value, sentence_b: $("sentence-b").value });
+    const data = await api("POST", "/similarity", withModel("similarity-model",
+      { sentence_a: $("sentence-a").value, sentence_b: $("sentence-b").value }));
     renderGauge(data.similarity);
+    $("gauge-model").textContent = `model ${data.model}`;
   });
 }
 
@@ -240,9 +263,10 @@ async function onRanking(event) {
     .filter((s) => s.length);
   $("ranking-chart").replaceChildren();
   await busy("ranking", "Ranking…", async () => {
-    const data = await api("POST", "/similarity",
-      { source_sentence: [$("ranking-source").value], sentences_to_compare: candidates });
+    const data = await api("POST", "/similarity", withModel("ranking-model",
+      { source_sentence: [$("ranking-source").value], sentences_to_compare: candidates }));
     renderRanking(candidates, data.scores);
+    $("ranking-model-used").textContent = `Scored by ${data.model}.`;
   });
 }
 
@@ -297,12 +321,14 @@ function start() {
       // storage disabled: the key still works for this page
     }
     loadCollections();
+    loadModels();
   });
   $("search-form").addEventListener("submit", onSearch);
   $("similarity-form").addEventListener("submit", onSimilarity);
   $("ranking-form").addEventListener("submit", onRanking);
   $("faq-form").addEventListener("submit", onFaq);
   loadCollections();
+  loadModels();
 }
 
 document.addEventListener("DOMContentLoaded", start);

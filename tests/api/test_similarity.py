@@ -132,7 +132,9 @@ def test_model_can_be_chosen_per_request(sim_client: TestClient, e5: Encoder) ->
     body = {"sentence_a": "今天天气真不错", "sentence_b": "外面阳光明媚"}
     default = sim_client.post("/similarity", json=body).json()
     chosen = sim_client.post("/similarity", json={**body, "model": "multilingual-e5-small"})
-    assert default["model"] == "all-MiniLM-L6-v2"
+    english = sim_client.post("/similarity", json={**body, "model": "all-MiniLM-L6-v2"}).json()
+    assert default["model"] == "multilingual-e5-small"  # Chinese text, no model: the Chinese model
+    assert english["model"] == "all-MiniLM-L6-v2" and english["similarity"] != default["similarity"]
     assert chosen.json()["model"] == "multilingual-e5-small"
     vectors = e5.encode(list(body.values()), "query")
     assert abs(float(vectors[0] @ vectors[1]) - chosen.json()["similarity"]) < 1e-4
@@ -228,3 +230,22 @@ def test_models_of_existing_collections_are_allowed(tmp_path: Path) -> None:
         assert ids == sorted(allowed)
         data = client.post("/similarity", json={**TWO, "model": "house-model"}).json()
         assert data["model"] == "house-model"
+
+
+def test_without_a_model_chinese_text_gets_the_chinese_model(tmp_path: Path, minilm: Encoder,
+                                                             e5: Encoder) -> None:
+    """The seed example, sent as users copy it (no model), ranks the right answers first.
+
+    The server's default model here is English-only MiniLM, which ranks a wrong answer first
+    on this example; mostly-Chinese requests that name no model get SEMSEARCH_CHINESE_MODEL.
+    """
+    app = create_app(ApiSettings(data_dir=tmp_path), encoders={minilm.name: minilm, e5.name: e5})
+    with TestClient(app) as client:
+        data = client.post("/similarity", json={"source_sentence": [SOURCE],
+                                                "sentences_to_compare": CANDIDATES}).json()
+        english = client.post("/similarity", json={"sentence_a": "A man plays a guitar on stage.",
+                                                    "sentence_b": "吃完海鲜"}).json()
+    assert data["model"] == "multilingual-e5-small"
+    best = int(np.argmax(data["scores"]))
+    assert best in (1, 2) and min(data["scores"][1], data["scores"][2]) > data["scores"][0], data
+    assert english["model"] == "all-MiniLM-L6-v2"  # mostly English letters: the default model

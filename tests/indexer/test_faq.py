@@ -14,7 +14,7 @@ from indexer.faq_build import calibrate_faq, choose_threshold, import_faq, quest
 from indexer.pipeline import index_documents, open_collection
 from indexer.sources import SourceError
 from search_api.cli import cli
-from storage import Collection, ManifestMismatch
+from storage import Collection, ManifestMismatch, read_info
 from storage.faq_store import NotAnFaq, read_faq_config, stored_doc_ids
 from tests.conftest import DATA, demo_documents
 
@@ -212,6 +212,19 @@ def test_cli_import_and_calibrate(tmp_path: Path, minilm: Encoder) -> None:
     missing = runner.invoke(cli, ["faq", "calibrate", "--name", "nope",
                                   str(FAQ_DIR / "labelled_en.jsonl"), *data])
     assert missing.exit_code == 1 and "'nope' does not exist" in missing.output
+
+
+def test_cli_import_of_a_chinese_faq_picks_the_chinese_model(tmp_path: Path, e5: Encoder) -> None:
+    runner = CliRunner()
+    imported = runner.invoke(cli, ["faq", "import", str(FAQ_DIR / "support_zh.csv"), "--name", "zh",
+                                   "--data-dir", str(tmp_path)])
+    assert imported.exit_code == 0, imported.output
+    assert "are mostly Chinese, Japanese or Korean: using multilingual-e5-small" in imported.stderr
+    assert read_info(tmp_path, "zh").model.name == "multilingual-e5-small"
+    english = runner.invoke(cli, ["faq", "import", str(FAQ_DIR / "support_en.yaml"), "--name", "en",
+                                  "--data-dir", str(tmp_path)])
+    assert english.exit_code == 0 and "using multilingual" not in english.stderr
+    assert read_info(tmp_path, "en").model.name == "all-MiniLM-L6-v2"
 
 
 @pytest.mark.parametrize("command", [["faq"], ["faq", "import"], ["faq", "calibrate"]])

@@ -201,6 +201,28 @@ def test_ranking_renders_the_seed_example_sorted(page: tuple[Any, Recorder], ser
     assert rec.unexpected_errors() == []
 
 
+def test_model_picker_defaults_to_automatic_and_sends_the_chosen_model(
+        page: tuple[Any, Recorder]) -> None:
+    from playwright.sync_api import expect
+
+    tab, rec = page
+    _open_tab(tab, "Ranking")
+    picker = tab.locator("#ranking-model")
+    expect(picker.locator("option[value='all-MiniLM-L6-v2']")).to_have_count(1)  # from /v1/models
+    assert picker.input_value() == ""  # automatic: the server picks by language
+    tab.get_by_role("button", name="Rank").click()
+    expect(tab.locator("#ranking-model-used")).to_have_text("Scored by multilingual-e5-small.")
+    picker.select_option("all-MiniLM-L6-v2")
+    with tab.expect_request(lambda r: r.url.endswith("/similarity")) as sent:
+        tab.get_by_role("button", name="Rank").click()
+    assert sent.value.post_data_json["model"] == "all-MiniLM-L6-v2"
+    expect(tab.locator("#ranking-model-used")).to_have_text("Scored by all-MiniLM-L6-v2.")
+    _open_tab(tab, "Similarity")
+    tab.get_by_role("button", name="Compare").click()
+    expect(tab.locator("#gauge-model")).to_have_text("model multilingual-e5-small")
+    assert rec.unexpected_errors() == []
+
+
 def _faq_match(server: str, name: str, query: str) -> httpx.Response:
     return httpx.post(f"{server}/faq/{name}/match", json={"query": query, "top_k": 3}, timeout=30)
 
