@@ -1,15 +1,18 @@
 """`auto` on CPUs with bf16 matrix units: short texts on ONNX int8, long texts on torch bf16.
 
 On such CPUs neither backend wins everywhere. ONNX int8 has the lower cost per call and per
-small matrix, so it is the faster one on queries and short sentences, and it degrades gently when
-the cores are shared; torch bf16 (AMX) is several times faster on long passages. Each text goes
-to the backend that is faster at its token count: measured with `scripts/bench_routing.py`
+small matrix, so it is the faster one on queries and short sentences, and it degrades gently
+when the cores are shared; torch bf16 (AMX) is several times faster on long passages. Each text
+goes to the backend that is faster at its token count: measured with `scripts/bench_routing.py`
 (docs/performance.md), the two were even at about 35-65 tokens for all-MiniLM-L6-v2 and 25-45
-for multilingual-e5-small on a 2-core Sapphire Rapids. A text always takes the same route, so
-its vector does not depend on what it is encoded with; both routes are the same model, whose
-vectors agree to cosine ~0.99 (the precedent of every int8 backend). The bf16 model, and with it
-torch, is loaded only when the first long text arrives: a search server that sees only short
-queries never imports torch.
+for multilingual-e5-small on a 2-core Sapphire Rapids. Both routes are the same model, whose
+vectors agree to cosine ~0.99 (the precedent of every int8 backend), so a collection may hold
+vectors of both.
+
+The bf16 model, and with it torch, costs seconds to load. It is loaded by the first call with
+LONG_TEXTS_TO_LOAD long texts (until then long texts take the int8 route too), so a bulk job of
+short texts never imports torch; a server starts loading it in the background as soon as the
+model is loaded, so that no request waits for it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 # Texts of at most this many tokens (prompt and special tokens included) take the int8 route.
 SHORT_TOKENS = 32
+# Loading the bf16 route costs seconds (importing torch, loading the model): until it is loaded,
+# a call with fewer long texts than this encodes them on the int8 route too (int8 runs any
+# length, only slower), so that a bulk job of short texts with a few long ones never pays it.
+LONG_TEXTS_TO_LOAD = 64
 
 
 class TokenizingEncoder(Encoder, Protocol):
@@ -41,7 +48,8 @@ class LengthRoutedEncoder(_EncoderBase):
     """Encodes texts of up to `short_tokens` tokens with `short`, longer ones with a lazy `long`."""
 
     def __init__(self, short: TokenizingEncoder, load_long: Callable[[], Encoder], *,
-                 long_backend: str, short_tokens: int = SHORT_TOKENS) -> None:
+                 long_backend: str, short_tokens: int = SHORT_TOKENS,
+                 long_texts_to_load: int = LONG_TEXTS_TO_LOAD) -> None:
         """Route between two backends of one model.
 
         Args:
@@ -49,6 +57,8 @@ class LengthRoutedEncoder(_EncoderBase):
             load_long: loads the backend for long texts (called once, on first need).
             long_backend: its name, for `backend` and the log.
             short_tokens: the longest text, in tokens, that takes the short route.
+            long_texts_to_load: long texts in one call that make it load `long` (see
+                LONG_TEXTS_TO_LOAD); once loaded, every long text takes the long route.
         """
         super().__init__()
         self._short = short
@@ -56,6 +66,7 @@ class LengthRoutedEncoder(_EncoderBase):
         self._long: Encoder | None = None
         self._long_lock = threading.Lock()
         self._short_tokens = short_tokens
+        self._long_texts_to_load = long_texts_to_load
         self.name, self.dimension, self.max_length = short.name, short.dimension, short.max_length
         short_backend = getattr(short, "backend", "short")
         self.backend = f"auto ({short_backend} up to {short_tokens} tokens, {long_backend} above)"
@@ -63,6 +74,8 @@ class LengthRoutedEncoder(_EncoderBase):
     def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
         ids, truncated = self._short.tokenize(texts, kind)
         long_rows = [i for i, row in enumerate(ids) if len(row) > self._short_tokens]
+        if self._long is None and len(long_rows) < self._long_texts_to_load:
+            long_rows = []  # not worth loading the long route for these few
         if not long_rows:
             return self._short.encode_tokens(ids, truncated)
         vectors = np.zeros((len(texts), self.dimension), np.float32)
@@ -72,6 +85,21 @@ class LengthRoutedEncoder(_EncoderBase):
                 [ids[i] for i in short_rows], [truncated[i] for i in short_rows]).vectors
         vectors[long_rows] = self._long_encoder().encode([texts[i] for i in long_rows], kind)
         return EncodedBatch(vectors=vectors, truncated=truncated)
+
+    def load_long_in_background(self) -> None:
+        """Start loading the long-text backend now, so that no request waits seconds for it.
+
+        For servers: a request with the first long text would otherwise pay for importing torch
+        and loading the model. A failure is logged; the next long text tries again and gets it.
+        """
+        threading.Thread(target=self._load_long_quietly, name=f"load-long-{self.name}",
+                         daemon=True).start()
+
+    def _load_long_quietly(self) -> None:
+        try:
+            self._long_encoder()
+        except Exception:  # not swallowed: the next long text retries and raises it to its caller
+            logger.exception("%s: loading the long-text backend failed", self.name)
 
     def _long_encoder(self) -> Encoder:
         with self._long_lock:

@@ -13,6 +13,7 @@ import numpy as np
 
 from indexer.config import CommonSettings, RuntimeSettings
 from indexer.encoding import EncodedBatch, Encoder, Kind, load_encoder, resolve_model_name
+from indexer.length_routing import LengthRoutedEncoder
 from indexer.pipeline import open_collection_in
 from search_api.services.batching import MicroBatcher
 from search_api.services.query_cache import CachedEncoder, QueryCache
@@ -99,11 +100,14 @@ class EncoderRegistry:
         with self._lock:  # one load at a time: models are large
             if name not in self._encoders:
                 logger.info("loading model %s", name)
-                self._encoders[name] = self._observed(load_encoder(
+                encoder = load_encoder(
                     name, allow_download=self._allow_download,
                     trust_remote_code=self._trust_remote_code, backend=self._runtime.backend,
                     threads=self._runtime.threads, cache_dir=self._runtime.cache_dir,
-                ))
+                )
+                if isinstance(encoder, LengthRoutedEncoder):
+                    encoder.load_long_in_background()  # no request waits for the long route
+                self._encoders[name] = self._observed(encoder)
             return self._encoders[name]
 
     def loaded(self) -> list[str]:

