@@ -9,9 +9,9 @@ for multilingual-e5-small on a 2-core Sapphire Rapids. Both routes are the same 
 vectors agree to cosine ~0.99 (the precedent of every int8 backend), so a collection may hold
 vectors of both.
 
-The bf16 model, and with it torch, costs seconds to load. It is loaded by the first call with
-LONG_TEXTS_TO_LOAD long texts (until then long texts take the int8 route too), so a bulk job of
-short texts never imports torch; a server starts loading it in the background as soon as the
+The bf16 model, and with it torch, costs seconds to load. It is loaded once LONG_TEXTS_TO_LOAD
+long texts have come (until then long texts take the int8 route too), so a bulk job of short
+texts never imports torch; a server starts loading it in the background as soon as the
 model is loaded, so that no request waits for it.
 """
 
@@ -30,10 +30,10 @@ logger = logging.getLogger(__name__)
 
 # Texts of at most this many tokens (prompt and special tokens included) take the int8 route.
 SHORT_TOKENS = 32
-# Loading the bf16 route costs seconds (importing torch, loading the model): until it is loaded,
-# a call with fewer long texts than this encodes them on the int8 route too (int8 runs any
-# length, only slower), so that a bulk job of short texts with a few long ones never pays it.
-LONG_TEXTS_TO_LOAD = 64
+# Loading the bf16 route costs seconds (importing torch, loading the model): it is loaded once
+# this many long texts have come (the first ones take the int8 route, which runs any length,
+# only slower), so that a bulk job of short texts with a few long ones never pays for it.
+LONG_TEXTS_TO_LOAD = 16
 
 
 class TokenizingEncoder(Encoder, Protocol):
@@ -57,8 +57,8 @@ class LengthRoutedEncoder(_EncoderBase):
             load_long: loads the backend for long texts (called once, on first need).
             long_backend: its name, for `backend` and the log.
             short_tokens: the longest text, in tokens, that takes the short route.
-            long_texts_to_load: long texts in one call that make it load `long` (see
-                LONG_TEXTS_TO_LOAD); once loaded, every long text takes the long route.
+            long_texts_to_load: long texts seen (over all calls) that make it load `long`
+                (see LONG_TEXTS_TO_LOAD); once loaded, every long text takes the long route.
         """
         super().__init__()
         self._short = short
@@ -67,6 +67,7 @@ class LengthRoutedEncoder(_EncoderBase):
         self._long_lock = threading.Lock()
         self._short_tokens = short_tokens
         self._long_texts_to_load = long_texts_to_load
+        self._long_texts_seen = 0
         self.name, self.dimension, self.max_length = short.name, short.dimension, short.max_length
         short_backend = getattr(short, "backend", "short")
         self.backend = f"auto ({short_backend} up to {short_tokens} tokens, {long_backend} above)"
@@ -74,8 +75,10 @@ class LengthRoutedEncoder(_EncoderBase):
     def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
         ids, truncated = self._short.tokenize(texts, kind)
         long_rows = [i for i, row in enumerate(ids) if len(row) > self._short_tokens]
-        if self._long is None and len(long_rows) < self._long_texts_to_load:
-            long_rows = []  # not worth loading the long route for these few
+        if self._long is None and long_rows:
+            self._long_texts_seen += len(long_rows)
+            if self._long_texts_seen < self._long_texts_to_load:
+                long_rows = []  # not yet worth loading the long route
         if not long_rows:
             return self._short.encode_tokens(ids, truncated)
         vectors = np.zeros((len(texts), self.dimension), np.float32)

@@ -36,6 +36,7 @@ from bench import machine, percentiles, print_table, row  # noqa: E402
 from local_service import running_service  # noqa: E402
 
 from indexer.beir import find_qrels, load_qrels, load_queries  # noqa: E402
+from indexer.length_routing import LONG_TEXTS_TO_LOAD  # noqa: E402
 from indexer.metrics import mean, ndcg_at_k  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmrc2018" / "beir_dev"
@@ -70,7 +71,7 @@ def load_corpus(path: Path) -> dict[str, str]:
 
 
 def rate(encode: Callable[[list[str]], Any], texts: list[str]) -> float:
-    encode([*texts[:8], "预热" * 300])  # warm-up: first-call allocations, both routes of auto
+    encode([*texts[:8], *(f"预热{i}" * 200 for i in range(16))])  # loads both routes of auto
     started = time.perf_counter()
     encode(texts)
     return len(texts) / (time.perf_counter() - started)
@@ -153,7 +154,8 @@ def bench_load(sentences: list[str], duration: float, work: Path) -> Rows:
     env.update(HF_HUB_OFFLINE="1", SEMSEARCH_QUERY_CACHE_SIZE="0")
     (work / "data").mkdir(parents=True, exist_ok=True)
     with running_service(work / "data", env=env) as url:
-        asyncio.run(_similarity_load(url, pairs[:4], 1, 2.0))  # loads the model
+        long_pairs = [(f"预热{i}" * 200, f"長文{i}" * 200) for i in range(LONG_TEXTS_TO_LOAD)]
+        asyncio.run(_similarity_load(url, long_pairs, 1, 2.0))  # loads the model, both routes
         single = asyncio.run(_similarity_load(url, pairs, 1, duration))
         eight = asyncio.run(_similarity_load(url, pairs, 8, duration))
     p50_1, p99_1 = percentiles(single)
