@@ -29,15 +29,21 @@ def fp32() -> Encoder:
     return SentenceTransformerEncoder(MINILM, str(MODEL_DIR))
 
 
-def test_each_text_takes_the_route_of_its_length(int8: OnnxEncoder, fp32: Encoder) -> None:
+def counting_router(int8: OnnxEncoder, fp32: Encoder,
+                    long_texts_to_load: int) -> tuple[LengthRoutedEncoder, list[int]]:
+    """A router over int8 (short) and fp32 (long) that counts how often it loads fp32."""
     loads: list[int] = []
 
     def load_long() -> Encoder:
         loads.append(1)
         return fp32
 
-    routed = LengthRoutedEncoder(int8, load_long, long_backend="torch", short_tokens=16,
-                                 long_texts_to_load=1)
+    return LengthRoutedEncoder(int8, load_long, long_backend="torch", short_tokens=16,
+                               long_texts_to_load=long_texts_to_load), loads
+
+
+def test_each_text_takes_the_route_of_its_length(int8: OnnxEncoder, fp32: Encoder) -> None:
+    routed, loads = counting_router(int8, fp32, long_texts_to_load=1)
     only_short = routed.encode_batch(SHORT, "query")
     assert loads == []  # no long text yet: the long backend is not even loaded
     np.testing.assert_array_equal(only_short.vectors, int8.encode(SHORT, "query"))
@@ -62,14 +68,7 @@ def test_the_routes_agree_on_every_text(int8: OnnxEncoder, fp32: Encoder) -> Non
 
 
 def test_a_few_long_texts_do_not_load_the_long_route(int8: OnnxEncoder, fp32: Encoder) -> None:
-    loads: list[int] = []
-
-    def load_long() -> Encoder:
-        loads.append(1)
-        return fp32
-
-    routed = LengthRoutedEncoder(int8, load_long, long_backend="torch", short_tokens=16,
-                                 long_texts_to_load=3)
+    routed, loads = counting_router(int8, fp32, long_texts_to_load=3)
     texts = [*SHORT, *LONG]  # two long texts: fewer than three
     np.testing.assert_array_equal(routed.encode(texts), int8.encode(texts))
     assert loads == []
