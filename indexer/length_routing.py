@@ -2,12 +2,13 @@
 
 On such CPUs neither backend wins everywhere. ONNX int8 has the lower cost per call and per
 small matrix, so it is the faster one on queries and short sentences, and it degrades gently
-when the cores are shared; torch bf16 (AMX) is several times faster on long passages. Each text
-goes to the backend that is faster at its token count: measured with `scripts/bench_routing.py`
-(docs/performance.md), the two were even at about 35-65 tokens for all-MiniLM-L6-v2 and 25-45
-for multilingual-e5-small on a 2-core Sapphire Rapids. Both routes are the same model, whose
-vectors agree to cosine ~0.99 (the precedent of every int8 backend), so a collection may hold
-vectors of both.
+when the cores are shared; torch bf16 (AMX) is several times faster on long passages. Each
+document goes to the backend that is faster at its token count: measured with
+`scripts/bench_routing.py` (docs/performance.md), the two were even at about 35-65 tokens for
+all-MiniLM-L6-v2 and 25-45 for multilingual-e5-small on a 2-core Sapphire Rapids. Queries
+always take the int8 route: they come one or a few at a time, where a bf16 call costs several
+times an int8 one at any length. Both routes are the same model, whose vectors agree to cosine
+~0.99 (the precedent of every int8 backend), so a collection may hold vectors of both.
 
 The bf16 model, and with it torch, costs seconds to load. It is loaded once LONG_TEXTS_TO_LOAD
 long texts have come (until then long texts take the int8 route too), so a bulk job of short
@@ -74,6 +75,8 @@ class LengthRoutedEncoder(_EncoderBase):
 
     def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
         ids, truncated = self._short.tokenize(texts, kind)
+        if kind == "query":  # one or a few at a time: int8's lower cost per call wins at any length
+            return self._short.encode_tokens(ids, truncated)
         long_rows = [i for i, row in enumerate(ids) if len(row) > self._short_tokens]
         if self._long is None and long_rows:
             self._long_texts_seen += len(long_rows)

@@ -56,6 +56,8 @@ def test_each_text_takes_the_route_of_its_length(int8: OnnxEncoder, fp32: Encode
     assert result.truncated == fp32.encode_batch(mixed).truncated
     routed.encode_batch(LONG)
     assert loads == [1]  # loaded once
+    long_query = routed.encode_batch(LONG, "query")  # queries always take the int8 route
+    np.testing.assert_array_equal(long_query.vectors, int8.encode(LONG, "query"))
 
 
 def test_the_routes_agree_on_every_text(int8: OnnxEncoder, fp32: Encoder) -> None:
