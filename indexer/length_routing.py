@@ -92,14 +92,19 @@ class LengthRoutedEncoder(_EncoderBase):
         vectors[long_rows] = self._long_encoder().encode([texts[i] for i in long_rows], kind)
         return EncodedBatch(vectors=vectors, truncated=truncated)
 
-    def load_long_in_background(self) -> None:
+    def load_long_in_background(self) -> threading.Thread:
         """Start loading the long-text backend now, so that no request waits seconds for it.
 
         For servers: a request with the first long text would otherwise pay for importing torch
         and loading the model. A failure is logged; the next long text tries again and gets it.
+
+        Returns:
+            The loading thread (join it to wait for the load).
         """
-        threading.Thread(target=self._load_long_quietly, name=f"load-long-{self.name}",
-                         daemon=True).start()
+        thread = threading.Thread(target=self._load_long_quietly, name=f"load-long-{self.name}",
+                                  daemon=True)
+        thread.start()
+        return thread
 
     def _load_long_quietly(self) -> None:
         try:

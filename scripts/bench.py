@@ -44,7 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from local_service import running_service  # noqa: E402
 
 from indexer.beir import find_qrels, load_qrels, load_queries  # noqa: E402
-from indexer.length_routing import LONG_TEXTS_TO_LOAD  # noqa: E402
 from indexer.metrics import mean, ndcg_at_k  # noqa: E402
 
 EPILOG = """Examples:
@@ -303,12 +302,7 @@ def serving(data_dir: Path, backend: str, **env: str) -> Iterator[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_")}
     environ.update(HF_HUB_OFFLINE="1", SEMSEARCH_BACKEND=backend, SEMSEARCH_QUERY_CACHE_SIZE="0",
                    SEMSEARCH_SEARCH_MODE="dense", **env)
-    with running_service(data_dir, env=environ) as base:
-        # Enough long queries to load auto's long-text route (servers load it in the background
-        # at start); it must not load while a measurement runs.
-        for i in range(LONG_TEXTS_TO_LOAD):
-            httpx.post(f"{base}/collections/{COLLECTION}/search", timeout=120,
-                       json={"query": f"warm-up {i} " + "long query words " * 40}).raise_for_status()
+    with running_service(data_dir, env=environ) as base:  # ready: the collection's model is warm
         yield base
 
 

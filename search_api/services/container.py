@@ -56,6 +56,7 @@ class Services:
                 except SemsearchError as exc:
                     logger.error("collection %s not loaded: %s", name, exc.message)
                     self.load_errors[name] = exc.message
+            self.encoders.wait_for_warm_up()  # ready means warm: no request pays for a load
         self.ready = True
 
     def collection_sizes(self) -> dict[str, tuple[int, int]]:

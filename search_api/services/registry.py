@@ -78,6 +78,7 @@ class EncoderRegistry:
         self._encoders: dict[str, Encoder] = {
             name: self._observed(encoder) for name, encoder in (preloaded or {}).items()}
         self._lock = threading.Lock()
+        self._warming: list[threading.Thread] = []
 
     def _observed(self, encoder: Encoder) -> Encoder:
         """`encoder` behind metrics, the query cache and micro-batching, as configured."""
@@ -105,13 +106,18 @@ class EncoderRegistry:
                     trust_remote_code=self._trust_remote_code, backend=self._runtime.backend,
                     threads=self._runtime.threads, cache_dir=self._runtime.cache_dir,
                 )
-                if isinstance(encoder, LengthRoutedEncoder):
-                    encoder.load_long_in_background()  # no request waits for the long route
+                if isinstance(encoder, LengthRoutedEncoder):  # no request waits for the long route
+                    self._warming.append(encoder.load_long_in_background())
                 self._encoders[name] = self._observed(encoder)
             return self._encoders[name]
 
     def loaded(self) -> list[str]:
         return sorted(self._encoders)
+
+    def wait_for_warm_up(self, timeout: float = 600.0) -> None:
+        """Wait until the models' background loads (auto's long-text route) have finished."""
+        for thread in self._warming:
+            thread.join(timeout)
 
     def close(self) -> None:
         """Send later calls straight to the models (queued requests are still answered)."""

@@ -96,3 +96,4 @@ def test_auto_routes_by_length_on_cpus_with_bf16_units(monkeypatch: pytest.Monke
     assert "onnx-int8" in encoder.backend and "bf16" in encoder.backend
     monkeypatch.setattr(backends, "cpu_flags", lambda: frozenset({"avx2", "avx512_vnni"}))
     assert load_encoder(MINILM, backend="auto").backend == "onnx-int8"  # type: ignore[attr-defined]
+
