@@ -37,8 +37,3 @@ def dense_understands(model: str, texts: list[str]) -> list[bool]:
     """Per query: whether the model's embedding of it is worth using in hybrid search."""
     english_only = is_english_only(model)
     return [not (english_only and mostly_cjk(text)) for text in texts]
-
-
-def mostly_cjk_texts(texts: list[str]) -> bool:
-    """True when more than half of the texts are mostly CJK (see `mostly_cjk`)."""
-    return 2 * sum(mostly_cjk(text) for text in texts) > len(texts)

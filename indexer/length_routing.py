@@ -115,7 +115,7 @@ class LengthRoutedEncoder(_EncoderBase):
     def _long_encoder(self) -> Encoder:
         with self._long_lock:
             if self._long is None:
-                logger.info("%s: first text over %d tokens; loading its long-text backend",
+                logger.info("%s: loading the backend for texts over %d tokens",
                             self.name, self._short_tokens)
                 long = self._load_long()
                 if long.dimension != self.dimension:

@@ -41,6 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from evaluate import corpus_texts  # noqa: E402
 from local_service import running_service  # noqa: E402
 
 from indexer.beir import find_qrels, load_qrels, load_queries  # noqa: E402
@@ -106,11 +107,7 @@ def load_data(folder: Path, limit: int | None, n_queries: int | None
     queries = load_queries(folder / "queries.jsonl")
     qrels = load_qrels(find_qrels(folder, "train"))
     evaluated = [q for q in qrels if q in queries][:n_queries]
-    docs: dict[str, str] = {}
-    with open(folder / "corpus.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            doc = json.loads(line)
-            docs[str(doc["_id"])] = " ".join(p for p in (doc.get("title"), doc.get("text")) if p)
+    docs = dict(zip(*corpus_texts(folder / "corpus.jsonl"), strict=True))
     needed = {d for q in evaluated for d in qrels[q] if d in docs}
     keep = list(dict.fromkeys([*sorted(needed), *docs]))[: max(limit or len(docs), len(needed))]
     return ([(d, docs[d]) for d in keep], {q: queries[q] for q in evaluated},

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import machine, percentiles, print_table, row  # noqa: E402
+from evaluate import corpus_texts  # noqa: E402
 from local_service import running_service  # noqa: E402
 
 from indexer.beir import find_qrels, load_qrels, load_queries  # noqa: E402
@@ -57,17 +58,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load level [10]")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: encode,quality,load")
     return parser.parse_args()
-
-
-def load_corpus(path: Path) -> dict[str, str]:
-    """Document id -> text (title and text joined) from a BEIR corpus.jsonl."""
-    corpus: dict[str, str] = {}
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                doc = json.loads(line)
-                corpus[str(doc["_id"])] = " ".join(p for p in (doc.get("title"), doc.get("text")) if p)
-    return corpus
 
 
 def rate(encode: Callable[[list[str]], Any], texts: list[str]) -> float:
@@ -100,7 +90,7 @@ def bench_encode(backends: list[str], sentences: list[str], passages: list[str])
 def bench_quality(backends: list[str], data: Path) -> Rows:
     from indexer.encoding import load_encoder
 
-    corpus = load_corpus(data / "corpus.jsonl")
+    corpus = dict(zip(*corpus_texts(data / "corpus.jsonl"), strict=True))
     queries = load_queries(data / "queries.jsonl")
     qrels = load_qrels(find_qrels(data, "test"))
     query_ids = [q for q in queries if q in qrels]
@@ -175,7 +165,7 @@ def main() -> None:
 
     args = parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    corpus = load_corpus(args.data / "corpus.jsonl")
+    corpus = dict(zip(*corpus_texts(args.data / "corpus.jsonl"), strict=True))
     queries = list(load_queries(args.data / "queries.jsonl").values())
     sentences = queries[: args.sentences]
     passages = list(corpus.values())[: args.passages]

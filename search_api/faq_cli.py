@@ -10,7 +10,7 @@ from indexer.cli import WAIT_SECONDS, data_dir_option, wait_option
 from indexer.encoding import load_encoder
 from indexer.faq import FAQ_FORMATS, FaqEntry, read_faq, read_labelled
 from indexer.faq_build import calibrate_faq, import_faq
-from indexer.languages import mostly_cjk, mostly_cjk_texts
+from indexer.languages import mostly_cjk
 from search_api.config import ApiSettings
 from storage import Collection, list_collections, read_info
 from storage.fusion import check_mode
@@ -72,9 +72,9 @@ def import_command(path: Path, name: str, model: str | None, fmt: str, wait: boo
 def _default_faq_model(entries: list[FaqEntry], settings: ApiSettings) -> str:
     """SEMSEARCH_CHINESE_MODEL for an FAQ whose questions are mostly CJK (said on stderr)."""
     questions = [q for entry in entries for q in entry.questions]
-    if not mostly_cjk_texts(questions) or settings.chinese_model == settings.model:
-        return settings.model
     cjk = sum(mostly_cjk(q) for q in questions)
+    if 2 * cjk <= len(questions) or settings.chinese_model == settings.model:
+        return settings.model
     click.echo(f"{cjk} of {len(questions)} questions are mostly Chinese, Japanese or Korean: "
                f"using {settings.chinese_model} (--model chooses another)", err=True)
     return settings.chinese_model
