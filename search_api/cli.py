@@ -1,39 +1,31 @@
-"""The full `semsearch` CLI: the indexer's commands plus `serve` and `demo`."""
+"""The `semsearch` CLI, composed here: the indexer's and FAQ commands plus `serve` and `demo`.
+
+This is the composition root: the command groups of indexer.cli and indexer.faq_cli are read,
+never changed, and `cli` is a new group built from their commands and the two defined here.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-import indexer
+from indexer import cli as indexer_cli
 from indexer.backends import default_threads
-from indexer.cli import cli, data_dir_option, encoder_backend_option, run_index_job
-from indexer.config import RuntimeSettings
-from indexer.encoding import Encoder, load_encoder
-from indexer.pipeline import IndexOptions, scan_source
-from indexer.sources import SourceSpec
+from indexer.cli_options import SemsearchGroup, data_dir_option, encoder_backend_option, settings_from_flags
+from indexer.encoding import Encoder
+from indexer.faq_cli import faq
 from search_api.config import ApiSettings
-from search_api.faq_cli import faq
-from storage import list_collections, read_info
-
-DEMO_COLLECTION = "demo"
-DEMO_MODEL = "all-MiniLM-L6-v2"
-DEMO_CORPUS = Path(indexer.__file__).parent / "demo" / "scifact_demo.jsonl"
-
-cli.add_command(faq)
 
 
-def _api_settings(host: str | None, port: int | None, data_dir: Path | None,
-                  workers: int | None = None, backend: str | None = None) -> ApiSettings:
-    overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir, "workers": workers,
-                                 "backend": backend}
-    return ApiSettings(**{k: v for k, v in overrides.items() if v is not None})
+def _api_settings(**flags: Any) -> ApiSettings:
+    return settings_from_flags(ApiSettings, **flags)
 
 
-@cli.command()
+@click.command()
 @click.option("--host", default=None, help="Interface [env SEMSEARCH_HOST, default 127.0.0.1].")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
               help="Port [env SEMSEARCH_PORT, default 8000].")
@@ -50,10 +42,11 @@ def serve(host: str | None, port: int | None, workers: int | None, data_dir: Pat
 
         semsearch serve --host 0.0.0.0 --port 8000 --data-dir ./data --workers 2
     """
-    run_server(_api_settings(host, port, data_dir, workers, encoder_backend))
+    run_server(_api_settings(host=host, port=port, data_dir=data_dir, workers=workers,
+                             backend=encoder_backend))
 
 
-@cli.command()
+@click.command()
 @click.option("--host", default=None, help="Interface [default 127.0.0.1].")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port [default 8000].")
 @click.option("--no-serve", is_flag=True, help="Only build the demo collection, then exit.")
@@ -67,28 +60,23 @@ def demo(host: str | None, port: int | None, no_serve: bool, data_dir: Path | No
 
         semsearch demo     # then open http://127.0.0.1:8000/docs
     """
-    settings = _api_settings(host, port, data_dir, backend=encoder_backend)
-    encoder = ensure_demo_collection(settings.data_dir, settings)
+    settings = _api_settings(host=host, port=port, data_dir=data_dir, backend=encoder_backend)
+    encoder = indexer_cli.ensure_demo_collection(settings.data_dir, settings)
     if not no_serve:
         run_server(settings, {encoder.name: encoder} if encoder else None)
 
 
-def ensure_demo_collection(data_dir: Path, runtime: RuntimeSettings | None = None) -> Encoder | None:
-    """Build the demo collection unless complete (a rerun resumes it); return the model if loaded."""
-    spec = SourceSpec(path=DEMO_CORPUS, text_fields=("title", "text"))
-    scan = scan_source(spec)
-    if DEMO_COLLECTION in list_collections(data_dir):
-        count = read_info(data_dir, DEMO_COLLECTION).count
-        if count >= scan.documents:
-            click.echo(f"demo collection ready: {count} documents", err=True)
-            return None
-    runtime = runtime or RuntimeSettings(backend="auto")
-    encoder = load_encoder(DEMO_MODEL, backend=runtime.backend, threads=runtime.threads,
-                           cache_dir=runtime.cache_dir)
-    stats, _ = run_index_job(data_dir, DEMO_COLLECTION, encoder, spec, scan, IndexOptions(),
-                             label="indexing demo", quiet=False)
-    click.echo(f"{DEMO_COLLECTION}: {stats.summary()}", err=True)
-    return encoder
+@click.group(cls=SemsearchGroup, commands=[*indexer_cli.cli.commands.values(), faq, serve, demo])
+@click.version_option(package_name="semsearch")
+def cli() -> None:
+    """semsearch: semantic search over your documents (FAISS + SQLite + FastAPI).
+
+    Example:
+
+        semsearch index docs.jsonl --collection docs
+        semsearch serve --port 8000
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 def run_server(settings: ApiSettings, encoders: dict[str, Encoder] | None = None) -> None:

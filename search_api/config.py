@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from indexer.config import CommonSettings
+from indexer.config import FaqSettings
 
 
-class ApiSettings(CommonSettings):
+class ApiSettings(FaqSettings):
     """Service settings; `semsearch serve` flags override host, port and data dir."""
 
     host: str = Field(default="127.0.0.1", description="interface to listen on")
@@ -36,14 +36,6 @@ class ApiSettings(CommonSettings):
     max_similarity_items: int = Field(
         default=256, ge=1,
         description="sentences per /similarity side (sources, candidates) and /v1/embeddings input",
-    )
-    faq_threshold: float = Field(
-        default=0.0, ge=-1.0, le=1.0,
-        description="threshold of a newly imported FAQ until `semsearch faq calibrate` sets one",
-    )
-    faq_search_depth: int = Field(
-        default=50, ge=1, le=10_000,
-        description="FAQ questions retrieved per match before grouping them by intent",
     )
     faq_max_top_k: int = Field(default=50, ge=1, description="largest top_k of /faq/{name}/match")
     search_mode: Literal["dense", "lexical", "hybrid"] = Field(

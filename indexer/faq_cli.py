@@ -6,23 +6,29 @@ from pathlib import Path
 
 import click
 
-from indexer.cli import WAIT_SECONDS, data_dir_option, wait_option
+from indexer.cli_options import (
+    WAIT_SECONDS,
+    SemsearchGroup,
+    data_dir_option,
+    settings_from_flags,
+    wait_option,
+)
+from indexer.config import FaqSettings
 from indexer.encoding import load_encoder
 from indexer.faq import FAQ_FORMATS, FaqEntry, read_faq, read_labelled
 from indexer.faq_build import calibrate_faq, import_faq
 from indexer.languages import mostly_cjk
-from search_api.config import ApiSettings
 from storage import Collection, list_collections, read_info
 from storage.fusion import check_mode
 
 _FORMAT = click.Choice(["auto", *FAQ_FORMATS])
 
 
-def _settings(data_dir: Path | None) -> ApiSettings:
-    return ApiSettings() if data_dir is None else ApiSettings(data_dir=data_dir)
+def _settings(data_dir: Path | None) -> FaqSettings:
+    return settings_from_flags(FaqSettings, data_dir=data_dir)
 
 
-@click.group()
+@click.group(cls=SemsearchGroup)
 def faq() -> None:
     """FAQ matching: import an FAQ file into a collection, calibrate its threshold.
 
@@ -69,7 +75,7 @@ def import_command(path: Path, name: str, model: str | None, fmt: str, wait: boo
     click.echo(f"{name}: {stats.summary()}")
 
 
-def _default_faq_model(entries: list[FaqEntry], settings: ApiSettings) -> str:
+def _default_faq_model(entries: list[FaqEntry], settings: FaqSettings) -> str:
     """SEMSEARCH_CHINESE_MODEL for an FAQ whose questions are mostly CJK (said on stderr)."""
     questions = [q for entry in entries for q in entry.questions]
     cjk = sum(mostly_cjk(q) for q in questions)
