@@ -226,7 +226,7 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
         batch_size: inputs per forward pass.
         threads: CPU threads for torch / onnxruntime; default: every CPU this process may use.
         cache_dir: where ONNX exports and the multilingual-e5-small folder are cached; default
-            SEMSEARCH_CACHE_DIR or ~/.cache/semsearch.
+            ~/.cache/semsearch (entry points pass SEMSEARCH_CACHE_DIR's value).
 
     Returns:
         An Encoder whose `name` is the canonical name (see resolve_model_name) and whose

@@ -23,7 +23,6 @@ from indexer.cli_options import (
     storage_options,
     wait_option,
 )
-from indexer.config import IndexerSettings, RuntimeSettings
 from indexer.encoding import Encoder, load_encoder
 from indexer.models import IndexStats
 from indexer.pipeline import (
@@ -37,6 +36,7 @@ from indexer.pipeline import (
     scan_source,
 )
 from indexer.ray_engine import RayEngine, index_documents_ray, require_ray
+from indexer.settings import IndexerSettings, RuntimeSettings
 from indexer.sources import FORMATS, SourceSpec
 from storage import SemsearchError, list_collections, read_info
 from storage.backend import Backend, CollectionHandle

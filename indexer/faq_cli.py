@@ -13,11 +13,11 @@ from indexer.cli_options import (
     settings_from_flags,
     wait_option,
 )
-from indexer.config import FaqSettings
-from indexer.encoding import load_encoder
+from indexer.encoding import Encoder, load_encoder
 from indexer.faq import FAQ_FORMATS, FaqEntry, read_faq, read_labelled
 from indexer.faq_build import calibrate_faq, import_faq
 from indexer.languages import mostly_cjk
+from indexer.settings import FaqSettings
 from storage import Collection, list_collections, read_info
 from storage.fusion import check_mode
 
@@ -67,12 +67,17 @@ def import_command(path: Path, name: str, model: str | None, fmt: str, wait: boo
     if model is None and name in list_collections(settings.data_dir):
         model = read_info(settings.data_dir, name).model.name
     model = model or _default_faq_model(entries, settings)
-    encoder = load_encoder(model, allow_download=settings.allow_download,
-                           trust_remote_code=settings.trust_remote_code)
+    encoder = _load(model, settings)
     stats = import_faq(settings.data_dir, name, encoder, entries,
                        default_threshold=settings.faq_threshold,
                        lock_timeout=WAIT_SECONDS if wait else 0.0)
     click.echo(f"{name}: {stats.summary()}")
+
+
+def _load(model: str, settings: FaqSettings) -> Encoder:
+    return load_encoder(model, backend=settings.backend, threads=settings.threads,
+                        cache_dir=settings.cache_dir, allow_download=settings.allow_download,
+                        trust_remote_code=settings.trust_remote_code)
 
 
 def _default_faq_model(entries: list[FaqEntry], settings: FaqSettings) -> str:
@@ -110,8 +115,7 @@ def calibrate_command(path: Path, name: str, fmt: str, mode: str, data_dir: Path
     labelled = read_labelled(path, fmt)
     collection = Collection.open(settings.data_dir, name)
     try:
-        encoder = load_encoder(collection.model.name, allow_download=settings.allow_download,
-                               trust_remote_code=settings.trust_remote_code)
+        encoder = _load(collection.model.name, settings)
         result = calibrate_faq(collection, encoder, labelled, depth=settings.faq_search_depth,
                                mode=check_mode(mode))
     finally:

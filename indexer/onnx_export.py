@@ -100,11 +100,12 @@ def read_layout(model_dir: Path) -> StModelLayout:
 
 
 def default_cache_dir() -> Path:
-    """`SEMSEARCH_CACHE_DIR`, else `~/.cache/semsearch`; exports go to its `onnx/` folder."""
-    from indexer.config import RuntimeSettings  # config imports indexer.encoding: import late
+    """`~/.cache/semsearch`: the cache of callers that pass none; exports go to its `onnx/` folder.
 
-    configured = RuntimeSettings().cache_dir
-    return (configured or Path.home() / ".cache" / "semsearch").expanduser()
+    Entry points pass `RuntimeSettings.cache_dir` (SEMSEARCH_CACHE_DIR) down instead: model
+    code never reads settings itself.
+    """
+    return Path.home() / ".cache" / "semsearch"
 
 
 def fingerprint(model_dir: Path) -> str:
@@ -133,7 +134,7 @@ def ensure_onnx(model_dir: Path, model_name: str, *, quantized: bool, cache_dir:
         model_dir: the sentence-transformers folder.
         model_name: the name shown in the notice and used in the cache folder's name.
         quantized: return the int8 model (built from the fp32 one).
-        cache_dir: cache root; default `SEMSEARCH_CACHE_DIR` or `~/.cache/semsearch`.
+        cache_dir: cache root; default `~/.cache/semsearch`.
         trust_remote_code: let transformers run the model's own code while exporting.
         reduce_range: quantise weights to 7 bits, for CPUs without VNNI (see _quantize).
 

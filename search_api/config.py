@@ -8,11 +8,16 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from indexer.config import FaqSettings
+from indexer.settings import FaqSettings
 
 
 class ApiSettings(FaqSettings):
-    """Service settings; `semsearch serve` flags override host, port and data dir."""
+    """Service settings; `semsearch serve` flags override host, port and data dir.
+
+    Built on the indexer's FAQ settings (and through them storage and encoder runtime) so that
+    every SEMSEARCH_* variable keeps its flat name; the services receive these settings, or the
+    RuntimeSettings part of them, from the app factory.
+    """
 
     host: str = Field(default="127.0.0.1", description="interface to listen on")
     port: int = Field(default=8000, ge=1, le=65535, description="port to listen on")

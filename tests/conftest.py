@@ -23,6 +23,9 @@ DATA = Path(__file__).parent / "data"
 # (tests/indexer/test_backends.py). ONNX exports go to a throwaway cache, never ~/.cache.
 os.environ.setdefault("SEMSEARCH_BACKEND", "torch")
 os.environ.setdefault("SEMSEARCH_CACHE_DIR", tempfile.mkdtemp(prefix="semsearch-test-cache-"))
+# Entry points read SEMSEARCH_CACHE_DIR through their settings; tests that load a model
+# directly pass this, as the settings would (model code reads no settings itself).
+TEST_CACHE = Path(os.environ["SEMSEARCH_CACHE_DIR"])
 
 # Short documents with metadata of every filterable type.
 DOCS = [
@@ -52,7 +55,7 @@ def minilm() -> Encoder:
 @pytest.fixture(scope="session")
 def e5() -> Encoder:
     """The bundled multilingual-e5-small (torch fp32, like the test servers), loaded once."""
-    return load_encoder("multilingual-e5-small", backend="torch")
+    return load_encoder("multilingual-e5-small", backend="torch", cache_dir=TEST_CACHE)
 
 
 @pytest.fixture

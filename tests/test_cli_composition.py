@@ -15,8 +15,8 @@ from click.testing import CliRunner
 import indexer.__main__ as indexer_main
 from indexer import cli as indexer_cli
 from indexer.cli_options import settings_from_flags
-from indexer.config import IndexerSettings
 from indexer.faq_cli import faq
+from indexer.settings import IndexerSettings
 from search_api.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]

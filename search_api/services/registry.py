@@ -11,10 +11,10 @@ from typing import cast
 
 import numpy as np
 
-from indexer.config import CommonSettings, RuntimeSettings
 from indexer.encoding import EncodedBatch, Encoder, Kind, load_encoder, resolve_model_name
 from indexer.length_routing import LengthRoutedEncoder
 from indexer.pipeline import open_collection_in
+from indexer.settings import CommonSettings, RuntimeSettings
 from search_api.services.batching import MicroBatcher
 from search_api.services.query_cache import CachedEncoder, QueryCache
 from storage import Collection, CollectionInfo, CollectionUnavailable, IndexNotFound, validate_name

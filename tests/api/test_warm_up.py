@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from indexer import backends
-from indexer.config import RuntimeSettings
 from indexer.encoding import MINILM
 from indexer.length_routing import LengthRoutedEncoder
+from indexer.settings import RuntimeSettings
 from search_api.services.registry import EncoderRegistry
 
 

