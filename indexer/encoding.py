@@ -245,17 +245,6 @@ def resolve_model_name(model: str) -> str:
         raise UnknownModel(f"model '{model}' is not a usable model name ({exc})") from exc
 
 
-def load_encoder(model: str, *, backend: str = "auto", allow_download: bool = False,
-                 trust_remote_code: bool = False, batch_size: int = 32, threads: int | None = None,
-                 cache_dir: Path | None = None) -> Encoder:
-    """Load a model on a backend; see indexer.backends.load_encoder (this forwards to it)."""
-    from indexer.backends import load_encoder as load  # backends builds on this module
-
-    return load(model, backend=backend, allow_download=allow_download,
-                trust_remote_code=trust_remote_code, batch_size=batch_size, threads=threads,
-                cache_dir=cache_dir)
-
-
 def unknown_model_message(name: str, detail: str) -> str:
     return (
         f"cannot load model '{name}': it is not a built-in ({', '.join(BUILTIN_MODELS)}), "

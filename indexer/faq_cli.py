@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from indexer.backends import load_encoder
 from indexer.cli_options import (
     WAIT_SECONDS,
     SemsearchGroup,
@@ -13,7 +14,7 @@ from indexer.cli_options import (
     settings_from_flags,
     wait_option,
 )
-from indexer.encoding import Encoder, load_encoder
+from indexer.encoding import Encoder
 from indexer.faq import FAQ_FORMATS, FaqEntry, read_faq, read_labelled
 from indexer.faq_build import calibrate_faq, import_faq
 from indexer.languages import mostly_cjk

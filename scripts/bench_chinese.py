@@ -68,7 +68,7 @@ def rate(encode: Callable[[list[str]], Any], texts: list[str]) -> float:
 
 
 def bench_encode(backends: list[str], sentences: list[str], passages: list[str]) -> Rows:
-    from indexer.encoding import load_encoder
+    from indexer.backends import load_encoder
 
     rows: Rows = []
     base: dict[str, float] = {}
@@ -88,7 +88,7 @@ def bench_encode(backends: list[str], sentences: list[str], passages: list[str])
 
 
 def bench_quality(backends: list[str], data: Path) -> Rows:
-    from indexer.encoding import load_encoder
+    from indexer.backends import load_encoder
 
     corpus = dict(zip(*corpus_texts(data / "corpus.jsonl"), strict=True))
     queries = load_queries(data / "queries.jsonl")

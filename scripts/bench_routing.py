@@ -34,8 +34,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
-    from indexer.backends import OnnxEncoder
-    from indexer.encoding import load_encoder
+    from indexer.backends import OnnxEncoder, load_encoder
 
     args = parse_args()
     encoders = {b: load_encoder(args.model, backend=b) for b in ("onnx-int8", "bf16")}

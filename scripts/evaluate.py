@@ -155,7 +155,7 @@ def library_encoder(args: argparse.Namespace) -> Any:
         from vector_cache import CachedEncoder
 
         return CachedEncoder(args.model, args.vector_cache)
-    from indexer.encoding import load_encoder
+    from indexer.backends import load_encoder
 
     return load_encoder(args.model, batch_size=args.batch_size)
 

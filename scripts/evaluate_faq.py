@@ -29,7 +29,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from indexer.encoding import E5, MINILM, Encoder, load_encoder
+from indexer.backends import load_encoder
+from indexer.encoding import E5, MINILM, Encoder
 from indexer.faq import FaqEntry
 from indexer.faq_build import Calibration, choose_threshold, evaluate_threshold, import_faq, match_queries
 from storage import Collection

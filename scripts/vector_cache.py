@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.encoding import E5, EncodedBatch, Encoder, Kind, alias_name, load_encoder
+from indexer.backends import load_encoder
+from indexer.encoding import E5, EncodedBatch, Encoder, Kind, alias_name
 from storage import Collection, DocumentInput, ModelInfo
 
 log = logging.getLogger("vector_cache")

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from indexer.encoding import Encoder, FakeEncoder, load_encoder
+from indexer.backends import load_encoder
+from indexer.encoding import Encoder, FakeEncoder
 from indexer.models import SourceDocument
 from indexer.pipeline import index_documents, open_collection
 from search_api.config import ApiSettings

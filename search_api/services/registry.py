@@ -11,7 +11,8 @@ from typing import cast
 
 import numpy as np
 
-from indexer.encoding import EncodedBatch, Encoder, Kind, load_encoder, resolve_model_name
+from indexer.backends import load_encoder
+from indexer.encoding import EncodedBatch, Encoder, Kind, resolve_model_name
 from indexer.length_routing import LengthRoutedEncoder
 from indexer.pipeline import open_collection_in
 from indexer.settings import CommonSettings, RuntimeSettings

@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
-from indexer.encoding import MINILM, EncodedBatch, Encoder, Kind, load_encoder
+from indexer.backends import load_encoder
+from indexer.encoding import MINILM, EncodedBatch, Encoder, Kind
 from indexer.pipeline import index_documents, open_collection
 from search_api.config import ApiSettings
 from search_api.services.batching import MicroBatcher

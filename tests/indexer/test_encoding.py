@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexer.backends import load_encoder
 from indexer.encoding import (
     CHARS_PER_TOKEN,
     Encoder,
     FakeEncoder,
     UnknownModel,
     clip_for_tokenizer,
-    load_encoder,
     resolve_model_name,
 )
 from tests.conftest import TEST_CACHE

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from indexer import backends
-from indexer.backends import OnnxEncoder
-from indexer.encoding import MINILM, Encoder, SentenceTransformerEncoder, load_encoder
+from indexer.backends import OnnxEncoder, load_encoder
+from indexer.encoding import MINILM, Encoder, SentenceTransformerEncoder
 from indexer.length_routing import LengthRoutedEncoder
 from tests.conftest import TEST_CACHE
 
