@@ -15,8 +15,8 @@ from indexer.cli_options import (
     wait_option,
 )
 from indexer.encoding import Encoder
-from indexer.faq import FAQ_FORMATS, FaqEntry, read_faq, read_labelled
-from indexer.faq_build import calibrate_faq, import_faq
+from indexer.faq.build import calibrate_faq, import_faq
+from indexer.faq.files import FAQ_FORMATS, FaqEntry, read_faq, read_labelled
 from indexer.languages import mostly_cjk
 from indexer.settings import FaqSettings
 from storage import Collection, list_collections, read_info

@@ -31,8 +31,9 @@ from typing import Any
 
 from indexer.backends import load_encoder
 from indexer.encoding import E5, MINILM, Encoder
-from indexer.faq import FaqEntry
-from indexer.faq_build import Calibration, choose_threshold, evaluate_threshold, import_faq, match_queries
+from indexer.faq.build import Calibration, choose_threshold, evaluate_threshold, import_faq
+from indexer.faq.files import FaqEntry
+from indexer.faq.match import match_queries
 from storage import Collection
 from storage.fusion import check_mode
 

@@ -21,9 +21,9 @@ ABOVE = {"storage": ("indexer", "search_api"), "indexer": ("search_api",), "sear
 # files and matching (faq), settings, and file reading (sources).
 SEARCH_API_MAY_IMPORT = ("indexer.encoding", "indexer.query", "indexer.pipeline", "indexer.faq",
                          "indexer.settings", "indexer.sources", "indexer.models",
-                         # Moved into indexer.encoding and indexer.faq by the folder step.
+                         # Moved into indexer.encoding by the folder step.
                          "indexer.backends", "indexer.languages", "indexer.length_routing",
-                         "indexer.sparse", "indexer.faq_build")
+                         "indexer.sparse")
 COMPOSITION_ROOT = "search_api.cli"
 COMMAND_MODULES = ("indexer.cli", "indexer.faq_cli", "indexer.cli_options")
 

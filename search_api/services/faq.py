@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from indexer.faq_build import IntentScore, match_queries
+from indexer.faq.match import IntentScore, match_queries
 from search_api.config import ApiSettings
 from search_api.errors import EmptyQuery, LimitExceeded
 from search_api.services.registry import CollectionRegistry, EncoderRegistry

@@ -6,13 +6,13 @@ import time
 from dataclasses import dataclass
 
 from indexer.encoding import alias_name
-from indexer.languages import dense_understands
+from indexer.query import encode_and_search
 from search_api.config import ApiSettings
 from search_api.errors import EmptyQuery, LimitExceeded
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
 from search_api.services.text_checks import check_text
 from storage import Collection, Filter, Hit, check_model
-from storage.fusion import Fusion, Mode, check_mode, search_in_mode
+from storage.fusion import Fusion, Mode, check_mode
 from storage.index_types import SearchParams
 
 
@@ -65,15 +65,14 @@ class Searcher:
                      alpha=settings.hybrid_alpha if alpha is None else alpha)
         collection = self._collections.get(name)
         self._check_model(collection, model)
-        vectors, truncated = None, [False] * len(queries)
-        if chosen != "lexical":  # lexical mode needs no model at all
-            encoded = self._encoders.get(collection.model.name).encode_batch(queries, "query")
-            vectors, truncated = encoded.vectors, encoded.truncated
-        hits = search_in_mode(collection, chosen, texts=queries, vectors=vectors, k=top_k,
-                              filter_=filter_ or None, fusion=how,
-                              dense_usable=dense_understands(collection.model.name, queries),
-                              params=SearchParams(ef_search=settings.ef_search, nprobe=settings.nprobe))
-        results = [QueryHits(hits=h, truncated=t) for h, t in zip(hits, truncated, strict=True)]
+        # Lexical mode needs no model at all: it is not loaded for it.
+        encoder = None if chosen == "lexical" else self._encoders.get(collection.model.name)
+        found = encode_and_search(collection, encoder, queries, mode=chosen, k=top_k,
+                                  filter_=filter_ or None, fusion=how,
+                                  params=SearchParams(ef_search=settings.ef_search,
+                                                      nprobe=settings.nprobe))
+        results = [QueryHits(hits=h, truncated=t)
+                   for h, t in zip(found.hits, found.truncated, strict=True)]
         took_ms = (time.perf_counter() - started) * 1000
         return SearchOutcome(collection=name, model=collection.model.name, mode=chosen,
                              results=results, took_ms=round(took_ms, 2))

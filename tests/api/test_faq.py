@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.encoding import Encoder
-from indexer.faq import read_faq, read_labelled
-from indexer.faq_build import calibrate_faq, import_faq
+from indexer.faq.build import calibrate_faq, import_faq
+from indexer.faq.files import read_faq, read_labelled
 from indexer.pipeline import index_documents, open_collection
 from search_api.config import ApiSettings
 from search_api.main import create_app

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from indexer.encoding import Encoder
-from indexer.faq import FaqEntry, read_faq, read_labelled
-from indexer.faq_build import calibrate_faq, choose_threshold, import_faq, question_id
+from indexer.faq.build import calibrate_faq, choose_threshold, import_faq, question_id
+from indexer.faq.files import FaqEntry, read_faq, read_labelled
 from indexer.pipeline import index_documents, open_collection
 from indexer.sources import SourceError
 from search_api.cli import cli

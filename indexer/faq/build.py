@@ -1,4 +1,4 @@
-"""FAQ collections: import (atomic replace), intent ranking, and threshold calibration."""
+"""FAQ collections: import (atomic replace) and threshold calibration on labelled queries."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.encoding import Encoder, Kind
-from indexer.faq import FaqEntry, LabelledQuery
-from indexer.languages import dense_understands
+from indexer.encoding import Encoder
+from indexer.faq.files import FaqEntry, LabelledQuery
+from indexer.faq.match import DEFAULT_SEARCH_DEPTH, QUESTION_KIND, match_queries
 from indexer.pipeline import attach_vectors, open_collection
-from storage import Collection, DocumentInput, Hit, check_model
+from storage import Collection, DocumentInput
 from storage.faq_store import (
     FaqConfig,
     NotAnFaq,
@@ -21,13 +21,9 @@ from storage.faq_store import (
     stored_doc_ids,
     write_faq_config,
 )
-from storage.fusion import Fusion, Mode, search_in_mode
+from storage.fusion import Fusion, Mode
 from storage.records import utc_now
 
-# e5-style models recommend the "query" prefix on both sides of a symmetric task; an FAQ
-# question and a user's message are both questions, so both are encoded as queries.
-QUESTION_KIND: Kind = "query"
-DEFAULT_SEARCH_DEPTH = 50
 _ENCODE_BATCH = 64
 
 
@@ -45,16 +41,6 @@ class FaqImportStats:
         return (f"{self.intents} intents, {self.questions} questions ({self.added} added, "
                 f"{self.updated} updated, {self.unchanged} unchanged, {self.deleted} removed); "
                 f"threshold {self.threshold:.4f}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class IntentScore:
-    """An intent's score for one query: the best score over its questions, and that question."""
-
-    intent: str
-    question: str
-    answer: str
-    score: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,7 +79,7 @@ def import_faq(data_dir: Path, name: str, encoder: Encoder, entries: Sequence[Fa
         data_dir: folder of collections.
         name: the FAQ collection.
         encoder: its model (a different model than the collection's is an error).
-        entries: the parsed FAQ (see indexer.faq.read_faq).
+        entries: the parsed FAQ (see indexer.faq.files.read_faq).
         default_threshold: threshold of a new FAQ, until `faq calibrate`.
         lock_timeout: seconds to wait for another writer.
 
@@ -124,62 +110,6 @@ def import_faq(data_dir: Path, name: str, encoder: Encoder, entries: Sequence[Fa
                               deleted=commit.deleted, threshold=config.threshold)
     finally:
         collection.close()
-
-
-def rank_intents(hits: Sequence[Hit], mode: Mode = "dense") -> list[IntentScore]:
-    """Group question hits by intent, best intent first (hits come best first).
-
-    An intent ranks by its best question's score in the mode searched. In hybrid mode its
-    score is that question's cosine similarity, so dense and hybrid share one threshold scale;
-    a question only the lexical channel found gets the lowest cosine, -1.
-    """
-    best: dict[str, IntentScore] = {}
-    order: list[str] = []
-    for hit in hits:
-        intent = str(hit.metadata.get("intent", ""))
-        if not intent or intent in best:
-            continue
-        score = hit.score
-        if mode == "hybrid":
-            score = hit.dense_score if hit.dense_score is not None else -1.0
-        best[intent] = IntentScore(intent=intent, question=hit.text,
-                                   answer=str(hit.metadata.get("answer", "")), score=score)
-        order.append(intent)
-    if mode == "hybrid":
-        return [best[intent] for intent in order]
-    return sorted(best.values(), key=lambda s: (-s.score, s.intent))
-
-
-def match_queries(collection: Collection, encoder: Encoder, queries: Sequence[str], *,
-                  depth: int = DEFAULT_SEARCH_DEPTH, mode: Mode = "dense",
-                  fusion: Fusion | None = None) -> tuple[list[list[IntentScore]], list[bool]]:
-    """Rank the FAQ's intents for each query (the questions' top `depth` hits, grouped).
-
-    Args:
-        collection: an FAQ collection.
-        encoder: its model.
-        queries: user messages.
-        depth: how many questions to retrieve per query before grouping by intent.
-        mode: dense, lexical (BM25; no encoding) or hybrid.
-        fusion: how hybrid fuses the channels.
-
-    Returns:
-        Per query, its intents best first; and which queries were truncated.
-    """
-    check_model(collection.name, collection.model, encoder.name, encoder.dimension)
-    ranked: list[list[IntentScore]] = []
-    truncated: list[bool] = []
-    for start in range(0, len(queries), _ENCODE_BATCH):
-        batch = list(queries[start:start + _ENCODE_BATCH])
-        vectors, cut = None, [False] * len(batch)
-        if mode != "lexical":
-            encoded = encoder.encode_batch(batch, QUESTION_KIND)
-            vectors, cut = encoded.vectors, encoded.truncated
-        found = search_in_mode(collection, mode, texts=batch, vectors=vectors, k=max(1, depth),
-                               fusion=fusion, dense_usable=dense_understands(encoder.name, batch))
-        ranked.extend(rank_intents(hits, mode) for hits in found)
-        truncated.extend(cut)
-    return ranked, truncated
 
 
 def choose_threshold(best: Sequence[tuple[str | None, float]],
