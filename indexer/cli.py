@@ -13,7 +13,6 @@ import click
 from tqdm import tqdm
 
 import indexer
-from indexer.backends import BACKENDS, load_encoder
 from indexer.cli_options import (
     WAIT_SECONDS,
     SemsearchGroup,
@@ -23,7 +22,8 @@ from indexer.cli_options import (
     storage_options,
     wait_option,
 )
-from indexer.encoding import Encoder
+from indexer.encoding import Encoder, load_encoder
+from indexer.encoding.backends import BACKENDS
 from indexer.models import IndexStats
 from indexer.pipeline import (
     IndexOptions,

@@ -10,7 +10,7 @@ import click
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from indexer.backends import BACKEND_CHOICES
+from indexer.encoding.backends import BACKEND_CHOICES
 from storage import SemsearchError
 from storage.backend import STORAGE_KINDS
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from indexer.backends import load_encoder
 from indexer.cli_options import (
     WAIT_SECONDS,
     SemsearchGroup,
@@ -14,10 +13,10 @@ from indexer.cli_options import (
     settings_from_flags,
     wait_option,
 )
-from indexer.encoding import Encoder
+from indexer.encoding import Encoder, load_encoder
+from indexer.encoding.languages import mostly_cjk
 from indexer.faq.build import calibrate_faq, import_faq
 from indexer.faq.files import FAQ_FORMATS, FaqEntry, read_faq, read_labelled
-from indexer.languages import mostly_cjk
 from indexer.settings import FaqSettings
 from storage import Collection, list_collections, read_info
 from storage.fusion import check_mode

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from indexer.encoding import Encoder, Kind
-from indexer.languages import dense_understands
+from indexer.encoding.languages import dense_understands
 from storage import Collection, Filter, Hit
 from storage.fusion import Fusion, Mode, search_in_mode
 from storage.index_types import SearchParams

@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from indexer.backends import BACKEND_CHOICES
 from indexer.encoding import DEFAULT_MODEL, E5
+from indexer.encoding.backends import BACKEND_CHOICES
 from storage.backend import Backend, open_backend
 from storage.limits import InputLimits
 from storage.records import MAX_METADATA_DEPTH

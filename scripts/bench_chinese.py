@@ -34,11 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import machine, percentiles, print_table, row  # noqa: E402
+from evallib.beir import find_qrels, load_qrels, load_queries  # noqa: E402
+from evallib.metrics import mean, ndcg_at_k  # noqa: E402
 from evaluate import corpus_texts  # noqa: E402
 from local_service import running_service  # noqa: E402
-
-from indexer.beir import find_qrels, load_qrels, load_queries  # noqa: E402
-from indexer.metrics import mean, ndcg_at_k  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmrc2018" / "beir_dev"
 MODEL = "multilingual-e5-small"
@@ -68,7 +67,7 @@ def rate(encode: Callable[[list[str]], Any], texts: list[str]) -> float:
 
 
 def bench_encode(backends: list[str], sentences: list[str], passages: list[str]) -> Rows:
-    from indexer.backends import load_encoder
+    from indexer.encoding import load_encoder
 
     rows: Rows = []
     base: dict[str, float] = {}
@@ -88,7 +87,7 @@ def bench_encode(backends: list[str], sentences: list[str], passages: list[str])
 
 
 def bench_quality(backends: list[str], data: Path) -> Rows:
-    from indexer.backends import load_encoder
+    from indexer.encoding import load_encoder
 
     corpus = dict(zip(*corpus_texts(data / "corpus.jsonl"), strict=True))
     queries = load_queries(data / "queries.jsonl")

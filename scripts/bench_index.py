@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexer.backends import cpu_flags  # noqa: E402
+from indexer.encoding.backends import cpu_flags  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150" / "data_full.json"
 

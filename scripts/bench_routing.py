@@ -1,5 +1,5 @@
 """Where `auto`'s length routing should switch from ONNX int8 to bf16: both backends' texts/s at
-several token lengths, side by side in one run (indexer.length_routing.SHORT_TOKENS).
+several token lengths, side by side in one run (indexer.encoding.length_routing.SHORT_TOKENS).
 
 Example:
   python scripts/bench_routing.py --model all-MiniLM-L6-v2
@@ -34,7 +34,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
-    from indexer.backends import OnnxEncoder, load_encoder
+    from indexer.encoding import load_encoder
+    from indexer.encoding.backends import OnnxEncoder
 
     args = parse_args()
     encoders = {b: load_encoder(args.model, backend=b) for b in ("onnx-int8", "bf16")}

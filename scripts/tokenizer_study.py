@@ -26,11 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from evallib.beir import find_qrels, load_qrels, load_queries  # noqa: E402
+from evallib.metrics import mean, ndcg_at_k, recall_at_k  # noqa: E402
 from evaluate import corpus_texts  # noqa: E402
 from evaluate_faq import lcqmc  # noqa: E402
 
-from indexer.beir import find_qrels, load_qrels, load_queries  # noqa: E402
-from indexer.metrics import mean, ndcg_at_k, recall_at_k  # noqa: E402
 from storage.lexical import match_expression, tokenize  # noqa: E402
 
 Tokenizer = Callable[[str], list[str]]

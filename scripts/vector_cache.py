@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.backends import load_encoder
-from indexer.encoding import E5, EncodedBatch, Encoder, Kind, alias_name
+from indexer.encoding import E5, EncodedBatch, Encoder, Kind, alias_name, load_encoder
 from storage import Collection, DocumentInput, ModelInfo
 
 log = logging.getLogger("vector_cache")

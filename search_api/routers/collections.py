@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from starlette.convertors import Convertor, register_url_convertor
 
 from search_api.deps import CollectionsDep, DocumentsDep, ServicesDep
-from search_api.schemas import (
+from search_api.schemas.core import (
     CollectionInfo,
     CollectionList,
     CollectionSummary,

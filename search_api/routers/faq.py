@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from search_api.deps import FaqMatcherDep
-from search_api.schemas_faq import FaqCandidate, FaqMatchRequest, FaqMatchResponse
+from search_api.schemas.faq import FaqCandidate, FaqMatchRequest, FaqMatchResponse
 
 router = APIRouter(prefix="/faq", tags=["faq"])
 

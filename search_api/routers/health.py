@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from search_api.deps import ServicesDep
-from search_api.schemas import Health, Readiness
+from search_api.schemas.core import Health, Readiness
 
 router = APIRouter(tags=["health"])
 

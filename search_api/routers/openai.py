@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from search_api.deps import EmbeddingsDep
-from search_api.schemas_openai import (
+from search_api.schemas.openai import (
     Embedding,
     EmbeddingRequest,
     EmbeddingResponse,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from search_api.deps import SearcherDep, SettingsDep
-from search_api.schemas import (
+from search_api.schemas.core import (
     BatchSearchResponse,
     Hit,
     QueryResult,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from search_api.deps import SimilarityDep
-from search_api.schemas_similarity import (
+from search_api.schemas.similarity import (
     ManySimilarityResponse,
     ManyTruncated,
     PairSimilarityResponse,

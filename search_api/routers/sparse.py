@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from search_api.deps import SparseDep
-from search_api.schemas_sparse import (
+from search_api.schemas.sparse import (
     SparseEmbedding,
     SparseEmbeddingRequest,
     SparseEmbeddingResponse,

@@ -11,9 +11,8 @@ from typing import cast
 
 import numpy as np
 
-from indexer.backends import load_encoder
-from indexer.encoding import EncodedBatch, Encoder, Kind, resolve_model_name
-from indexer.length_routing import LengthRoutedEncoder
+from indexer.encoding import EncodedBatch, Encoder, Kind, load_encoder, resolve_model_name
+from indexer.encoding.length_routing import LengthRoutedEncoder
 from indexer.pipeline import open_collection_in
 from indexer.settings import CommonSettings, RuntimeSettings
 from search_api.services.batching import MicroBatcher

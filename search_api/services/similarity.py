@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from indexer.encoding import EncodedBatch
-from indexer.languages import mostly_cjk
+from indexer.encoding.languages import mostly_cjk
 from search_api.config import ApiSettings
 from search_api.services.model_access import resolve_allowed
 from search_api.services.registry import CollectionRegistry, EncoderRegistry

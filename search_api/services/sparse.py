@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from indexer.encoding import UnknownModel, alias_name, resolve_model_name
-from indexer.sparse import SparseTokenEncoder, SparseTokens, load_sparse_encoder
+from indexer.encoding.sparse import SparseTokenEncoder, SparseTokens, load_sparse_encoder
 from search_api.config import ApiSettings
 from search_api.services.model_access import resolve_allowed
 from search_api.services.registry import CollectionRegistry

@@ -18,8 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
-from indexer.backends import load_encoder
-from indexer.encoding import MINILM, EncodedBatch, Encoder, Kind
+from indexer.encoding import MINILM, EncodedBatch, Encoder, Kind, load_encoder
 from indexer.pipeline import index_documents, open_collection
 from search_api.config import ApiSettings
 from search_api.services.batching import MicroBatcher

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from indexer.sparse import load_sparse_encoder
+from indexer.encoding.sparse import load_sparse_encoder
 from search_api.config import ApiSettings
 from search_api.main import create_app
 from tests.api.test_errors import assert_error
-from tests.indexer.test_sparse import VOCAB, build_tiny_splade
+from tests.indexer.encoding.test_sparse import VOCAB, build_tiny_splade
 
 MAX_ITEMS = 4
 MAX_CHARS = 300

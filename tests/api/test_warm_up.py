@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from indexer import backends
-from indexer.encoding import MINILM
-from indexer.length_routing import LengthRoutedEncoder
+from indexer.encoding import MINILM, backends
+from indexer.encoding.length_routing import LengthRoutedEncoder
 from indexer.settings import RuntimeSettings
 from search_api.services.registry import EncoderRegistry
 

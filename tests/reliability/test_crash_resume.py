@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.backends import load_encoder
+from indexer.encoding import load_encoder
 from storage import Collection, check_collection
 from tests.conftest import TEST_CACHE
 from tests.reliability.helpers import cli, write_corpus

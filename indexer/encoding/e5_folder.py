@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from indexer.e5_tokenizer import UNK_SUFFIX, UnigramVocab, tokenizer_json
-from indexer.onnx_export import _build_atomically, _notice, default_cache_dir
+from indexer.encoding.e5_tokenizer import UNK_SUFFIX, UnigramVocab, tokenizer_json
+from indexer.encoding.onnx_export import _build_atomically, _notice, default_cache_dir
 from storage import SemsearchError
 
 MODEL_NAME = "multilingual-e5-small"

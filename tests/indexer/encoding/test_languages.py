@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from indexer.languages import dense_understands, is_english_only, mostly_cjk
+from indexer.encoding.languages import dense_understands, is_english_only, mostly_cjk
 
 
 def test_mostly_cjk_counts_letters_and_digits_only() -> None:

@@ -25,7 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
-from indexer.encoding import EncodedBatch, Encoder, Kind, _EncoderBase
+from indexer.encoding.encoders import EncodedBatch, Encoder, Kind, _EncoderBase
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ LONG_TEXTS_TO_LOAD = 16
 
 
 class TokenizingEncoder(Encoder, Protocol):
-    """An encoder that can tokenize once and encode the ids (indexer.backends.OnnxEncoder)."""
+    """An encoder that can tokenize once and encode the ids (indexer.encoding.backends.OnnxEncoder)."""
 
     def tokenize(self, texts: Sequence[str], kind: Kind) -> tuple[list[list[int]], list[bool]]: ...
 

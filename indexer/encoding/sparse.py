@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.encoding import BUILTIN_MODELS, UnknownModel, resolve_model_name, unknown_model_message
+from indexer.encoding.encoders import BUILTIN_MODELS, UnknownModel, resolve_model_name, unknown_model_message
 from storage import SemsearchError
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from search_api.schemas import Text
+from search_api.schemas.core import Text
 
 
 class FaqMatchRequest(BaseModel):

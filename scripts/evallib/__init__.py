@@ -1,0 +1,1 @@
+"""Evaluation helpers for the scripts: BEIR-format data sets and ranking metrics (not shipped)."""
