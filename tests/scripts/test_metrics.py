@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from scripts.evallib.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 
 
