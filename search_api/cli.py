@@ -15,7 +15,7 @@ from indexer.config import RuntimeSettings
 from indexer.encoding import Encoder, load_encoder
 from indexer.pipeline import IndexOptions, scan_source
 from indexer.sources import SourceSpec
-from search_api.config import ApiSettings
+from search_api.config import ApiSettings, parse_served_names
 from search_api.faq_cli import faq
 from storage import list_collections, read_info
 
@@ -27,9 +27,15 @@ cli.add_command(faq)
 
 
 def _api_settings(host: str | None, port: int | None, data_dir: Path | None,
-                  workers: int | None = None, backend: str | None = None) -> ApiSettings:
+                  workers: int | None = None, backend: str | None = None,
+                  served: tuple[str, ...] = ()) -> ApiSettings:
     overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir, "workers": workers,
                                  "backend": backend}
+    if served:
+        try:
+            overrides["served_model_names"] = parse_served_names(",".join(served))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--served-model-name") from exc
     return ApiSettings(**{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -40,17 +46,21 @@ def _api_settings(host: str | None, port: int | None, data_dir: Path | None,
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Server processes sharing the port; indexes are memory-mapped, so they share "
                    "one copy in RAM [env SEMSEARCH_WORKERS, default 1].")
+@click.option("--served-model-name", "served", multiple=True, metavar="NAME=MODEL",
+              help="A model name clients send, answered by MODEL (repeatable, or comma-separated) "
+                   "[env SEMSEARCH_SERVED_MODEL_NAMES].")
 @encoder_backend_option
 @data_dir_option
 def serve(host: str | None, port: int | None, workers: int | None, data_dir: Path | None,
-          encoder_backend: str | None = None) -> None:
+          served: tuple[str, ...] = (), encoder_backend: str | None = None) -> None:
     """Serve the search API (docs at /docs) over the collections in the data dir.
 
     Example:
 
-        semsearch serve --host 0.0.0.0 --port 8000 --data-dir ./data --workers 2
+        semsearch serve --host 0.0.0.0 --port 8000 --data-dir ./data --workers 2 \
+            --served-model-name text-embedding-3-small=multilingual-e5-small
     """
-    run_server(_api_settings(host, port, data_dir, workers, encoder_backend))
+    run_server(_api_settings(host, port, data_dir, workers, encoder_backend, served))
 
 
 @cli.command()
@@ -120,7 +130,9 @@ def _serve_workers(settings: ApiSettings) -> None:
         os.environ.update({"SEMSEARCH_HOST": settings.host, "SEMSEARCH_PORT": str(settings.port),
                            "SEMSEARCH_DATA_DIR": str(settings.data_dir.resolve()),
                            "SEMSEARCH_BACKEND": settings.backend,
-                           "SEMSEARCH_THREADS": str(settings.threads)})
+                           "SEMSEARCH_THREADS": str(settings.threads),
+                           "SEMSEARCH_SERVED_MODEL_NAMES": ",".join(
+                               f"{k}={v}" for k, v in settings.served_model_names.items())})
         uvicorn.run("search_api.main:create_app", factory=True, workers=settings.workers,
                     host=settings.host, port=settings.port, log_level="info",
                     timeout_graceful_shutdown=5)
