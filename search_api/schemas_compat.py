@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 from search_api.schemas import Text
 from search_api.schemas_similarity import SimilarityRequest
 
 PromptName = Literal["query", "passage", "document"]
-Direction = Literal["left", "right", "Left", "Right"]
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+# TEI's own docs spell these Left / Right, Hugging Face's client left / right: take either,
+# declare one spelling (a generated client's enum cannot hold both).
+Direction = Annotated[Literal["left", "right"], BeforeValidator(_lower)]
 
 
 class _Strict(BaseModel):
