@@ -169,3 +169,14 @@ def test_post_root_needs_the_api_key(tmp_path: Path, minilm: Encoder) -> None:
         assert_error(client.post("/healthz"), 401, "unauthorized")
         ok = client.post("/", json={"inputs": "a"}, headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200 and len(ok.json()[0]) == 384
+
+
+def test_a_served_name_of_a_missing_model_makes_readyz_say_so(tmp_path: Path,
+                                                                minilm: Encoder) -> None:
+    settings = ApiSettings(data_dir=tmp_path, served_model_names="ada=/no/such/model")
+    with TestClient(create_app(settings, encoders={minilm.name: minilm})) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "/no/such/model" in ready.json()["errors"]["served model name ada"]
+        assert_error(client.post("/v1/embeddings", json={"model": "ada", "input": "x"}), 400,
+                     "unknown_model", "/no/such/model")
