@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from indexer.config import CommonSettings
+from indexer.encoding import BUILTIN_MODELS, alias_name
 
 
 class ApiSettings(CommonSettings):
@@ -106,7 +107,8 @@ def parse_served_names(text: str) -> dict[str, str]:
         The client names mapped to the models that answer them.
 
     Raises:
-        ValueError: an item has no '=', an empty side, or a client name appears twice.
+        ValueError: an item has no '=', an empty side, a client name appears twice or is a
+            built-in model's name.
     """
     pairs: dict[str, str] = {}
     for item in (part.strip() for part in text.split(",")):
@@ -118,6 +120,9 @@ def parse_served_names(text: str) -> dict[str, str]:
                              "text-embedding-3-small=multilingual-e5-small")
         if name in pairs:
             raise ValueError(f"served model name '{name}' is given twice")
+        if alias_name(name) in BUILTIN_MODELS:
+            raise ValueError(f"served model name '{name}' would hide the built-in model "
+                             f"'{alias_name(name)}': choose another name")
         pairs[name] = model
     return pairs
 

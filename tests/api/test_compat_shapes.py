@@ -44,7 +44,8 @@ def test_served_names_parse_and_refuse_bad_pairs() -> None:
                                           "mxbai-embed-large": "multilingual-e5-small"}
     assert parse_served_names(" , ") == {}
     for bad, words in (("no-equals", "client_name=model"), ("=m", "client_name=model"),
-                       ("a=", "client_name=model"), ("a=m1,a=m2", "given twice")):
+                       ("a=", "client_name=model"), ("a=m1,a=m2", "given twice"),
+                       ("intfloat/multilingual-e5-small=all-MiniLM-L6-v2", "hide the built-in")):
         with pytest.raises(ValidationError, match=words):
             ApiSettings(served_model_names=bad)
 
