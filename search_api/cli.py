@@ -18,10 +18,15 @@ from indexer.cli_options import SemsearchGroup, data_dir_option, encoder_backend
 from indexer.encoding import Encoder
 from indexer.encoding.backends import default_threads
 from indexer.faq_cli import faq
-from search_api.config import ApiSettings
+from search_api.config import ApiSettings, parse_served_names
 
 
-def _api_settings(**flags: Any) -> ApiSettings:
+def _api_settings(served: tuple[str, ...] = (), **flags: Any) -> ApiSettings:
+    if served:
+        try:
+            flags["served_model_names"] = parse_served_names(",".join(served))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--served-model-name") from exc
     return settings_from_flags(ApiSettings, **flags)
 
 
@@ -32,18 +37,22 @@ def _api_settings(**flags: Any) -> ApiSettings:
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Server processes sharing the port; indexes are memory-mapped, so they share "
                    "one copy in RAM [env SEMSEARCH_WORKERS, default 1].")
+@click.option("--served-model-name", "served", multiple=True, metavar="NAME=MODEL",
+              help="A model name clients send, answered by MODEL (repeatable, or comma-separated) "
+                   "[env SEMSEARCH_SERVED_MODEL_NAMES].")
 @encoder_backend_option
 @data_dir_option
 def serve(host: str | None, port: int | None, workers: int | None, data_dir: Path | None,
-          encoder_backend: str | None = None) -> None:
+          served: tuple[str, ...] = (), encoder_backend: str | None = None) -> None:
     """Serve the search API (docs at /docs) over the collections in the data dir.
 
     Example:
 
-        semsearch serve --host 0.0.0.0 --port 8000 --data-dir ./data --workers 2
+        semsearch serve --host 0.0.0.0 --port 8000 --data-dir ./data --workers 2 \
+            --served-model-name text-embedding-3-small=multilingual-e5-small
     """
     run_server(_api_settings(host=host, port=port, data_dir=data_dir, workers=workers,
-                             backend=encoder_backend))
+                             backend=encoder_backend, served=served))
 
 
 @click.command()
@@ -115,7 +124,9 @@ def _serve_workers(settings: ApiSettings) -> None:
         os.environ.update({"SEMSEARCH_HOST": settings.host, "SEMSEARCH_PORT": str(settings.port),
                            "SEMSEARCH_DATA_DIR": str(settings.data_dir.resolve()),
                            "SEMSEARCH_BACKEND": settings.backend,
-                           "SEMSEARCH_THREADS": str(settings.threads)})
+                           "SEMSEARCH_THREADS": str(settings.threads),
+                           "SEMSEARCH_SERVED_MODEL_NAMES": ",".join(
+                               f"{k}={v}" for k, v in settings.served_model_names.items())})
         uvicorn.run("search_api.main:create_app", factory=True, workers=settings.workers,
                     host=settings.host, port=settings.port, log_level="info",
                     timeout_graceful_shutdown=5)

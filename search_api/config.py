@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from indexer.encoding import BUILTIN_MODELS, alias_name
 from indexer.settings import FaqSettings
 
 
@@ -28,6 +29,10 @@ class ApiSettings(FaqSettings):
     sparse_models: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="comma-separated SparseEncoder folders or cached hub ids for /v1/sparse-embeddings")
+    served_model_names: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="comma-separated client_name=model pairs: names clients send (e.g. "
+                    "text-embedding-3-small=multilingual-e5-small), answered by that model")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="request body limit")
     max_top_k: int = Field(default=1000, ge=1, description="largest top_k accepted")
     max_queries: int = Field(default=256, ge=1, description="queries per batch search request")
@@ -74,12 +79,49 @@ class ApiSettings(FaqSettings):
     nprobe: int | None = Field(
         default=None, ge=1, description="IVF lists probed per search (default: the collection's)")
 
+    @field_validator("served_model_names", mode="before")
+    @classmethod
+    def _split_pairs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_served_names(value)
+        return value
+
     @field_validator("cors_origins", "sparse_models", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+
+def parse_served_names(text: str) -> dict[str, str]:
+    """`a=model1,b=model2` as {"a": "model1", "b": "model2"}.
+
+    Args:
+        text: comma-separated `client_name=model` pairs (blank items are skipped).
+
+    Returns:
+        The client names mapped to the models that answer them.
+
+    Raises:
+        ValueError: an item has no '=', an empty side, a client name appears twice or is a
+            built-in model's name.
+    """
+    pairs: dict[str, str] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, equals, model = (side.strip() for side in item.partition("="))
+        if not equals or not name or not model:
+            raise ValueError(f"served model name '{item}' is not client_name=model, e.g. "
+                             "text-embedding-3-small=multilingual-e5-small")
+        if name in pairs:
+            raise ValueError(f"served model name '{name}' is given twice")
+        if alias_name(name) in BUILTIN_MODELS:
+            raise ValueError(f"served model name '{name}' would hide the built-in model "
+                             f"'{alias_name(name)}': choose another name")
+        pairs[name] = model
+    return pairs
 
 
 @lru_cache

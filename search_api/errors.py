@@ -14,7 +14,8 @@ from storage.errors import LimitExceeded
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EmptyQuery", "EmptyText", "InvalidDimensions", "LimitExceeded", "UnsupportedInput",
+__all__ = ["EmptyQuery", "EmptyText", "InvalidDimensions", "LimitExceeded", "ModelNotFound",
+           "UnsupportedInput",
            "error_response", "register_error_handlers"]
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found",
@@ -36,6 +37,13 @@ class UnsupportedInput(SemsearchError):
 
     code = "unsupported_input"
     status = 400
+
+
+class ModelNotFound(SemsearchError):
+    """GET /v1/models/{id} of a name this server does not answer (OpenAI's code)."""
+
+    code = "model_not_found"
+    status = 404
 
 
 class InvalidDimensions(SemsearchError):
@@ -62,7 +70,9 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         return error_response(400, "malformed_json", f"request body is not valid JSON: {detail}")
     parts = []
     for error in errors[:5]:
-        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        # "shape:..." parts are the tags of bodies that come in several shapes (/similarity).
+        where = ".".join(str(p) for p in error.get("loc", ())
+                         if p != "body" and not str(p).startswith("shape:")) or "body"
         if len(where) > 200:  # a location holds client-chosen keys: never echo them unbounded
             where = where[:200] + "..."
         parts.append(f"{where}: {error.get('msg', 'invalid')}")

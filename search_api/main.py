@@ -15,6 +15,7 @@ from search_api.config import ApiSettings, get_settings
 from search_api.errors import register_error_handlers
 from search_api.metrics import Metrics, MetricsMiddleware
 from search_api.middleware import BodySizeLimit
+from search_api.openapi import install_openapi
 from search_api.routers.api import api_router
 from search_api.security import ApiKeyMiddleware
 from search_api.services.container import Services
@@ -61,6 +62,7 @@ def create_app(settings: ApiSettings | None = None, *,
     _add_middleware(app, settings)
     register_error_handlers(app)
     app.include_router(api_router)
+    install_openapi(app, settings)
     return app
 
 

@@ -39,8 +39,10 @@ class ApiKeyMiddleware:
 
     def _allowed(self, scope: Scope) -> bool:
         path = get_route_path(scope)  # without a proxy's root_path prefix
-        # OPTIONS: CORS preflights carry no credentials.
-        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES) or scope["method"] == "OPTIONS":
+        # OPTIONS: CORS preflights carry no credentials. Open paths are open to reads only:
+        # POST / is TEI's embedding route and needs the key.
+        if scope["method"] == "OPTIONS" or (scope["method"] in ("GET", "HEAD") and (
+                path in OPEN_PATHS or path.startswith(OPEN_PREFIXES))):
             return True
         scheme, _, token = dict(scope.get("headers") or []).get(b"authorization", b"").partition(b" ")
         # The scheme is case-insensitive (RFC 7235); the token is compared in constant time.

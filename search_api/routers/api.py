@@ -2,7 +2,19 @@
 
 from fastapi import APIRouter
 
-from search_api.routers import collections, faq, health, metrics, openai, search, similarity, sparse, ui
+from search_api.routers import (
+    collections,
+    faq,
+    health,
+    metrics,
+    ollama,
+    openai,
+    search,
+    similarity,
+    sparse,
+    tei,
+    ui,
+)
 
 api_router = APIRouter()
 api_router.include_router(health.router)
@@ -13,4 +25,6 @@ api_router.include_router(similarity.router)
 api_router.include_router(openai.router)
 api_router.include_router(sparse.router)
 api_router.include_router(faq.router)
+api_router.include_router(tei.router)
+api_router.include_router(ollama.router)
 api_router.include_router(ui.router)

@@ -56,8 +56,18 @@ class Services:
                 except SemsearchError as exc:
                     logger.error("collection %s not loaded: %s", name, exc.message)
                     self.load_errors[name] = exc.message
+            self._preload_served_models()
             self.encoders.wait_for_warm_up()  # ready means warm: no request pays for a load
         self.ready = True
+
+    def _preload_served_models(self) -> None:
+        """Load the models served names point at; a wrong one makes /readyz say so."""
+        for client_name, model in self.settings.served_model_names.items():
+            try:
+                self.encoders.get(model)
+            except SemsearchError as exc:
+                logger.error("served model name %s not loaded: %s", client_name, exc.message)
+                self.load_errors[f"served model name {client_name}"] = exc.message
 
     def collection_sizes(self) -> dict[str, tuple[int, int]]:
         """{name: (documents, generation)} of the loaded collections, for /metrics."""

@@ -10,13 +10,19 @@ from typing import Literal
 
 import numpy as np
 
+from indexer.encoding import Kind
 from search_api.config import ApiSettings
 from search_api.errors import InvalidDimensions, UnsupportedInput
-from search_api.services.model_access import allowed_models, resolve_allowed
+from search_api.services.model_access import ModelEntry, find_model, model_entries, resolve_allowed
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
 from search_api.services.text_checks import check_text, check_texts
 
 EncodingFormat = Literal["float", "base64"]
+QUERY_INPUT_TYPES = frozenset({"query", "search_query"})
+TOKEN_IDS_MESSAGE = (
+    "'input' holds token ids; this server embeds text only: send a string or a list of strings "
+    "(LangChain's OpenAIEmbeddings sends token ids unless it is given "
+    "check_embedding_ctx_length=False)")
 EmbeddingInput = str | Sequence[str | int | Sequence[int]]
 
 # One token per CJK character, Hangul syllable or kana; one per other run of non-spaces.
@@ -65,14 +71,16 @@ class EmbeddingService:
         self._encoders = encoders
 
     def embed(self, model: str, inputs: EmbeddingInput, dimensions: int | None = None,
-              encoding_format: EncodingFormat = "float") -> EmbeddingOutcome:
+              encoding_format: EncodingFormat | None = "float",
+              kind: Kind = "document") -> EmbeddingOutcome:
         """Embed one text or a list of texts.
 
         Args:
-            model: an allowed model (see `models`).
+            model: an allowed model or served name (see `models`).
             inputs: a string or a list of strings; token-id arrays are refused.
             dimensions: keep only the first N components (re-normalised), 1..model dimension.
-            encoding_format: "float" lists, or "base64" of little-endian float32.
+            encoding_format: "float" lists (also for None), or "base64" of little-endian float32.
+            kind: encode as documents (the default) or as queries (e5's "query: " prefix).
 
         Returns:
             The canonical model name, one embedding per input and the token count.
@@ -83,7 +91,7 @@ class EmbeddingService:
         if dimensions is not None and not 1 <= dimensions <= encoder.dimension:
             raise InvalidDimensions(f"dimensions must be between 1 and {encoder.dimension} "
                                     f"for model '{name}', got {dimensions}")
-        vectors = encoder.encode_batch(texts, "document").vectors
+        vectors = encoder.encode_batch(texts, kind).vectors
         if dimensions is not None and dimensions < encoder.dimension:
             vectors = shorten(vectors, dimensions)
         embeddings: list[list[float] | str]
@@ -94,17 +102,48 @@ class EmbeddingService:
         return EmbeddingOutcome(model=name, embeddings=embeddings,
                                 prompt_tokens=sum(count_tokens(t) for t in texts))
 
-    def models(self) -> list[str]:
-        """Canonical names of the models a client may ask for, sorted."""
-        return sorted(allowed_models(self._settings, self._collections))
+    def models(self) -> list[ModelEntry]:
+        """The names a client may send (canonical, then served names) and who answers them."""
+        return model_entries(self._settings, self._collections)
+
+    def model(self, model_id: str) -> ModelEntry:
+        """One name a client may send; ModelNotFound (404) if this server does not answer it."""
+        return find_model(model_id, self._settings, self._collections)
+
+    def max_length(self, model: str) -> int:
+        """The model's window in tokens (texts beyond it are cut)."""
+        return self._encoders.get(resolve_allowed(model, self._settings, self._collections)).max_length
+
+    def default_model(self) -> str:
+        """The model of requests that cannot name one (TEI's /embed): SEMSEARCH_MODEL."""
+        return resolve_allowed(self._settings.model, self._settings, self._collections)
 
     def _texts(self, inputs: EmbeddingInput) -> list[str]:
         if isinstance(inputs, str):
             check_text("input", inputs, self._settings)
             return [inputs]
         if any(not isinstance(item, str) for item in inputs):
-            raise UnsupportedInput("'input' holds token ids; this server embeds text only: "
-                                   "send a string or a list of strings")
+            raise UnsupportedInput(TOKEN_IDS_MESSAGE)
         texts = [item for item in inputs if isinstance(item, str)]
         check_texts("input", texts, self._settings)
         return texts
+
+
+def kind_for(input_type: str | None) -> Kind:
+    """How to encode for a Cohere / NVIDIA `input_type`: queries for query types, else documents."""
+    return "query" if input_type in QUERY_INPUT_TYPES else "document"
+
+
+def check_truncation(truncate: bool | str | None, direction: str | None = None) -> None:
+    """Refuse a request to cut texts at the start: this server cuts the end.
+
+    Args:
+        truncate: the client's `truncate` (TEI: bool; Cohere / NVIDIA: NONE, END, START).
+        direction: TEI's `truncation_direction` (left or right, any case).
+
+    Raises:
+        UnsupportedInput: the client asked for the start to be cut.
+    """
+    if truncate == "START" or (direction or "right").lower() == "left":
+        raise UnsupportedInput("texts over the model's max length are cut at the end; "
+                               "cutting the start is not supported: leave truncation at its default")

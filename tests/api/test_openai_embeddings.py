@@ -86,7 +86,7 @@ def test_models_list(oai: OpenAI) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "code", "words"),
     [
-        ({"model": "text-embedding-3-small", "input": "x"}, "unknown_model", ["not available"]),
+        ({"model": "text-embedding-3-large", "input": "x"}, "unknown_model", ["not available"]),
         ({"model": E5, "input": []}, "empty_text", ["at least one"]),
         ({"model": E5, "input": ""}, "empty_text", ["input is empty"]),
         ({"model": E5, "input": ["ok", "  "]}, "empty_text", ["input[1]"]),
