@@ -48,6 +48,7 @@ def serve(host: str | None, port: int | None, workers: int | None, data_dir: Pat
 
     Example:
 
+        \b
         semsearch serve --host 0.0.0.0 --port 8000 --data-dir ./data --workers 2
     """
     run_server(_api_settings(host, port, data_dir, workers, encoder_backend))
@@ -65,6 +66,7 @@ def demo(host: str | None, port: int | None, no_serve: bool, data_dir: Path | No
 
     Example:
 
+        \b
         semsearch demo     # then open http://127.0.0.1:8000/docs
     """
     settings = _api_settings(host, port, data_dir, backend=encoder_backend)
