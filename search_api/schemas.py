@@ -189,6 +189,8 @@ class CollectionInfo(BaseModel):
 
 class CollectionSummary(BaseModel):
     name: str
+    kind: Literal["documents", "faq"] = Field(
+        description="faq: built by `semsearch faq import`, answers POST /faq/{name}/match")
     model: str | None
     count: int | None
     error: str | None = Field(default=None, description="why the collection cannot be used")
