@@ -57,6 +57,12 @@ def cli() -> None:
 
     The `semsearch` command (search_api.cli) is built from this group's commands and the
     others'; nothing adds commands to this group from outside.
+
+    Example:
+
+        \b
+        semsearch index docs.jsonl --collection docs
+        semsearch serve --port 8000
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -110,6 +116,7 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
 
     Example:
 
+        \b
         semsearch index corpus.jsonl --collection scifact --id-field _id --text-field title,text
         semsearch index corpus.jsonl -c docs --storage milvus --milvus-uri http://localhost:19530
         semsearch index big.jsonl -c big --index hnsw --index-param M=16 --index-param efSearch=64
@@ -240,6 +247,7 @@ def delete(collection: str, ids: tuple[str, ...], wait: bool, storage: str | Non
 
     Example:
 
+        \b
         semsearch delete --collection docs doc-1 doc-2
     """
     settings = _settings(data_dir=data_dir, storage=storage, milvus_uri=milvus_uri)
@@ -266,6 +274,7 @@ def collections(as_json: bool, storage: str | None, milvus_uri: str | None,
 
     Example:
 
+        \b
         semsearch collections --data-dir ./data
     """
     settings = _settings(data_dir=data_dir, storage=storage, milvus_uri=milvus_uri)
@@ -308,6 +317,7 @@ def check(names: tuple[str, ...], storage: str | None, milvus_uri: str | None,
 
     Example:
 
+        \b
         semsearch check --collection docs
     """
     settings = _settings(data_dir=data_dir, storage=storage, milvus_uri=milvus_uri)

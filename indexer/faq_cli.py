@@ -34,6 +34,7 @@ def faq() -> None:
 
     Example:
 
+        \b
         semsearch faq import faq.yaml --name support
         semsearch faq calibrate --name support labelled.jsonl
         semsearch faq calibrate --name support --mode hybrid labelled.jsonl
@@ -60,6 +61,7 @@ def import_command(path: Path, name: str, model: str | None, fmt: str, wait: boo
 
     Example:
 
+        \b
         semsearch faq import faq.csv --name support --model all-MiniLM-L6-v2
     """
     settings = _settings(data_dir)
@@ -108,6 +110,7 @@ def calibrate_command(path: Path, name: str, fmt: str, mode: str, data_dir: Path
 
     Example:
 
+        \b
         semsearch faq calibrate --name support labelled.jsonl
         semsearch faq calibrate --name support --mode hybrid labelled.jsonl
     """

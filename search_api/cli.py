@@ -48,6 +48,7 @@ def serve(host: str | None, port: int | None, workers: int | None, data_dir: Pat
 
     Example:
 
+        \b
         semsearch serve --host 0.0.0.0 --port 8000 --data-dir ./data --workers 2 \
             --served-model-name text-embedding-3-small=multilingual-e5-small
     """
@@ -67,6 +68,7 @@ def demo(host: str | None, port: int | None, no_serve: bool, data_dir: Path | No
 
     Example:
 
+        \b
         semsearch demo     # then open http://127.0.0.1:8000/docs
     """
     settings = _api_settings(host=host, port=port, data_dir=data_dir, backend=encoder_backend)
@@ -82,6 +84,7 @@ def cli() -> None:
 
     Example:
 
+        \b
         semsearch index docs.jsonl --collection docs
         semsearch serve --port 8000
     """

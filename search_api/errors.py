@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -62,12 +64,17 @@ async def _semsearch_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         detail = errors[0].get("ctx", {}).get("error", "")
         return error_response(400, "malformed_json", f"request body is not valid JSON: {detail}")
+    if (declared := _undeclared_json(request, errors)) is not None:
+        return error_response(415, "unsupported_media_type",
+                              f"send the request body as JSON with the header `Content-Type: "
+                              f"application/json` (this request had {declared}; curl -d sends "
+                              f"a form type unless given -H 'Content-Type: application/json')")
     parts = []
     for error in errors[:5]:
         # "shape:..." parts are the tags of bodies that come in several shapes (/similarity).
@@ -77,6 +84,24 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
             where = where[:200] + "..."
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     return error_response(422, "invalid_request", "; ".join(parts))
+
+
+def _undeclared_json(request: Request, errors: Sequence[Any]) -> str | None:
+    """What the request declared, when its body was refused for not being declared JSON.
+
+    FastAPI parses a body as JSON only under a JSON Content-Type and hands any other body to
+    validation as bytes, whose "valid dictionary" error would not say why.
+    """
+    if not any(tuple(e.get("loc", ())) == ("body",) or isinstance(e.get("input"), bytes)
+               for e in errors):
+        return None
+    declared = request.headers.get("content-type")
+    if not declared:
+        return "no Content-Type"
+    media = declared.split(";")[0].strip().lower()
+    if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+        return None
+    return f"Content-Type '{media if len(media) <= 100 else media[:100] + '...'}'"
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

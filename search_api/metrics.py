@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -120,6 +121,8 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        # Routing rewrites the scope (a mount extends root_path): keep what it matched on.
+        path, root_path = scope["path"], scope.get("root_path", "")
 
         async def recording_send(message: Message) -> None:
             nonlocal status
@@ -130,7 +133,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route, method = _route_template(scope), _method(scope)
+            route, method = _route_template(scope, path, root_path), _method(scope)
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(
                 time.perf_counter() - started)
@@ -142,7 +145,24 @@ def _method(scope: Scope) -> str:
     return method if method in STANDARD_METHODS else "other"
 
 
-def _route_template(scope: Scope) -> str:
-    """The matched route's path template; Starlette's router records it in the scope."""
+def _route_template(scope: Scope, path: str, root_path: str) -> str:
+    """The path template of the route that answered, else "unmatched".
+
+    FastAPI records its own routes in the scope. A mount (/static) is found by the prefix it
+    added to root_path, and the plain routes FastAPI adds itself (/docs, /openapi.json,
+    /redoc) by matching the request again, so that only paths no route serves are unmatched.
+    """
     route = scope.get("route")
-    return str(getattr(route, "path", "unmatched")) if route is not None else "unmatched"
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
+    mounted = str(scope.get("root_path", ""))
+    if mounted != root_path and mounted.startswith(root_path):
+        return mounted[len(root_path):]
+    asked = {"type": "http", "path": path, "root_path": root_path, "method": scope.get("method")}
+    router = getattr(scope.get("app"), "router", None)
+    for candidate in getattr(router, "routes", ()):
+        template = getattr(candidate, "path", None)
+        if isinstance(candidate, BaseRoute) and template is not None \
+                and candidate.matches(asked)[0] is not Match.NONE:
+            return str(template)
+    return "unmatched"

@@ -40,7 +40,8 @@ router = APIRouter(prefix="/collections", tags=["collections"])
 def list_all(service: CollectionsDep) -> CollectionList:
     """Every collection in the data dir with its model and document count."""
     return CollectionList(collections=[
-        CollectionSummary(name=item.name, model=item.info.model.name if item.info else None,
+        CollectionSummary(name=item.name, kind=item.kind,
+                          model=item.info.model.name if item.info else None,
                           count=item.info.count if item.info else None, error=item.error)
         for item in service.list_all()
     ])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from storage import InvalidMetadata, metadata_json
+from storage import InvalidFilter, InvalidMetadata, metadata_json
 from storage.records import id_problem
 
 
@@ -24,6 +25,29 @@ def _storable_metadata(value: dict[str, Any]) -> dict[str, Any]:
     except InvalidMetadata as exc:
         raise ValueError(exc.message) from exc
     return value
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    return "an object" if isinstance(value, dict) else "a list" if isinstance(value, list) \
+        else type(value).__name__
+
+
+def _check_filter_shape(value: object) -> None:
+    """InvalidFilter (400) for a filter that is not {field: scalar or list of scalars}: the
+    documented error, saying what to send, rather than pydantic's description of our types."""
+    if not isinstance(value, dict):
+        raise InvalidFilter('\'filter\' must be a JSON object of field: value, like '
+                            f'{{"topic": "a"}}, got {_json_kind(value)}')
+    for field, given in value.items():
+        for item in given if isinstance(given, list) else [given]:
+            if not isinstance(item, str | int | float | bool):
+                name = field if len(field) <= 100 else field[:100] + "..."
+                example = json.dumps({name: ["a", "b"]}, ensure_ascii=False)
+                raise InvalidFilter(f"filter value for '{name}' must be a string, number or "
+                                    f"boolean, or a list of them meaning any of (e.g. "
+                                    f"{example}); got {_json_kind(item)}")
 
 
 Text = Annotated[str, AfterValidator(_valid_unicode)]
@@ -51,6 +75,14 @@ class SearchRequest(_Strict):
     alpha: float | None = Field(default=None, ge=0.0, le=1.0,
                                 description="hybrid only: weight of the dense channel (0..1); "
                                             "default: SEMSEARCH_HYBRID_ALPHA")
+
+    @field_validator("filter", mode="before")
+    @classmethod
+    def _filter_shape(cls, value: object) -> object:
+        # Raised as a domain error, not a ValueError, so that it is not wrapped into a 422.
+        if value is not None:
+            _check_filter_shape(value)
+        return value
 
     @model_validator(mode="after")
     def _one_of_query_or_queries(self) -> SearchRequest:
@@ -157,6 +189,8 @@ class CollectionInfo(BaseModel):
 
 class CollectionSummary(BaseModel):
     name: str
+    kind: Literal["documents", "faq"] = Field(
+        description="faq: built by `semsearch faq import`, answers POST /faq/{name}/match")
     model: str | None
     count: int | None
     error: str | None = Field(default=None, description="why the collection cannot be used")

@@ -3,8 +3,6 @@
 "use strict";
 
 const KEY_STORAGE = "semsearch.apiKey";
-// Listing fields another version of GET /collections may use to mark FAQ collections.
-const FAQ_MARKERS = ["kind", "type", "faq", "is_faq"];
 
 const $ = (id) => document.getElementById(id);
 
@@ -84,21 +82,35 @@ function clearMessages(prefix) {
   $(`${prefix}-status`).textContent = "";
 }
 
-/** Run `work` with the form's button disabled; show its error under the form. */
+/** Run `work` with the form's button disabled; show the status line it returns, or its
+ * error, under the form. */
 async function busy(prefix, label, work) {
   const button = $(`${prefix}-submit`);
   clearMessages(prefix);
   button.disabled = true;
   $(`${prefix}-status`).textContent = label;
   try {
-    await work();
-    $(`${prefix}-status`).textContent = "";
+    const status = await work();
+    $(`${prefix}-status`).textContent = status || "";
   } catch (err) {
     $(`${prefix}-status`).textContent = "";
     showError(prefix, err instanceof ApiError ? err : new ApiError(String(err), "", 0));
   } finally {
     button.disabled = false;
   }
+}
+
+/** The browser refused a submit (e.g. a number under its minimum): the form's old error
+ * would read as the reason, so say the browser's instead, once, for the first bad field. */
+function onInvalid(event) {
+  const field = event.target;
+  const form = field.form;
+  if (!form || form.querySelector(":invalid") !== field) return;
+  const prefix = form.id.replace(/-form$/, "");
+  const label = form.querySelector(`label[for="${field.id}"]`);
+  clearMessages(prefix);
+  showError(prefix, new ApiError(`${label ? label.textContent : field.name}: ${field.validationMessage}`,
+    "", 0));
 }
 
 const fmt = (x, digits) => Number(x).toFixed(digits);
@@ -143,18 +155,14 @@ function fillPicker(select, collections, emptyLabel) {
   if (collections.some((c) => c.name === previous)) select.value = previous;
 }
 
-function isFaq(c) {
-  return c.kind === "faq" || c.type === "faq" || c.faq === true || c.is_faq === true;
-}
-
 async function loadCollections() {
   const box = $("global-error");
   try {
     const data = await api("GET", "/collections");
     const all = data.collections || [];
-    const marked = all.some((c) => FAQ_MARKERS.some((m) => m in c));
     fillPicker($("search-collection"), all, "no collections yet");
-    fillPicker($("faq-collection"), marked ? all.filter(isFaq) : all, "no FAQ collections yet");
+    fillPicker($("faq-collection"), all.filter((c) => c.kind === "faq"),
+      "no FAQ collections yet (semsearch faq import)");
     box.hidden = true;
   } catch (err) {
     box.textContent = `Could not list collections: ${err.message}`;
@@ -164,36 +172,66 @@ async function loadCollections() {
 
 // ---- search -------------------------------------------------------------------------------
 
-function renderHits(hits) {
+/** What a hit's score is in `mode` (the API's `mode`), with the channels behind a fused one. */
+function scoreTitle(mode, hit) {
+  if (mode === "dense") return `cosine similarity ${fmt(hit.score, 4)}`;
+  if (mode === "lexical") return `BM25 score ${fmt(hit.score, 2)} (keyword match, not a cosine)`;
+  const dense = hit.dense_score == null ? "not among the dense channel's hits"
+    : `cosine ${fmt(hit.dense_score, 4)}`;
+  const lexical = hit.lexical_score == null ? "no keyword match" : `BM25 ${fmt(hit.lexical_score, 2)}`;
+  return `fused hybrid score ${fmt(hit.score, 4)} (0..1): ${dense}, ${lexical}`;
+}
+
+function toggleText(button) {
+  const hit = button.closest(".hit");
+  const open = hit.classList.toggle("expanded");
+  button.setAttribute("aria-expanded", String(open));
+  button.textContent = open ? "Show less" : "Show full text";
+}
+
+function renderHits(hits, mode) {
   const list = $("search-results");
   list.replaceChildren();
-  if (!hits.length) {
-    $("search-status").textContent = "No results.";
-    return;
-  }
-  for (const hit of hits) {
+  const texts = hits.map((hit, i) => {
+    const text = el("p", { class: "hit-text", id: `hit-text-${i}` }, hit.text);
     list.append(el("li", { class: "hit" },
       el("div", { class: "hit-head" },
         el("span", { class: "hit-id" }, hit.id),
-        el("span", { class: "hit-score", title: `cosine ${hit.score}` }, fmt(hit.score, 2))),
-      el("p", { class: "hit-text" }, hit.text)));
+        el("span", { class: "hit-score", title: scoreTitle(mode, hit) }, fmt(hit.score, 2))),
+      text));
+    return text;
+  });
+  // Texts are clamped to a few lines by the stylesheet; measure them all, then add buttons
+  // (reading and writing layout in turn would lay the page out once per hit).
+  const clipped = texts.filter((text) => text.scrollHeight > text.clientHeight + 1);
+  for (const text of clipped) {
+    const button = el("button", { type: "button", class: "hit-more", "aria-expanded": "false",
+      "aria-controls": text.id }, "Show full text");
+    button.addEventListener("click", () => toggleText(button));
+    text.after(button);
   }
+}
+
+function searchStatus(data) {
+  const n = data.hits.length;
+  if (!n) return "No results.";
+  return `${n} ${n === 1 ? "result" : "results"} in ${fmt(data.took_ms, 0)} ms ` +
+    `(${data.collection}, ${data.mode}, ${data.model})`;
 }
 
 async function onSearch(event) {
   event.preventDefault();
   const name = $("search-collection").value;
   const topK = Number.parseInt($("search-top-k").value, 10);
+  const mode = $("search-mode").value;
   $("search-results").replaceChildren();
   await busy("search", "Searching…", async () => {
     if (!name) throw new ApiError("Choose a collection first (none are listed).", "", 0);
+    const body = { query: $("search-query").value, top_k: Number.isNaN(topK) ? 5 : topK };
     const data = await api("POST", `/collections/${encodeURIComponent(name)}/search`,
-      { query: $("search-query").value, top_k: Number.isNaN(topK) ? 5 : topK });
-    renderHits(data.hits);
-    if (data.hits.length) {
-      $("search-status").textContent =
-        `${data.hits.length} results from ${data.collection} (${data.model}), ${fmt(data.took_ms, 0)} ms`;
-    }
+      mode ? { ...body, mode } : body);
+    renderHits(data.hits, data.mode);
+    return searchStatus(data);
   });
 }
 
@@ -327,6 +365,9 @@ function start() {
   $("similarity-form").addEventListener("submit", onSimilarity);
   $("ranking-form").addEventListener("submit", onRanking);
   $("faq-form").addEventListener("submit", onFaq);
+  for (const form of document.querySelectorAll("form")) {
+    form.addEventListener("invalid", onInvalid, true);  // "invalid" does not bubble
+  }
   loadCollections();
   loadModels();
 }

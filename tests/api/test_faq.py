@@ -145,6 +145,14 @@ def test_bad_match_requests(faq_client: TestClient, name: str, body: dict[str, o
     assert_error(faq_client.post(f"/faq/{name}/match", json=body), status, code, *words)
 
 
+def test_listing_marks_which_collections_are_faqs(faq_client: TestClient) -> None:
+    """The web page's FAQ picker lists only these; 'docs' would answer 400 not_an_faq."""
+    listing = faq_client.get("/collections").json()["collections"]
+    assert {c["name"]: c["kind"] for c in listing} == {
+        "en": "faq", "en_raw": "faq", "zh": "faq", "docs": "documents"}
+    assert_error(faq_client.post("/faq/docs/match", json={"query": "hello"}), 400, "not_an_faq")
+
+
 def test_matcher_service_without_http(faq_dir: Path, minilm: Encoder) -> None:
     settings = ApiSettings(data_dir=faq_dir)
     collections = CollectionRegistry(faq_dir)

@@ -92,3 +92,21 @@ def test_made_up_methods_do_not_grow_the_metrics(client) -> None:  # type: ignor
     methods = {s.labels["method"] for s in families["semsearch_http_requests"].samples}
     assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
     assert "other" in methods
+
+
+def test_built_in_routes_are_labelled_by_their_path(client) -> None:  # type: ignore[no-untyped-def]
+    """FastAPI's own routes (docs, schema) and the static mount are routes, not 'unmatched'."""
+    for path in ("/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect", "/static/app.js"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/static/nope.js").status_code == 404
+    assert client.post("/openapi.json").status_code == 405
+    client.get("/no/such/path")
+    samples = metric_samples(client.get("/metrics").text)
+    requests = {labels: value for (name, labels), value in samples.items()
+                if name == "semsearch_http_requests_total"}
+    for route in ("/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"):
+        assert requests[(("method", "GET"), ("route", route), ("status", "200"))] == 1, route
+    assert requests[(("method", "GET"), ("route", "/static"), ("status", "200"))] == 1
+    assert requests[(("method", "GET"), ("route", "/static"), ("status", "404"))] == 1
+    assert requests[(("method", "POST"), ("route", "/openapi.json"), ("status", "405"))] == 1
+    assert requests[(("method", "GET"), ("route", "unmatched"), ("status", "404"))] == 1

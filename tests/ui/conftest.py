@@ -23,6 +23,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 START_TIMEOUT_S = 90.0
 CLI_TIMEOUT_S = 120.0
 XSS_TEXT = "<img src=x onerror=alert(1)>"
+# Far longer than the three lines a hit shows before "Show full text".
+LONG_TEXT = " ".join(f"Roman aqueduct {n} carried water across the valley on stone arches, "
+                     "and its channel sloped gently so that the flow never stopped." for n in range(1, 21))
 
 # id -> text; the search test expects "bake-1" first for a bread question.
 DOCS = {
@@ -32,6 +35,7 @@ DOCS = {
     "space-1": "The telescope captured images of a distant galaxy",
     "zh-1": "今天天气很好，我们去公园散步吧",
     "xss-1": XSS_TEXT,
+    "long-1": LONG_TEXT,
 }
 # FAQ "support", imported by `semsearch faq import` with threshold 0.9: with e5, the test's
 # paraphrases score about 0.94-0.96 and an unrelated question about 0.81.

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.ui.conftest import XSS_TEXT
+from tests.ui.conftest import DOCS, LONG_TEXT, XSS_TEXT
 
 SEED_SOURCE = "吃完海鲜可以喝牛奶吗?"
 FETCH_FAILED = "Failed to load resource"  # Chromium logs every non-2xx fetch as a console error
@@ -119,6 +119,106 @@ def test_search_ranks_the_expected_document_first(page: tuple[Any, Recorder], se
     assert rec.unexpected_errors() == []
 
 
+def test_search_status_says_how_many_results_and_how_long(page: tuple[Any, Recorder]) -> None:
+    from playwright.sync_api import expect
+
+    tab, rec = page
+    tab.fill("#search-query", "how do I bake bread at home")
+    tab.fill("#search-top-k", "3")
+    tab.get_by_role("button", name="Search").click()
+    expect(tab.locator(".hit")).to_have_count(3)
+    status = tab.locator("#search-status")
+    expect(status).to_have_text(re.compile(r"^3 results in \d+ ms \(docs, hybrid, "
+                                           r"multilingual-e5-small\)$"))
+    tab.fill("#search-top-k", "1")
+    tab.get_by_role("button", name="Search").click()
+    expect(tab.locator(".hit")).to_have_count(1)
+    expect(status).to_have_text(re.compile(r"^1 result in \d+ ms "))
+    assert rec.unexpected_errors() == []
+
+
+@pytest.mark.parametrize(("mode", "says"), [
+    ("", r"^fused hybrid score [01]\.\d{4} \(0\.\.1\): cosine -?\d\.\d{4}, BM25 \d+\.\d\d$"),
+    ("dense", r"^cosine similarity -?\d\.\d{4}$"),
+    ("lexical", r"^BM25 score \d+\.\d\d \(keyword match, not a cosine\)$"),
+])
+def test_score_tooltip_names_the_score_of_each_mode(page: tuple[Any, Recorder], server: str,
+                                                    mode: str, says: str) -> None:
+    from playwright.sync_api import expect
+
+    tab, rec = page
+    if mode:  # else the server's default, hybrid
+        tab.select_option("#search-mode", mode)
+    with tab.expect_request(lambda r: r.url.endswith("/collections/docs/search")) as sent:
+        tab.fill("#search-query", "bake sourdough bread")
+        tab.get_by_role("button", name="Search").click()
+    assert sent.value.post_data_json.get("mode") == (mode or None)
+    expect(tab.locator(".hit-id").first).to_have_text("bake-1")
+    title = tab.locator(".hit-score").first.get_attribute("title") or ""
+    assert re.fullmatch(says, title), title
+    hit = httpx.post(f"{server}/collections/docs/search", timeout=30, json={
+        "query": "bake sourdough bread", "top_k": 1, "mode": mode or "hybrid"}).json()["hits"][0]
+    assert f"{hit['score']:.2f}" == tab.locator(".hit-score").first.inner_text()
+    if not mode:
+        assert f"cosine {hit['dense_score']:.4f}" in title
+        assert f"BM25 {hit['lexical_score']:.2f}" in title
+    assert rec.unexpected_errors() == []
+
+
+def test_a_long_text_shows_an_excerpt_until_expanded(page: tuple[Any, Recorder],
+                                                     screenshots: Path) -> None:
+    from playwright.sync_api import expect
+
+    tab, rec = page
+    tab.fill("#search-query", "Roman aqueduct carrying water on stone arches")
+    tab.fill("#search-top-k", "3")
+    tab.get_by_role("button", name="Search").click()
+    long_hit = tab.locator(".hit", has=tab.locator(".hit-id", has_text="long-1"))
+    expect(long_hit).to_have_count(1)
+    text = long_hit.locator(".hit-text")
+    line = float(text.evaluate("p => parseFloat(getComputedStyle(p).lineHeight)"))
+    assert text.bounding_box()["height"] <= 3 * line + 2  # clamped to three lines
+    expect(long_hit.get_by_role("button", name="Show full text")).to_have_count(1)
+    more = long_hit.locator("button.hit-more")  # its name changes when pressed
+    expect(more).to_have_attribute("aria-expanded", "false")
+    assert more.get_attribute("aria-controls") == text.get_attribute("id")
+    # Short texts fit in three lines: no button for them.
+    expect(tab.locator(".hit-more")).to_have_count(1)
+    tab.screenshot(path=screenshots / "search-excerpt.png", full_page=True)
+    more.click()
+    expect(more).to_have_attribute("aria-expanded", "true")
+    expect(more).to_have_text("Show less")
+    assert text.bounding_box()["height"] > 6 * line
+    assert text.evaluate("p => p.scrollHeight <= p.clientHeight + 1")
+    assert text.inner_text() == LONG_TEXT
+    more.click()
+    expect(more).to_have_attribute("aria-expanded", "false")
+    assert text.bounding_box()["height"] <= 3 * line + 2
+    assert rec.unexpected_errors() == []
+
+
+def test_a_submit_the_browser_blocks_clears_the_old_error(page: tuple[Any, Recorder]) -> None:
+    from playwright.sync_api import expect
+
+    tab, rec = page
+    tab.fill("#search-query", "")
+    tab.get_by_role("button", name="Search").click()
+    error = tab.locator("#search-error")
+    expect(error.locator(".error-code")).to_contain_text("empty_query")  # the API's 400
+    rec.requests.clear()
+    tab.fill("#search-query", "galaxy")
+    tab.fill("#search-top-k", "0")  # under min=1: the browser refuses to submit
+    tab.get_by_role("button", name="Search").click()
+    expect(error).not_to_contain_text("empty_query")
+    expect(error).to_contain_text("Results:")  # what the browser objects to, in the page
+    assert [r for r in rec.requests if r.url.endswith("/search")] == []
+    tab.fill("#search-top-k", "2")
+    tab.get_by_role("button", name="Search").click()
+    expect(tab.locator(".hit-id").first).to_have_text("space-1")
+    expect(error).to_be_hidden()
+    assert rec.unexpected_errors() == []
+
+
 def test_empty_query_shows_the_api_message(page: tuple[Any, Recorder], server: str,
                                            screenshots: Path) -> None:
     from playwright.sync_api import expect
@@ -147,7 +247,7 @@ def test_document_html_is_shown_as_text(page: tuple[Any, Recorder]) -> None:
     tab.fill("#search-query", XSS_TEXT)
     tab.fill("#search-top-k", "10")
     tab.get_by_role("button", name="Search").click()
-    expect(tab.locator(".hit")).to_have_count(6)
+    expect(tab.locator(".hit")).to_have_count(len(DOCS))
     expect(tab.locator(".hit-text", has_text=XSS_TEXT)).to_have_count(1)
     assert tab.locator("#search-results img").count() == 0
     tab.wait_for_timeout(200)  # an onerror handler would have fired by now
@@ -276,18 +376,33 @@ def test_faq_tab_shows_no_match_with_candidates(page: tuple[Any, Recorder], serv
 
 def test_faq_tab_shows_the_api_error(page: tuple[Any, Recorder], server: str,
                                      screenshots: Path) -> None:
-    """'docs' is listed (GET /collections marks no FAQs) but is not one: the API's 4xx shows."""
+    """A blank question reaches the API (the field is not `required`): its 4xx shows."""
     from playwright.sync_api import expect
 
     tab, rec = page
-    _ask_faq(tab, "docs", "怎么退货?")
-    expected = _faq_match(server, "docs", "怎么退货?")
+    _ask_faq(tab, "support", "   ")
+    expected = _faq_match(server, "support", "   ")
     assert 400 <= expected.status_code < 500
     error = tab.locator("#faq-error")
     expect(error.locator(".error-message")).to_have_text(expected.json()["error"]["message"])
     expect(error).to_contain_text(f"HTTP {expected.status_code}")
     expect(tab.locator("#faq-result")).to_be_empty()
     tab.screenshot(path=screenshots / "faq-error.png", full_page=True)
+    assert rec.unexpected_errors() == []
+
+
+def test_faq_picker_lists_only_faq_collections(page: tuple[Any, Recorder], server: str) -> None:
+    from playwright.sync_api import expect
+
+    tab, rec = page
+    _open_tab(tab, "FAQ")
+    expect(tab.locator("#faq-collection option")).to_have_count(1)
+    assert tab.locator("#faq-collection option").get_attribute("value") == "support"
+    listing = httpx.get(f"{server}/collections", timeout=10).json()["collections"]
+    assert {c["name"]: c["kind"] for c in listing} == {"docs": "documents", "support": "faq"}
+    # Searching an FAQ's questions still works, so the search picker offers both.
+    values = tab.locator("#search-collection option").evaluate_all("os => os.map(o => o.value)")
+    assert sorted(values) == ["docs", "support"]
     assert rec.unexpected_errors() == []
 
 
