@@ -15,7 +15,7 @@ from indexer.models import IndexStats, SourceDocument
 from indexer.sources import SourceError, SourceSpec, read_documents
 from storage import Collection, CommitStats, DocumentInput, ModelInfo, check_model
 from storage.backend import Backend, CollectionHandle, CollectionWriting
-from storage.collection import CollectionWriter
+from storage.faiss.collection import CollectionWriter
 from storage.index_types import InvalidIndexSpec
 from storage.limits import InputLimits, check_field_count
 

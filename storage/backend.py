@@ -1,31 +1,27 @@
 """Storage backends: the collection interface both FAISS + SQLite and Milvus implement.
 
-`open_backend("faiss", data_dir=...)` keeps collections as folders under the data dir
-(storage.collection); `open_backend("milvus", data_dir=..., milvus_uri=...)` keeps them
-in Milvus (storage.milvus_store, which needs the `milvus` extra). Callers work through
-`Backend` and `CollectionHandle`, so the indexer and the API do not care which it is.
+`storage.factory.open_backend` opens the one named in the settings: collections as folders
+under the data dir (storage.faiss) or in Milvus (storage.milvus, which needs the `milvus`
+extra). Callers work through `Backend` and `CollectionHandle`, so the indexer and the API do
+not care which it is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
-from storage.check import CheckReport, check_collection
-from storage.collection import Collection, CollectionInfo, read_info
-from storage.errors import StorageError
+from storage.filters import Filter
 from storage.index_types import SearchParams
+from storage.info import CheckReport, CollectionInfo, StoredDocument
 from storage.manifest import Manifest, ModelInfo
-from storage.metadata import Filter, StoredDocument
-from storage.records import CommitStats, DocumentInput, Hit, list_collections, validate_name
+from storage.records import CommitStats, DocumentInput, Hit
 
 StorageKind = Literal["faiss", "milvus"]
 STORAGE_KINDS: tuple[StorageKind, ...] = ("faiss", "milvus")
-MILVUS_LITE_FILE = "milvus.db"
 
 
 class CollectionWriting(Protocol):
@@ -74,80 +70,3 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-class FaissBackend:
-    """Collections as folders (FAISS index + SQLite + manifest) under one data dir."""
-
-    kind: StorageKind = "faiss"
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = Path(data_dir)
-
-    def describe(self) -> str:
-        return f"faiss+sqlite in {self.data_dir}"
-
-    def names(self) -> list[str]:
-        return list_collections(self.data_dir)
-
-    def info(self, name: str) -> CollectionInfo:
-        return read_info(self.data_dir, validate_name(name))
-
-    def open(self, name: str) -> Collection:
-        return Collection.open(self.data_dir, validate_name(name))
-
-    def open_or_create(self, name: str, model: ModelInfo) -> Collection:
-        return Collection.open_or_create(self.data_dir, name, model)
-
-    def check(self, name: str) -> CheckReport:
-        """Verify a collection's SQLite, index file and manifest (see storage.check)."""
-        return check_collection(self.data_dir, validate_name(name))
-
-    def close(self) -> None:
-        """Nothing is shared between the collections of a data dir."""
-
-
-def default_milvus_uri(data_dir: Path) -> str:
-    """A milvus-lite database inside the data dir, used when no URI is configured."""
-    return str(Path(data_dir) / MILVUS_LITE_FILE)
-
-
-def open_backend(kind: str, *, data_dir: Path, milvus_uri: str | None = None,
-                 milvus_token: str | None = None, milvus_index: str = "flat") -> Backend:
-    """The storage backend named by `kind` (SEMSEARCH_STORAGE).
-
-    Args:
-        kind: "faiss" (FAISS + SQLite folders) or "milvus".
-        data_dir: the data dir; for milvus without a URI, `<data_dir>/milvus.db` (milvus-lite).
-        milvus_uri: a milvus-lite `.db` path or a server URL such as http://host:19530.
-        milvus_token: "user:password" or an API token for a Milvus server with auth.
-        milvus_index: vector index of new Milvus collections: "flat" (exact) or "hnsw".
-
-    Returns:
-        The backend; a Milvus one is connected.
-
-    Raises:
-        StorageError: unknown kind, the milvus extra is not installed, or Milvus is unreachable.
-    """
-    if kind == "faiss":
-        return FaissBackend(data_dir)
-    if kind == "milvus":
-        try:
-            from storage.milvus_store import MilvusBackend
-        except ImportError as exc:  # pymilvus or milvus-lite missing
-            raise StorageError(
-                f"the milvus storage backend needs pymilvus and milvus-lite ({exc}); "
-                "install them with: pip install 'semsearch[milvus]'") from exc
-        return MilvusBackend(milvus_uri or default_milvus_uri(data_dir), data_dir=data_dir,
-                             token=milvus_token, index=milvus_index)
-    raise StorageError(f"unknown storage backend '{kind}': use one of {', '.join(STORAGE_KINDS)}")
-
-
-if TYPE_CHECKING:  # mypy proves both backends' classes implement the interface the callers use
-    from storage.milvus_store import MilvusBackend, MilvusCollection
-
-    def _implements(backend: FaissBackend, collection: Collection
-                    ) -> tuple[Backend, CollectionHandle]:
-        return backend, collection
-
-    def _milvus_implements(backend: MilvusBackend, collection: MilvusCollection
-                           ) -> tuple[Backend, CollectionHandle]:
-        return backend, collection

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from storage.errors import SemsearchError, StorageError
-from storage.metadata import MetadataStore
+from storage.faiss.metadata import MetadataStore
 from storage.records import DB_FILE
 
 FAQ_FILE = "faq.json"

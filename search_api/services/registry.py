@@ -18,7 +18,8 @@ from indexer.pipeline import open_collection_in
 from search_api.services.batching import MicroBatcher
 from search_api.services.query_cache import CachedEncoder, QueryCache
 from storage import Collection, CollectionInfo, CollectionUnavailable, IndexNotFound, validate_name
-from storage.backend import Backend, CollectionHandle, FaissBackend
+from storage.backend import Backend, CollectionHandle
+from storage.faiss.backend import FaissBackend
 
 logger = logging.getLogger(__name__)
 

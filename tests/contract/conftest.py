@@ -24,7 +24,9 @@ import pytest
 from indexer.encoding import Encoder
 from indexer.pipeline import encoder_model_info
 from storage import DocumentInput, ModelInfo
-from storage.backend import Backend, CollectionHandle, FaissBackend, open_backend
+from storage.backend import Backend, CollectionHandle
+from storage.factory import open_backend
+from storage.faiss.backend import FaissBackend
 from tests.servers import free_port
 
 BACKENDS = ["faiss", "milvus-lite", "milvus-server"]

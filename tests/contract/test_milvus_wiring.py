@@ -18,7 +18,7 @@ from search_api.services.documents import DocumentService
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
 from search_api.services.search import Searcher
 from storage import DocumentInput, DocumentNotFound, StorageError
-from storage.backend import default_milvus_uri, open_backend
+from storage.factory import default_milvus_uri, open_backend
 from tests.contract.conftest import Corpus, require_milvus
 
 ROWS = [
@@ -131,7 +131,7 @@ def test_text_too_long_for_milvus_is_a_clear_error(tmp_path: Path, milvus_lite_u
 
 
 def test_names_and_expressions_never_splice_user_text() -> None:
-    from storage.milvus_schema import filter_expression, milvus_name, quote
+    from storage.milvus.schema import filter_expression, milvus_name, quote
 
     names = ["a_b", "a-b", "a.b", "a__b", "a_db", "a_pb", "A-b.c_d"]
     assert len({milvus_name(n) for n in names}) == len(names)
@@ -168,7 +168,7 @@ def test_hnsw_index_on_milvus(tmp_path: Path, milvus_lite_uri: str, corpus: Corp
 def test_check_on_milvus_finds_a_commit_left_half_done(tmp_path: Path, milvus_lite_uri: str,
                                                         corpus: Corpus) -> None:
     """Rows deleted behind the catalog's back (as a crash mid-commit leaves them) fail the check."""
-    from storage.milvus_schema import id_list, milvus_name
+    from storage.milvus.schema import id_list, milvus_name
 
     backend = open_backend("milvus", data_dir=tmp_path, milvus_uri=milvus_lite_uri)
     try:

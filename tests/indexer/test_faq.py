@@ -235,7 +235,7 @@ def test_faq_commands_have_help_with_an_example(command: list[str]) -> None:
 
 def test_an_interrupted_first_import_can_be_finished(tmp_path: Path, minilm: Encoder,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from storage.collection import CollectionWriter
+    from storage.faiss.collection import CollectionWriter
 
     entries = read_faq(FAQ_DIR / "support_en.yaml")
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import numpy as np
 from pymilvus import MilvusClient, MilvusException
 
-from storage import milvus_schema as schema
-from storage.check import CheckReport
+from storage.info import CheckReport
+from storage.milvus import schema
 from storage.records import content_hash
 
 ATTEMPTS = 5

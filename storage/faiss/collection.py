@@ -1,7 +1,7 @@
 """Collection: the public handle on one collection (FAISS index + SQLite metadata + manifest).
 
 It opens and creates collections, serves reads and holds the write lock; the generation it
-serves and the commit protocol that moves it on live in its base, storage.generations.
+serves and the commit protocol that moves it on live in its base, storage.faiss.generations.
 """
 
 from __future__ import annotations
@@ -25,17 +25,18 @@ from storage.errors import (
     ManifestMismatch,
     StorageError,
 )
+from storage.faiss.folder import build_empty, file_identity, index_file
+from storage.faiss.folder import read_info as read_info  # re-exported
+from storage.faiss.generations import Generations
+from storage.faiss.hits import dense_hits, lexical_hits
+from storage.faiss.integrity import CHECKSUM_KEY, database_problem, is_damage, unavailable
+from storage.faiss.metadata import MetadataStore, ReaderPool
 from storage.fileops import sweep_temp_files, write_failure
-from storage.folder import CollectionInfo as CollectionInfo  # re-exported
-from storage.folder import build_empty, file_identity, index_file
-from storage.folder import read_info as read_info  # re-exported
-from storage.generations import Generations
-from storage.hits import dense_hits, lexical_hits
+from storage.filters import Filter
 from storage.index_types import IndexSpec, SearchParams
-from storage.integrity import CHECKSUM_KEY, database_problem, is_damage, unavailable
+from storage.info import StoredDocument
 from storage.locks import WriterLock, in_process_writer
 from storage.manifest import Manifest, ModelInfo, check_model, read_manifest, write_manifest
-from storage.metadata import Filter, MetadataStore, ReaderPool, StoredDocument
 from storage.records import DB_FILE, CommitStats, DocumentInput, Hit, content_hash, validate_name
 
 logger = logging.getLogger(__name__)
