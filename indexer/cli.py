@@ -30,7 +30,7 @@ from indexer.pipeline import (
 )
 from indexer.ray_engine import RayEngine, index_documents_ray, require_ray
 from indexer.sources import FORMATS, SourceSpec
-from storage import SemsearchError, list_collections, read_info
+from storage import CollectionInfo, SemsearchError
 from storage.backend import STORAGE_KINDS, Backend, CollectionHandle
 from storage.index_types import KINDS, IndexSpec, parse_params
 
@@ -223,28 +223,27 @@ def run_index_job(data_dir: Path, collection: str, encoder: Encoder, spec: Sourc
 
 
 def _backend_for(settings: IndexerSettings, collection: str, explicit: str | None,
-                 backend: Backend | None = None) -> str:
+                 backend: Backend) -> str:
     """An explicit --backend wins; else the one recorded in the collection; else the setting."""
     if explicit:
         return explicit
-    stored = ""
-    if backend is not None and backend.kind != "faiss":
-        stored = backend.info(collection).model.backend if collection in backend.names() else ""
-    elif collection in list_collections(settings.data_dir):
-        stored = read_info(settings.data_dir, collection).model.backend
+    info = _stored_info(backend, collection)
+    stored = info.model.backend if info is not None else ""
     return stored if stored in BACKENDS else settings.backend
 
 
 def _model_for(settings: IndexerSettings, collection: str, model: str | None,
-               backend: Backend | None = None) -> str:
+               backend: Backend) -> str:
     """An explicit --model wins; else the collection's own model; else the default."""
     if model:
         return model
-    if backend is not None and backend.kind != "faiss":
-        return backend.info(collection).model.name if collection in backend.names() else settings.model
-    if collection in list_collections(settings.data_dir):
-        return read_info(settings.data_dir, collection).model.name
-    return settings.model
+    info = _stored_info(backend, collection)
+    return info.model.name if info is not None else settings.model
+
+
+def _stored_info(backend: Backend, collection: str) -> CollectionInfo | None:
+    """What the storage records of `collection` (None if it does not exist yet)."""
+    return backend.info(collection) if collection in backend.names() else None
 
 
 @cli.command()
@@ -303,8 +302,7 @@ def collections(as_json: bool, storage: str | None, milvus_uri: str | None,
         click.echo(json.dumps(rows, ensure_ascii=False))
         return
     if not rows:
-        where = settings.data_dir if backend.kind == "faiss" else backend.describe()
-        click.echo(f"no collections in {where}")
+        click.echo(f"no collections in {backend.describe()}")
     for row in rows:
         if "error" in row:
             click.echo(f"{row['name']}\tERROR: {row['error']}")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from storage.faq_store import FaqConfig
 from storage.filters import Filter
 from storage.index_types import SearchParams
 from storage.info import CheckReport, CollectionInfo, StoredDocument
@@ -29,6 +30,9 @@ class CollectionWriting(Protocol):
 
     def commit(self, upserts: Sequence[DocumentInput] = (), deletes: Sequence[str] = ()
                ) -> CommitStats: ...
+    def set_index(self, kind: str | None, params: dict[str, str]) -> CommitStats:
+        """Commit a new index type / parameters; InvalidIndexSpec where the backend has none."""
+        ...
 
 
 class CollectionHandle(Protocol):
@@ -46,10 +50,35 @@ class CollectionHandle(Protocol):
     rebuilds: int  # damaged index files rebuilt from the stored vectors since this handle opened
     def fields(self) -> list[str]: ...
     def manifest(self) -> Manifest: ...
+    def index_info(self) -> dict[str, Any]:
+        """The vector index in use and the parameters every reader searches with."""
+        ...
+    # -- searching (storage.fusion combines the two channels into hybrid search) --
     def search(self, vectors: np.ndarray, k: int, filter_: Filter | None = None,
-               params: SearchParams | None = None) -> list[list[Hit]]: ...
+               params: SearchParams | None = None) -> list[list[Hit]]:
+        """Dense: top-k per query vector by cosine (`score` = cosine)."""
+        ...
+    def lexical_search(self, texts: Sequence[str], k: int,
+                       filter_: Filter | None = None) -> list[list[Hit]]:
+        """Lexical: top-k per query text by BM25 over storage.tokens' terms (`score` = BM25)."""
+        ...
+    def lexical_coverage(self, texts: Sequence[str]) -> list[float]:
+        """Per query text, the share of its distinct terms that occur in the collection."""
+        ...
+    # -- documents -------------------------------------------------------------
     def get(self, doc_id: str) -> StoredDocument: ...
+    def doc_ids(self) -> set[str]:
+        """Every document id (meant for small collections, such as an FAQ's)."""
+        ...
     def needs_vectors(self, docs: Sequence[tuple[str, str]]) -> list[bool]: ...
+    # -- FAQ settings (storage.faq_store) ----------------------------------------
+    def faq_config(self) -> FaqConfig | None:
+        """The collection's FAQ settings, or None if it is not an FAQ."""
+        ...
+    def set_faq_config(self, config: FaqConfig) -> None:
+        """Store the FAQ settings (without a new generation of the documents)."""
+        ...
+    # -- writing and lifecycle ---------------------------------------------------
     def writer(self, timeout: float = 0.0) -> AbstractContextManager[CollectionWriting]: ...
     def refresh(self) -> bool: ...
     def replaced_on_disk(self) -> bool: ...
@@ -57,7 +86,7 @@ class CollectionHandle(Protocol):
 
 
 class Backend(Protocol):
-    """Where collections live: list, describe, open and create them by name."""
+    """Where collections live: list, describe, open, create and check them by name."""
 
     @property
     def kind(self) -> StorageKind: ...
@@ -68,5 +97,3 @@ class Backend(Protocol):
     def open_or_create(self, name: str, model: ModelInfo) -> CollectionHandle: ...
     def check(self, name: str) -> CheckReport: ...
     def close(self) -> None: ...
-
-

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storage.backend import STORAGE_KINDS, Backend
 from storage.errors import StorageError
 from storage.faiss.backend import FaissBackend
+
+if TYPE_CHECKING:  # mypy matches MilvusBackend to Backend only with the handle class in view
+    from storage.milvus.store import MilvusCollection  # noqa: F401
 
 MILVUS_LITE_FILE = "milvus.db"
 
@@ -45,3 +49,4 @@ def open_backend(kind: str, *, data_dir: Path, milvus_uri: str | None = None,
         return MilvusBackend(milvus_uri or default_milvus_uri(data_dir), data_dir=data_dir,
                              token=milvus_token, index=milvus_index)
     raise StorageError(f"unknown storage backend '{kind}': use one of {', '.join(STORAGE_KINDS)}")
+

@@ -13,7 +13,7 @@ from storage.errors import SemsearchError
 from storage.records import Hit
 
 if TYPE_CHECKING:
-    from storage.faiss.collection import Collection
+    from storage.backend import CollectionHandle
     from storage.filters import Filter
     from storage.index_types import SearchParams
 
@@ -60,7 +60,7 @@ def check_mode(mode: str) -> Mode:
     raise InvalidSearchMode(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
 
 
-def search_in_mode(collection: Collection, mode: Mode, *, texts: Sequence[str],
+def search_in_mode(collection: CollectionHandle, mode: Mode, *, texts: Sequence[str],
                    vectors: np.ndarray | None, k: int, filter_: Filter | None = None,
                    fusion: Fusion | None = None,
                    dense_usable: Sequence[bool] | None = None,

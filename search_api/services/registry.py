@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 
@@ -17,7 +16,7 @@ from indexer.length_routing import LengthRoutedEncoder
 from indexer.pipeline import open_collection_in
 from search_api.services.batching import MicroBatcher
 from search_api.services.query_cache import CachedEncoder, QueryCache
-from storage import Collection, CollectionInfo, CollectionUnavailable, IndexNotFound, validate_name
+from storage import CollectionInfo, CollectionUnavailable, IndexNotFound, validate_name
 from storage.backend import Backend, CollectionHandle
 from storage.faiss.backend import FaissBackend
 
@@ -152,13 +151,7 @@ class CollectionRegistry:
         """Model, size and generation of a collection, read fresh from its storage."""
         return self.backend.info(name)
 
-    @staticmethod
-    def _typed(handle: CollectionHandle) -> Collection:
-        # The services are annotated with Collection; every backend's handle has the same
-        # public interface (storage.backend.CollectionHandle, checked by mypy in storage).
-        return cast(Collection, handle)
-
-    def get(self, name: str) -> Collection:
+    def get(self, name: str) -> CollectionHandle:
         """The open collection, reopened if its folder was deleted or recreated meanwhile.
 
         A collection whose storage was found damaged (CollectionUnavailable) is tried again
@@ -167,7 +160,7 @@ class CollectionRegistry:
         collection = self._open.get(name)
         if collection is not None and collection.unavailable is None \
                 and not collection.replaced_on_disk():
-            return self._typed(collection)
+            return collection
         validate_name(name)
         with self._lock:
             current = self._open.get(name)
@@ -191,7 +184,7 @@ class CollectionRegistry:
                     self._failed[name] = exc.message
                     raise
                 self._failed.pop(name, None)
-            return self._typed(self._open[name])
+            return self._open[name]
 
     def unavailable(self) -> dict[str, str]:
         """Collections refused because their storage is damaged or missing, with the reason."""
@@ -207,7 +200,7 @@ class CollectionRegistry:
                        for name, handle in list(self._open.items())})
         return health
 
-    def get_or_create(self, name: str, encoder: Encoder) -> Collection:
+    def get_or_create(self, name: str, encoder: Encoder) -> CollectionHandle:
         validate_name(name)
         with self._lock:
             if name not in self._open:

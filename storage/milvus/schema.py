@@ -43,13 +43,6 @@ HNSW_PARAMS = {"M": 16, "efConstruction": 200}
 INDEX_TYPES = ("flat", "hnsw")
 
 
-class UnsupportedOnBackend(SemsearchError):
-    """A feature the chosen storage backend does not offer (e.g. lexical search on Milvus)."""
-
-    code = "unsupported_on_backend"
-    status = 400
-
-
 class BackendLimit(SemsearchError):
     """A document the Milvus backend cannot store (text or id too long, too many fields)."""
 

@@ -22,9 +22,10 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+from pymilvus import MilvusClient
 
 from storage.commit_plan import ids_to_look_up, plan_commit
 from storage.errors import (
@@ -32,12 +33,13 @@ from storage.errors import (
     StorageError,
     UnknownFilterField,
 )
+from storage.faq_store import FaqConfig
 from storage.filters import Filter
-from storage.index_types import SearchParams
+from storage.index_types import InvalidIndexSpec, SearchParams
 from storage.info import StoredDocument
 from storage.locks import in_process_writer
 from storage.manifest import Manifest
-from storage.milvus import lexical, schema
+from storage.milvus import faq, lexical, schema
 from storage.milvus.client import call
 from storage.records import (
     CommitStats,
@@ -50,10 +52,17 @@ from storage.records import (
 )
 
 if TYPE_CHECKING:
-    from storage.milvus.backend import MilvusBackend
     pass
 
 logger = logging.getLogger(__name__)
+
+
+class Catalog(Protocol):
+    """What a collection handle needs of its backend: the client and the catalog rows."""
+
+    client: MilvusClient
+    def row(self, name: str) -> schema.CatalogRow | None: ...
+    def write_row(self, row: schema.CatalogRow) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +84,7 @@ CATALOG_FIELDS = ["name", "uid", "collection", "model", "index_type", "created_a
 class MilvusCollection:
     """Handle on one collection in Milvus; thread-safe, one writer at a time per handle."""
 
-    def __init__(self, backend: MilvusBackend, row: schema.CatalogRow) -> None:
+    def __init__(self, backend: Catalog, row: schema.CatalogRow) -> None:
         self._backend = backend
         self._client = backend.client
         self._row = row
@@ -132,8 +141,12 @@ class MilvusCollection:
         row = self._row
         return Manifest(name=self.name, model=self.model, count=row.count, generation=row.generation,
                         created_at=row.created_at, updated_at=row.updated_at,
-                        index_file="", index={"backend": "milvus", "collection": row.collection,
-                                              "type": row.index_type})
+                        index_file="", index=self.index_info())
+
+    def index_info(self) -> dict[str, Any]:
+        """The Milvus index in use (SEMSEARCH_MILVUS_INDEX when the collection was made)."""
+        return {"backend": "milvus", "collection": self._row.collection,
+                "type": self._row.index_type, "lexical": "bm25" if self.has_lexical else None}
 
     def close(self) -> None:
         """Nothing to release: the backend owns the connection."""
@@ -201,6 +214,27 @@ class MilvusCollection:
                     self._terms[term] = lexical.term_present(self._client, self._row.collection, term)
             shares.append(sum(self._terms[t] for t in terms) / len(terms) if terms else 0.0)
         return shares
+
+    def doc_ids(self) -> set[str]:
+        """Every document id (for small collections such as an FAQ's)."""
+        ids: set[str] = set()
+        iterator = call("query iterator", self._client.query_iterator, self._row.collection,
+                        batch_size=IDS_PER_QUERY, filter="", output_fields=["doc_id"])
+        try:
+            while batch := call("query iterator", iterator.next):
+                ids.update(str(row["doc_id"]) for row in batch)
+        finally:
+            iterator.close()
+        return ids
+
+    # -- FAQ settings (storage.milvus.faq) ---------------------------------------
+    def faq_config(self) -> FaqConfig | None:
+        """The FAQ settings, or None if it is not an FAQ."""
+        return faq.read_config(self._client, self.name, self._row.uid)
+
+    def set_faq_config(self, config: FaqConfig) -> None:
+        """Store the FAQ settings (a row of `semsearch_faq`; the documents are untouched)."""
+        faq.write_config(self._client, self.name, self._row.uid, config)
 
     def get(self, doc_id: str) -> StoredDocument:
         rows = self._rows([doc_id], ["text", "metadata"])
@@ -291,3 +325,8 @@ class MilvusWriter:
                ) -> CommitStats:
         """Apply upserts and deletes as one new generation (or nothing, if nothing changed)."""
         return self._collection._commit(upserts, deletes)
+
+    def set_index(self, kind: str | None, params: dict[str, str]) -> CommitStats:
+        """Refused: a Milvus collection keeps the index it was made with."""
+        raise InvalidIndexSpec("--index applies to the faiss storage; Milvus collections use "
+                               "SEMSEARCH_MILVUS_INDEX when they are created")
