@@ -18,7 +18,7 @@ from search_api.services.batching import MicroBatcher
 from search_api.services.query_cache import CachedEncoder, QueryCache
 from storage import CollectionInfo, CollectionUnavailable, IndexNotFound, validate_name
 from storage.backend import Backend, CollectionHandle
-from storage.faiss.backend import FaissBackend
+from storage.factory import open_backend
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class CollectionRegistry:
 
     def __init__(self, data_dir: Path, backend: Backend | None = None) -> None:
         self.data_dir = data_dir
-        self.backend = backend or FaissBackend(data_dir)
+        self.backend = backend or open_backend("faiss", data_dir=data_dir)
         self._open: dict[str, CollectionHandle] = {}
         self._failed: dict[str, str] = {}  # collections that could not be opened, and why
         self._lock = threading.Lock()
