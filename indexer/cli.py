@@ -1,4 +1,4 @@
-"""Indexer commands of the `semsearch` CLI: index, delete, collections."""
+"""Indexer commands of the `semsearch` CLI: index, delete, collections, check, upgrade."""
 
 from __future__ import annotations
 
@@ -335,6 +335,35 @@ def check(names: tuple[str, ...], storage: str | None, milvus_uri: str | None,
         backend.close()
     if failed:
         raise click.ClickException(f"inconsistent: {', '.join(failed)}")
+
+
+@cli.command()
+@click.option("--collection", "-c", "names", multiple=True, required=True,
+              help="Collection to upgrade (repeatable).")
+@storage_options
+@data_dir_option
+def upgrade(names: tuple[str, ...], storage: str | None, milvus_uri: str | None,
+            data_dir: Path | None) -> None:
+    """Bring collections written by an older semsearch up to the current layout.
+
+    On Milvus, a collection without the BM25 field (it answers mode dense only) is copied,
+    vectors and all, into one with it: lexical and hybrid search then work. Stop writers of
+    the collection first. FAISS collections are brought up to date when opened.
+
+    Example:
+
+        semsearch upgrade --collection docs --storage milvus
+    """
+    settings = _settings(data_dir=data_dir, storage=storage, milvus_uri=milvus_uri)
+    backend = settings.open_storage()
+    try:
+        for name in names:
+            try:
+                click.echo(backend.upgrade(name))
+            except SemsearchError as exc:
+                raise click.ClickException(exc.message) from exc
+    finally:
+        backend.close()
 
 
 def _check_all(backend: Backend, names: tuple[str, ...]) -> list[str]:

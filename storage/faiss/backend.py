@@ -40,6 +40,11 @@ class FaissBackend:
         """Verify a collection's SQLite, index file and manifest (see storage.faiss.check)."""
         return check_collection(self.data_dir, validate_name(name))
 
+    def upgrade(self, name: str) -> str:
+        """Opening a collection brings it up to date (a missing lexical index is built then)."""
+        self.open(name).close()
+        return f"collection '{name}' is up to date"
+
     def close(self) -> None:
         """Nothing is shared between the collections of a data dir."""
 

@@ -16,7 +16,7 @@ from storage.errors import (
 )
 from storage.info import CollectionInfo
 from storage.manifest import ModelInfo, check_model
-from storage.milvus import schema
+from storage.milvus import lexical, migrate, schema
 from storage.milvus.check import check_milvus_collection
 from storage.milvus.client import call
 from storage.milvus.store import MilvusCollection
@@ -134,7 +134,7 @@ class MilvusBackend:
             # Left by a create that crashed before its catalog row: reuse it if it fits.
             described = call("describe", self.client.describe_collection, target)
             dims = [f.get("params", {}).get("dim") for f in described["fields"] if f["name"] == "vector"]
-            if dims != [model.dimension]:
+            if dims != [model.dimension] or not lexical.has_lexical(described):
                 call("drop_collection", self.client.drop_collection, target)
         if not call("has_collection", self.client.has_collection, target):
             call("create_collection", self._create_collection, target,
@@ -149,6 +149,16 @@ class MilvusBackend:
         self.write_row(row)
         logger.info("created milvus collection %s for %s (%s)", target, name, self.index)
         return row
+
+    def upgrade(self, name: str) -> str:
+        """Give a collection written before the BM25 field one (see storage.milvus.migrate)."""
+        row = self._existing_row(name)
+        described = call("describe", self.client.describe_collection, row.collection)
+        if lexical.has_lexical(described):
+            return f"collection '{name}' is up to date"
+        copied = migrate.add_lexical(self.client, row, self._create_collection,
+                                     schema.data_index(self.client, row.index_type), self.write_row)
+        return f"collection '{name}': {copied} documents copied into a collection with lexical search"
 
     def close(self) -> None:
         self.client.close()

@@ -64,8 +64,8 @@ def _check_once(client: MilvusClient, row: schema.CatalogRow, report: CheckRepor
         return
     if not lexical.has_lexical(described):
         report.warnings.append(f"{row.collection} has no BM25 field (an older semsearch wrote "
-                               "it): it answers mode 'dense' only; re-index its source into a "
-                               "new collection for lexical and hybrid search")
+                               "it): it answers mode 'dense' only; `semsearch upgrade -c "
+                               f"{row.name}` adds it")
     client.load_collection(row.collection)
     stored, bad_vectors, bad_hashes = 0, 0, 0
     iterator = client.query_iterator(row.collection, batch_size=BATCH, filter="",

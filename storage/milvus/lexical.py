@@ -101,9 +101,9 @@ def missing(name: str) -> LexicalIndexMissing:
     """The error for lexical or hybrid search on a collection without the BM25 field."""
     return LexicalIndexMissing(
         f"milvus collection '{name}' was written by an older semsearch without the BM25 field, "
-        "so it answers mode 'dense' only: use mode 'dense', or rebuild it with lexical search by "
-        f"re-indexing its source into a new collection (semsearch index FILE -c {name}-v2 "
-        "--storage milvus) and searching that one")
+        "so it answers mode 'dense' only. Add the field with `semsearch upgrade -c "
+        f"{name} --storage milvus` (copies the documents and vectors; stop writers first), or "
+        "re-index its source into a new collection")
 
 
 def search(client: MilvusClient, collection: str, texts: Sequence[str], k: int,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -218,6 +219,7 @@ def test_collection_without_the_bm25_field_answers_dense_and_says_how_to_rebuild
             {"doc_id": r["id"], "vector": v.tolist(), "text": r["text"],
              "content_hash": content_hash(r["text"]),
              "metadata": {"kind": r["kind"]}, "filter_tags": []} for r, v in zip(ROWS, vectors, strict=True)])
+        backend.write_row(replace(row, generation=1, count=3, fields=("kind",)))  # type: ignore[attr-defined]
     finally:
         backend.close()
 
@@ -240,5 +242,23 @@ def test_collection_without_the_bm25_field_answers_dense_and_says_how_to_rebuild
     try:
         report = backend.check(name)
         assert report.ok and any("no BM25 field" in w for w in report.warnings), report
+    finally:
+        backend.close()
+
+    flags = ["--storage", "milvus", "--milvus-uri", milvus_lite_uri, "--data-dir", str(tmp_path)]
+    code, out = invoke("upgrade", "-c", name, *flags)
+    assert code == 0 and "3 documents copied" in out, out
+    code, out = invoke("upgrade", "-c", name, *flags)
+    assert code == 0 and "up to date" in out, out
+    backend = open_backend("milvus", data_dir=tmp_path, milvus_uri=milvus_lite_uri)
+    try:
+        report = backend.check(name)
+        assert report.ok and report.warnings == [] and report.count == 3, report
+        upgraded = backend.open(name)
+        hits = upgraded.lexical_search(["tomato soup"], 1)[0]
+        assert [(h.doc_id, h.metadata) for h in hits] == [("c", {"kind": "food"})]
+        dense = upgraded.search(minilm.encode(["my cat"], "query"), 1)[0]
+        assert dense[0].doc_id == "a"  # the vectors came along
+        upgraded.close()
     finally:
         backend.close()
