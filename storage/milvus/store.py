@@ -98,7 +98,8 @@ class MilvusCollection:
         call("load_collection", self._client.load_collection, row.collection)
         described = call("describe", self._client.describe_collection, row.collection)
         self.has_lexical = lexical.has_lexical(described)
-        self._terms: dict[str, bool] = {}  # term -> occurs in the collection (this generation)
+        self._terms: dict[str, bool] = {}  # term -> occurs in the collection, in generation:
+        self._terms_generation = row.generation
 
     # -- state ---------------------------------------------------------------
     @property
@@ -202,17 +203,19 @@ class MilvusCollection:
         """Per query text, the share of its terms that occur in this collection."""
         if not self.has_lexical:
             raise lexical.missing(self.name)
-        if self._poll():
-            self._terms = {}
+        self._poll()
+        # A local reference: another thread may start a new cache meanwhile, never empty ours.
+        cache = self._terms
+        if self._terms_generation != self._row.generation or len(cache) > MAX_CACHED_TERMS:
+            cache = self._terms = {}  # a commit (here or elsewhere) may have added or removed terms
+            self._terms_generation = self._row.generation
         shares = []
         for text in texts:
             terms = lexical.query_terms(text)
             for term in terms:
-                if term not in self._terms:
-                    if len(self._terms) > MAX_CACHED_TERMS:
-                        self._terms = {}
-                    self._terms[term] = lexical.term_present(self._client, self._row.collection, term)
-            shares.append(sum(self._terms[t] for t in terms) / len(terms) if terms else 0.0)
+                if term not in cache:
+                    cache[term] = lexical.term_present(self._client, self._row.collection, term)
+            shares.append(sum(cache[t] for t in terms) / len(terms) if terms else 0.0)
         return shares
 
     def doc_ids(self) -> set[str]:

@@ -92,6 +92,7 @@ def test_lexical_filters_and_empty_queries(searchable: CollectionHandle) -> None
 
 
 def test_a_later_commit_is_searchable_lexically(searchable: CollectionHandle) -> None:
+    assert searchable.lexical_coverage(["首都"]) == [1.0]  # remembered until the next commit
     with searchable.writer() as writer:
         writer.commit(deletes=["zh-2"])
     assert [hit.doc_id for hit in searchable.lexical_search(["首都"], 5)[0]] == []
