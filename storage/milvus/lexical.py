@@ -29,6 +29,7 @@ SPARSE_FIELD = "lexical_bm25"  # the BM25 function's output
 MAX_LEXICAL_BYTES = 65_535  # Milvus VARCHAR limit: longer token texts keep their first tokens
 ANALYZER = {"tokenizer": "standard"}
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+TERMS_PER_REQUEST = 1024  # well below Milvus's limit of 16,384 queries per search
 
 
 def spell(token: str) -> str:
@@ -67,7 +68,7 @@ def query_terms(text: str) -> list[str]:
 def add_fields(schema: Any) -> None:
     """Add the token field, its BM25 sparse vector and the function that links them."""
     schema.add_field(LEXICAL_FIELD, DataType.VARCHAR, max_length=MAX_LEXICAL_BYTES,
-                     enable_analyzer=True, enable_match=True, analyzer_params=ANALYZER)
+                     enable_analyzer=True, analyzer_params=ANALYZER)
     schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
     schema.add_function(Function(name="lexical_bm25", function_type=FunctionType.BM25,
                                  input_field_names=[LEXICAL_FIELD],
@@ -83,11 +84,6 @@ def add_index(params: Any) -> None:
 def has_lexical(description: dict[str, Any]) -> bool:
     """Whether a collection (as `describe_collection` shows it) has the BM25 field."""
     return any(field.get("name") == SPARSE_FIELD for field in description.get("fields", []))
-
-
-def match_expression(term: str) -> str:
-    """A filter matching documents that contain `term` (letters and digits only: no quoting)."""
-    return f"TEXT_MATCH({LEXICAL_FIELD}, '{term}')"
 
 
 class LexicalIndexMissing(SemsearchError):
@@ -125,8 +121,17 @@ def search(client: MilvusClient, collection: str, texts: Sequence[str], k: int,
     return results
 
 
-def term_present(client: MilvusClient, collection: str, term: str) -> bool:
-    """Whether any document of the collection holds the (spelled) term."""
-    rows = call("text match", client.query, collection, filter=match_expression(term),
-                output_fields=["doc_id"], limit=1)
-    return bool(rows)
+def terms_present(client: MilvusClient, collection: str, terms: Sequence[str]) -> list[bool]:
+    """Per (spelled) term, whether any document holds it.
+
+    One BM25 search per batch of terms, each term a query of its own with limit 1: a term
+    no document holds scores nothing, and Milvus returns no hit for it.
+    """
+    found: list[bool] = []
+    for start in range(0, len(terms), TERMS_PER_REQUEST):
+        batch = list(terms[start:start + TERMS_PER_REQUEST])
+        hits = call("lexical term lookup", client.search, collection, data=batch,
+                    anns_field=SPARSE_FIELD, limit=1, output_fields=[],
+                    search_params={"metric_type": "BM25"})
+        found.extend(len(term_hits) > 0 for term_hits in hits)
+    return found

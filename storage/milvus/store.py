@@ -209,14 +209,11 @@ class MilvusCollection:
         if self._terms_generation != self._row.generation or len(cache) > MAX_CACHED_TERMS:
             cache = self._terms = {}  # a commit (here or elsewhere) may have added or removed terms
             self._terms_generation = self._row.generation
-        shares = []
-        for text in texts:
-            terms = lexical.query_terms(text)
-            for term in terms:
-                if term not in cache:
-                    cache[term] = lexical.term_present(self._client, self._row.collection, term)
-            shares.append(sum(cache[t] for t in terms) / len(terms) if terms else 0.0)
-        return shares
+        per_text = [lexical.query_terms(text) for text in texts]
+        unseen = list(dict.fromkeys(t for terms in per_text for t in terms if t not in cache))
+        cache.update(zip(unseen, lexical.terms_present(self._client, self._row.collection, unseen),
+                         strict=True))
+        return [sum(cache[t] for t in terms) / len(terms) if terms else 0.0 for terms in per_text]
 
     def doc_ids(self) -> set[str]:
         """Every document id (for small collections such as an FAQ's)."""
