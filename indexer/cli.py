@@ -1,4 +1,4 @@
-"""Indexer commands of the `semsearch` CLI: index, delete, collections."""
+"""Indexer commands of the `semsearch` CLI: index, delete, collections, check, upgrade."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from indexer.pipeline import (
 from indexer.ray_engine import RayEngine, index_documents_ray, require_ray
 from indexer.settings import IndexerSettings, RuntimeSettings
 from indexer.sources import FORMATS, SourceSpec
-from storage import SemsearchError, list_collections, read_info
+from storage import CollectionInfo, SemsearchError, list_collections, read_info
 from storage.backend import Backend, CollectionHandle
 from storage.index_types import KINDS, IndexSpec, parse_params
 
@@ -211,28 +211,27 @@ def ensure_demo_collection(data_dir: Path, runtime: RuntimeSettings | None = Non
 
 
 def _backend_for(settings: IndexerSettings, collection: str, explicit: str | None,
-                 backend: Backend | None = None) -> str:
+                 backend: Backend) -> str:
     """An explicit --backend wins; else the one recorded in the collection; else the setting."""
     if explicit:
         return explicit
-    stored = ""
-    if backend is not None and backend.kind != "faiss":
-        stored = backend.info(collection).model.backend if collection in backend.names() else ""
-    elif collection in list_collections(settings.data_dir):
-        stored = read_info(settings.data_dir, collection).model.backend
+    info = _stored_info(backend, collection)
+    stored = info.model.backend if info is not None else ""
     return stored if stored in BACKENDS else settings.backend
 
 
 def _model_for(settings: IndexerSettings, collection: str, model: str | None,
-               backend: Backend | None = None) -> str:
+               backend: Backend) -> str:
     """An explicit --model wins; else the collection's own model; else the default."""
     if model:
         return model
-    if backend is not None and backend.kind != "faiss":
-        return backend.info(collection).model.name if collection in backend.names() else settings.model
-    if collection in list_collections(settings.data_dir):
-        return read_info(settings.data_dir, collection).model.name
-    return settings.model
+    info = _stored_info(backend, collection)
+    return info.model.name if info is not None else settings.model
+
+
+def _stored_info(backend: Backend, collection: str) -> CollectionInfo | None:
+    """What the storage records of `collection` (None if it does not exist yet)."""
+    return backend.info(collection) if collection in backend.names() else None
 
 
 @cli.command()
@@ -293,8 +292,7 @@ def collections(as_json: bool, storage: str | None, milvus_uri: str | None,
         click.echo(json.dumps(rows, ensure_ascii=False))
         return
     if not rows:
-        where = settings.data_dir if backend.kind == "faiss" else backend.describe()
-        click.echo(f"no collections in {where}")
+        click.echo(f"no collections in {backend.describe()}")
     for row in rows:
         if "error" in row:
             click.echo(f"{row['name']}\tERROR: {row['error']}")
@@ -328,6 +326,35 @@ def check(names: tuple[str, ...], storage: str | None, milvus_uri: str | None,
         backend.close()
     if failed:
         raise click.ClickException(f"inconsistent: {', '.join(failed)}")
+
+
+@cli.command()
+@click.option("--collection", "-c", "names", multiple=True, required=True,
+              help="Collection to upgrade (repeatable).")
+@storage_options
+@data_dir_option
+def upgrade(names: tuple[str, ...], storage: str | None, milvus_uri: str | None,
+            data_dir: Path | None) -> None:
+    """Bring collections written by an older semsearch up to the current layout.
+
+    On Milvus, a collection without the BM25 field (it answers mode dense only) is copied,
+    vectors and all, into one with it: lexical and hybrid search then work. Stop writers of
+    the collection first. FAISS collections are brought up to date when opened.
+
+    Example:
+
+        semsearch upgrade --collection docs --storage milvus
+    """
+    settings = _settings(data_dir=data_dir, storage=storage, milvus_uri=milvus_uri)
+    backend = settings.open_storage()
+    try:
+        for name in names:
+            try:
+                click.echo(backend.upgrade(name))
+            except SemsearchError as exc:
+                raise click.ClickException(exc.message) from exc
+    finally:
+        backend.close()
 
 
 def _check_all(backend: Backend, names: tuple[str, ...]) -> list[str]:

@@ -18,7 +18,6 @@ from indexer.encoding.languages import mostly_cjk
 from indexer.faq.build import calibrate_faq, import_faq
 from indexer.faq.files import FAQ_FORMATS, FaqEntry, read_faq, read_labelled
 from indexer.settings import FaqSettings
-from storage import Collection, list_collections, read_info
 from storage.fusion import check_mode
 
 _FORMAT = click.Choice(["auto", *FAQ_FORMATS])
@@ -66,13 +65,17 @@ def import_command(path: Path, name: str, model: str | None, fmt: str, wait: boo
     """
     settings = _settings(data_dir)
     entries = read_faq(path, fmt)
-    if model is None and name in list_collections(settings.data_dir):
-        model = read_info(settings.data_dir, name).model.name
-    model = model or _default_faq_model(entries, settings)
-    encoder = _load(model, settings)
-    stats = import_faq(settings.data_dir, name, encoder, entries,
-                       default_threshold=settings.faq_threshold,
-                       lock_timeout=WAIT_SECONDS if wait else 0.0)
+    backend = settings.open_storage()
+    try:
+        if model is None and name in backend.names():
+            model = backend.info(name).model.name
+        model = model or _default_faq_model(entries, settings)
+        encoder = _load(model, settings)
+        stats = import_faq(backend, name, encoder, entries,
+                           default_threshold=settings.faq_threshold,
+                           lock_timeout=WAIT_SECONDS if wait else 0.0)
+    finally:
+        backend.close()
     click.echo(f"{name}: {stats.summary()}")
 
 
@@ -116,13 +119,17 @@ def calibrate_command(path: Path, name: str, fmt: str, mode: str, data_dir: Path
     """
     settings = _settings(data_dir)
     labelled = read_labelled(path, fmt)
-    collection = Collection.open(settings.data_dir, name)
+    backend = settings.open_storage()
     try:
-        encoder = _load(collection.model.name, settings)
-        result = calibrate_faq(collection, encoder, labelled, depth=settings.faq_search_depth,
-                               mode=check_mode(mode))
+        collection = backend.open(name)
+        try:
+            encoder = _load(collection.model.name, settings)
+            result = calibrate_faq(collection, encoder, labelled,
+                                   depth=settings.faq_search_depth, mode=check_mode(mode))
+        finally:
+            collection.close()
     finally:
-        collection.close()
+        backend.close()
     click.echo(f"{name}: {result.in_scope} in-scope and {result.out_of_scope} out-of-scope queries")
     click.echo(f"accuracy@1 (in scope, no threshold): {result.accuracy_at_1:.4f}")
     click.echo(f"accuracy at threshold:               {result.accuracy:.4f}")

@@ -15,8 +15,6 @@ from indexer.models import IndexStats, SourceDocument
 from indexer.sources import SourceError, SourceSpec, read_documents
 from storage import Collection, CommitStats, DocumentInput, ModelInfo, check_model
 from storage.backend import Backend, CollectionHandle, CollectionWriting
-from storage.collection import CollectionWriter
-from storage.index_types import InvalidIndexSpec
 from storage.limits import InputLimits, check_field_count
 
 ProgressCallback = Callable[[int], None]
@@ -153,15 +151,12 @@ def commit_checked(writer: CollectionWriting, collection: CollectionHandle,
 
 
 def set_index(writer: CollectionWriting, kind: str | None, params: dict[str, str]) -> None:
-    """Commit a new index type / parameters for the collection (FAISS storage only).
+    """Commit a new index type / parameters for the collection.
 
     Raises:
         InvalidIndexSpec: an unknown type or parameter, or a storage without index types.
     """
-    if not isinstance(writer, CollectionWriter):
-        raise InvalidIndexSpec("--index applies to the faiss storage; Milvus collections use "
-                               "SEMSEARCH_MILVUS_INDEX")
-    writer.commit(index=writer.collection.index_spec.updated(kind, params))
+    writer.set_index(kind, params)
 
 
 def delete_documents(collection: CollectionHandle, doc_ids: Sequence[str],

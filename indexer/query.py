@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from indexer.encoding import Encoder, Kind
 from indexer.encoding.languages import dense_understands
-from storage import Collection, Filter, Hit
+from storage import Filter, Hit
+from storage.backend import CollectionHandle
 from storage.fusion import Fusion, Mode, search_in_mode
 from storage.index_types import SearchParams
 
@@ -20,7 +21,7 @@ class QueryResults:
     truncated: list[bool]
 
 
-def encode_and_search(collection: Collection, encoder: Encoder | None, queries: Sequence[str], *,
+def encode_and_search(collection: CollectionHandle, encoder: Encoder | None, queries: Sequence[str], *,
                       mode: Mode, k: int, kind: Kind = "query", filter_: Filter | None = None,
                       fusion: Fusion | None = None,
                       params: SearchParams | None = None) -> QueryResults:

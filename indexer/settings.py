@@ -13,7 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.encoding import DEFAULT_MODEL, E5
 from indexer.encoding.backends import BACKEND_CHOICES
-from storage.backend import Backend, open_backend
+from storage.backend import Backend
+from storage.factory import open_backend
 from storage.limits import InputLimits
 from storage.records import MAX_METADATA_DEPTH
 

@@ -45,6 +45,8 @@ EPILOG = """Examples:
   python scripts/evaluate.py --data ../shared/data/xquad/beir_en \\
       --queries ../shared/data/xquad/beir_zh/queries.jsonl --split test   # zh -> en
   python scripts/evaluate.py --data ../shared/data/scifact/beir --fusion rrf alpha:0.3 alpha:0.7
+  python scripts/evaluate.py --data ../shared/data/scifact/beir --via library \
+      --storage faiss milvus --modes hybrid          # milvus-lite vs faiss+sqlite
   python scripts/evaluate.py --faq lcqmc --data ../shared/data --model multilingual-e5-small
   python scripts/evaluate.py --data tests/data/scifact --compare-direct --json
 """
@@ -69,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="extra hybrid settings to measure: rrf, rrf:ALPHA or alpha:ALPHA "
                              "(hybrid alone uses the service's default)")
     parser.add_argument("--via", choices=["http", "library"], default="http")
+    parser.add_argument("--storage", nargs="+", choices=["faiss", "milvus"], default=["faiss"],
+                        help="storage backend(s); with --via library and several, the corpus "
+                             "is encoded once and the same vectors go into each")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep the indexed collection here and reuse it on the next run")
     parser.add_argument("--max-queries", type=int, default=0, help="0 = every query with qrels")
@@ -110,13 +115,14 @@ def semsearch(*args: str) -> list[str]:
     return [sys.executable, "-m", "search_api.cli", *args]
 
 
-def index_with_cli(args: argparse.Namespace, data_dir: Path) -> tuple[float, int]:
+def index_with_cli(args: argparse.Namespace, data_dir: Path, storage: str) -> tuple[float, int]:
     """Index (or, in a kept work dir, bring up to date) the corpus; seconds and document count."""
     started = time.perf_counter()
     done = subprocess.run(
         semsearch("index", str(args.data / "corpus.jsonl"), "--collection", "beir",
                   "--id-field", "_id", "--text-field", "title,text", "--model", args.model,
-                  "--batch-size", str(args.batch_size), "--quiet", "--data-dir", str(data_dir)),
+                  "--batch-size", str(args.batch_size), "--quiet", "--data-dir", str(data_dir),
+                  "--storage", storage),
         capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"semsearch index failed:\n{done.stderr[-3000:]}")
@@ -129,14 +135,15 @@ def runs(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         (label, {"mode": "hybrid", **body}) for label, body in fusion_settings(args.fusion)]
 
 
-def rank_over_http(args: argparse.Namespace, queries: dict[str, str],
-                   data_dir: Path) -> tuple[dict[str, dict[str, list[str]]], dict[str, float]]:
+def rank_over_http(args: argparse.Namespace, queries: dict[str, str], data_dir: Path,
+                   storage: str) -> tuple[dict[str, dict[str, list[str]]], dict[str, float]]:
     """Rankings per run and the p50 latency (ms) per run, one query per request."""
     from local_service import running_service
 
     rankings: dict[str, dict[str, list[str]]] = {}
     p50: dict[str, float] = {}
-    with running_service(data_dir) as base, httpx.Client(base_url=base, timeout=120) as client:
+    env = {**os.environ, "SEMSEARCH_STORAGE": storage}
+    with running_service(data_dir, env=env) as base, httpx.Client(base_url=base, timeout=120) as client:
         for label, body in runs(args):
             ranked, latencies = {}, []
             for qid, text in queries.items():
@@ -161,25 +168,43 @@ def library_encoder(args: argparse.Namespace) -> Any:
     return load_encoder(args.model, batch_size=args.batch_size)
 
 
-def index_with_cache(args: argparse.Namespace, data_dir: Path) -> tuple[float, int]:
-    from vector_cache import index_from_cache
+def index_with_library(args: argparse.Namespace, data_dir: Path) -> tuple[float, int]:
+    """Encode the corpus once (or read the vector cache) and commit it into every --storage."""
+    from storage import DocumentInput, ModelInfo
+    from storage.factory import open_backend
 
     started = time.perf_counter()
     ids, texts = corpus_texts(args.data / "corpus.jsonl")
-    count = index_from_cache(data_dir, "beir", library_encoder(args), ids, texts)
+    encoder = library_encoder(args)
+    vectors = encoder.encode(texts, "document")
+    docs = [DocumentInput(doc_id=doc_id, text=text, vector=vector)
+            for doc_id, text, vector in zip(ids, texts, vectors, strict=True)]
+    model = ModelInfo(name=encoder.name, dimension=encoder.dimension, max_length=encoder.max_length)
+    count = -1
+    for storage in args.storage:
+        backend = open_backend(storage, data_dir=data_dir)
+        try:
+            collection = backend.open_or_create("beir", model)
+            with collection.writer() as writer:
+                for start in range(0, len(docs), 2048):
+                    writer.commit(docs[start:start + 2048])
+            count = collection.count
+            collection.close()
+        finally:
+            backend.close()
     return time.perf_counter() - started, count
 
 
-def rank_with_library(args: argparse.Namespace, queries: dict[str, str],
-                      data_dir: Path) -> dict[str, dict[str, list[str]]]:
-    """Rankings per run through storage + the encoder, queries encoded once for all runs."""
+def rank_with_library(args: argparse.Namespace, queries: dict[str, str], data_dir: Path,
+                      storage: str, vectors: np.ndarray) -> dict[str, dict[str, list[str]]]:
+    """Rankings per run through storage + the encoder's query `vectors` (one row per query)."""
     from indexer.encoding.languages import dense_understands
-    from storage import Collection
+    from storage.factory import open_backend
     from storage.fusion import Fusion, search_in_mode
 
-    collection = Collection.open(data_dir, "beir")
+    backend = open_backend(storage, data_dir=data_dir)
+    collection = backend.open("beir")
     texts = list(queries.values())
-    vectors = library_encoder(args).encode(texts, "query")
     rankings: dict[str, dict[str, list[str]]] = {}
     try:
         for label, body in runs(args):
@@ -193,6 +218,7 @@ def rank_with_library(args: argparse.Namespace, queries: dict[str, str],
                                for qid, row in zip(queries, hits, strict=True)}
     finally:
         collection.close()
+        backend.close()
     return rankings
 
 
@@ -250,16 +276,30 @@ def evaluate_beir(args: argparse.Namespace) -> dict[str, Any]:
         queries = dict(list(queries.items())[: args.max_queries])
     result: dict[str, Any] = {"data": str(args.data), "queries_file": str(args.queries or ""),
                               "model": args.model, "via": args.via, "queries": len(queries)}
+    per_storage: dict[str, dict[str, dict[str, float]]] = {}
     with work_dir(args) as folder:
-        indexing = index_with_cache if args.vector_cache is not None else index_with_cli
-        seconds, documents = indexing(args, folder)
-        result.update(documents=documents, index_seconds=round(seconds, 1))
-        if args.via == "http":
-            rankings, p50 = rank_over_http(args, queries, folder)
-            result["http_p50_ms"] = p50
+        if args.via == "library" or args.vector_cache is not None:
+            seconds, documents = index_with_library(args, folder)
+            vectors = library_encoder(args).encode(list(queries.values()), "query")
+            for storage in args.storage:
+                rankings = rank_with_library(args, queries, folder, storage, vectors)
+                per_storage[storage] = {label: scores(ranked, qrels)
+                                        for label, ranked in rankings.items()}
         else:
-            rankings = rank_with_library(args, queries, folder)
-    result["modes"] = {label: scores(ranked, qrels) for label, ranked in rankings.items()}
+            seconds = 0.0
+            for storage in args.storage:
+                took, documents = index_with_cli(args, folder, storage)
+                seconds += took
+                rankings, p50 = rank_over_http(args, queries, folder, storage)
+                result.setdefault("http_p50_ms", {}).update(
+                    {f"{label} [{storage}]" if len(args.storage) > 1 else label: ms
+                     for label, ms in p50.items()})
+                per_storage[storage] = {label: scores(ranked, qrels)
+                                        for label, ranked in rankings.items()}
+        result.update(documents=documents, index_seconds=round(seconds, 1))
+    result["modes"] = per_storage[args.storage[0]]
+    if len(args.storage) > 1:
+        result["storage"] = per_storage
     if args.compare_direct:
         result["direct"] = scores(rank_directly(args, queries), qrels)
     return result
@@ -271,6 +311,8 @@ def print_beir(result: dict[str, Any]) -> None:
           f"{result['queries']} queries, {result['documents']} docs, indexed in "
           f"{result['index_seconds']} s")
     rows = dict(result["modes"])
+    for storage, modes in list(result.get("storage", {}).items())[1:]:
+        rows.update({f"{label} [{storage}]": metrics for label, metrics in modes.items()})
     if "direct" in result:
         rows["direct (raw model)"] = result["direct"]
     print(f"{'mode':<22}{'nDCG@10':>9}{'MRR@10':>9}{'R@100':>9}{'p50 ms':>9}")

@@ -34,6 +34,7 @@ from indexer.faq.build import Calibration, choose_threshold, evaluate_threshold,
 from indexer.faq.files import FaqEntry
 from indexer.faq.match import match_queries
 from storage import Collection
+from storage.faiss.backend import FaissBackend
 from storage.fusion import check_mode
 
 Labelled = list[tuple[str, str | None]]  # (query, intent or None = out of scope)
@@ -44,7 +45,7 @@ def run(name: str, encoder: Encoder, entries: list[FaqEntry], calibrate: Labelle
     """Import once; per mode, calibrate on `calibrate` and evaluate on `test` (and the seconds)."""
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        import_faq(Path(tmp), name, encoder, entries, default_threshold=0.0)
+        import_faq(FaissBackend(Path(tmp)), name, encoder, entries, default_threshold=0.0)
         collection = Collection.open(Path(tmp), name)
         try:
             for mode in modes:

@@ -1,6 +1,6 @@
 """Which Chinese tokenisation should the lexical (BM25) channel use? Measured, not guessed.
 
-Builds an in-memory SQLite FTS5 BM25 index per tokeniser, as storage.lexical does
+Builds an in-memory SQLite FTS5 BM25 index per tokeniser, as storage.faiss.lexical does
 (space-joined tokens, unicode61, bm25()), and reports lexical-only quality:
 - nDCG@10 / Recall@100 on Chinese retrieval sets (CMRC2018 dev, XQuAD zh);
 - accuracy@1 on the LCQMC-built Chinese FAQ of scripts/evaluate_faq.py (no threshold);
@@ -31,7 +31,7 @@ from evallib.metrics import mean, ndcg_at_k, recall_at_k  # noqa: E402
 from evaluate import corpus_texts  # noqa: E402
 from evaluate_faq import lcqmc  # noqa: E402
 
-from storage.lexical import match_expression, tokenize  # noqa: E402
+from storage.faiss.lexical import match_expression, tokenize  # noqa: E402
 
 Tokenizer = Callable[[str], list[str]]
 WORD = re.compile(r"[^\W_]+")
@@ -60,7 +60,7 @@ def tokenizers() -> dict[str, Tokenizer]:
 
 
 class Bm25:
-    """An in-memory FTS5 table over pre-tokenised text, as storage.lexical builds it."""
+    """An in-memory FTS5 table over pre-tokenised text, as storage.faiss.lexical builds it."""
 
     def __init__(self, texts: list[str], tok: Tokenizer) -> None:
         self.tok = tok

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from indexer.encoding import E5, EncodedBatch, Encoder, Kind, alias_name, load_encoder
-from storage import Collection, DocumentInput, ModelInfo
 
 log = logging.getLogger("vector_cache")
 
@@ -63,19 +62,3 @@ class CachedEncoder:
     def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray:
         return self.encode_batch(texts, kind).vectors
 
-
-def index_from_cache(data_dir: Path, name: str, encoder: CachedEncoder, ids: list[str],
-                     texts: list[str], batch: int = 2048) -> int:
-    """Commit the corpus with cached vectors straight through the storage layer."""
-    model = ModelInfo(name=encoder.name, dimension=encoder.dimension, max_length=encoder.max_length)
-    collection = Collection.open_or_create(data_dir, name, model)
-    try:
-        with collection.writer() as writer:
-            for start in range(0, len(ids), batch):
-                chunk = range(start, min(start + batch, len(ids)))
-                vectors = encoder.encode([texts[i] for i in chunk], "document")
-                writer.commit([DocumentInput(doc_id=ids[i], text=texts[i], vector=vectors[j])
-                               for j, i in enumerate(chunk)])
-        return collection.count
-    finally:
-        collection.close()

@@ -1,8 +1,6 @@
 """Storage: collections of vectors (FAISS) and documents (SQLite), committed atomically."""
 
-from storage.backend import Backend, CollectionHandle, FaissBackend, open_backend
-from storage.check import CheckReport, check_collection
-from storage.collection import Collection, CollectionInfo, CollectionWriter, read_info
+from storage.backend import Backend, CollectionHandle
 from storage.errors import (
     CollectionLocked,
     CollectionUnavailable,
@@ -18,8 +16,13 @@ from storage.errors import (
     StorageIOError,
     UnknownFilterField,
 )
+from storage.factory import open_backend
+from storage.faiss.backend import FaissBackend
+from storage.faiss.check import check_collection
+from storage.faiss.collection import Collection, CollectionWriter, read_info
+from storage.filters import Filter
+from storage.info import CheckReport, CollectionInfo, StoredDocument
 from storage.manifest import RENAMED_MODELS, Manifest, ModelInfo, check_model, read_manifest
-from storage.metadata import Filter, StoredDocument
 from storage.records import (
     CommitStats,
     DocumentInput,

@@ -1,31 +1,28 @@
 """Storage backends: the collection interface both FAISS + SQLite and Milvus implement.
 
-`open_backend("faiss", data_dir=...)` keeps collections as folders under the data dir
-(storage.collection); `open_backend("milvus", data_dir=..., milvus_uri=...)` keeps them
-in Milvus (storage.milvus_store, which needs the `milvus` extra). Callers work through
-`Backend` and `CollectionHandle`, so the indexer and the API do not care which it is.
+`storage.factory.open_backend` opens the one named in the settings: collections as folders
+under the data dir (storage.faiss) or in Milvus (storage.milvus, which needs the `milvus`
+extra). Callers work through `Backend` and `CollectionHandle`, so the indexer and the API do
+not care which it is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from storage.check import CheckReport, check_collection
-from storage.collection import Collection, CollectionInfo, read_info
-from storage.errors import StorageError
+from storage.faq_store import FaqConfig
+from storage.filters import Filter
 from storage.index_types import SearchParams
+from storage.info import CheckReport, CollectionInfo, StoredDocument
 from storage.manifest import Manifest, ModelInfo
-from storage.metadata import Filter, StoredDocument
-from storage.records import CommitStats, DocumentInput, Hit, list_collections, validate_name
+from storage.records import CommitStats, DocumentInput, Hit
 
 StorageKind = Literal["faiss", "milvus"]
 STORAGE_KINDS: tuple[StorageKind, ...] = ("faiss", "milvus")
-MILVUS_LITE_FILE = "milvus.db"
 
 
 class CollectionWriting(Protocol):
@@ -33,6 +30,9 @@ class CollectionWriting(Protocol):
 
     def commit(self, upserts: Sequence[DocumentInput] = (), deletes: Sequence[str] = ()
                ) -> CommitStats: ...
+    def set_index(self, kind: str | None, params: dict[str, str]) -> CommitStats:
+        """Commit a new index type / parameters; InvalidIndexSpec where the backend has none."""
+        ...
 
 
 class CollectionHandle(Protocol):
@@ -50,10 +50,35 @@ class CollectionHandle(Protocol):
     rebuilds: int  # damaged index files rebuilt from the stored vectors since this handle opened
     def fields(self) -> list[str]: ...
     def manifest(self) -> Manifest: ...
+    def index_info(self) -> dict[str, Any]:
+        """The vector index in use and the parameters every reader searches with."""
+        ...
+    # -- searching (storage.fusion combines the two channels into hybrid search) --
     def search(self, vectors: np.ndarray, k: int, filter_: Filter | None = None,
-               params: SearchParams | None = None) -> list[list[Hit]]: ...
+               params: SearchParams | None = None) -> list[list[Hit]]:
+        """Dense: top-k per query vector by cosine (`score` = cosine)."""
+        ...
+    def lexical_search(self, texts: Sequence[str], k: int,
+                       filter_: Filter | None = None) -> list[list[Hit]]:
+        """Lexical: top-k per query text by BM25 over storage.tokens' terms (`score` = BM25)."""
+        ...
+    def lexical_coverage(self, texts: Sequence[str]) -> list[float]:
+        """Per query text, the share of its distinct terms that occur in the collection."""
+        ...
+    # -- documents -------------------------------------------------------------
     def get(self, doc_id: str) -> StoredDocument: ...
+    def doc_ids(self) -> set[str]:
+        """Every document id (meant for small collections, such as an FAQ's)."""
+        ...
     def needs_vectors(self, docs: Sequence[tuple[str, str]]) -> list[bool]: ...
+    # -- FAQ settings (storage.faq_store) ----------------------------------------
+    def faq_config(self) -> FaqConfig | None:
+        """The collection's FAQ settings, or None if it is not an FAQ."""
+        ...
+    def set_faq_config(self, config: FaqConfig) -> None:
+        """Store the FAQ settings (without a new generation of the documents)."""
+        ...
+    # -- writing and lifecycle ---------------------------------------------------
     def writer(self, timeout: float = 0.0) -> AbstractContextManager[CollectionWriting]: ...
     def refresh(self) -> bool: ...
     def replaced_on_disk(self) -> bool: ...
@@ -61,7 +86,7 @@ class CollectionHandle(Protocol):
 
 
 class Backend(Protocol):
-    """Where collections live: list, describe, open and create them by name."""
+    """Where collections live: list, describe, open, create and check them by name."""
 
     @property
     def kind(self) -> StorageKind: ...
@@ -71,83 +96,8 @@ class Backend(Protocol):
     def open(self, name: str) -> CollectionHandle: ...
     def open_or_create(self, name: str, model: ModelInfo) -> CollectionHandle: ...
     def check(self, name: str) -> CheckReport: ...
+    def upgrade(self, name: str) -> str:
+        """Bring a collection written by an older semsearch up to the current layout; says what
+        was done."""
+        ...
     def close(self) -> None: ...
-
-
-class FaissBackend:
-    """Collections as folders (FAISS index + SQLite + manifest) under one data dir."""
-
-    kind: StorageKind = "faiss"
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = Path(data_dir)
-
-    def describe(self) -> str:
-        return f"faiss+sqlite in {self.data_dir}"
-
-    def names(self) -> list[str]:
-        return list_collections(self.data_dir)
-
-    def info(self, name: str) -> CollectionInfo:
-        return read_info(self.data_dir, validate_name(name))
-
-    def open(self, name: str) -> Collection:
-        return Collection.open(self.data_dir, validate_name(name))
-
-    def open_or_create(self, name: str, model: ModelInfo) -> Collection:
-        return Collection.open_or_create(self.data_dir, name, model)
-
-    def check(self, name: str) -> CheckReport:
-        """Verify a collection's SQLite, index file and manifest (see storage.check)."""
-        return check_collection(self.data_dir, validate_name(name))
-
-    def close(self) -> None:
-        """Nothing is shared between the collections of a data dir."""
-
-
-def default_milvus_uri(data_dir: Path) -> str:
-    """A milvus-lite database inside the data dir, used when no URI is configured."""
-    return str(Path(data_dir) / MILVUS_LITE_FILE)
-
-
-def open_backend(kind: str, *, data_dir: Path, milvus_uri: str | None = None,
-                 milvus_token: str | None = None, milvus_index: str = "flat") -> Backend:
-    """The storage backend named by `kind` (SEMSEARCH_STORAGE).
-
-    Args:
-        kind: "faiss" (FAISS + SQLite folders) or "milvus".
-        data_dir: the data dir; for milvus without a URI, `<data_dir>/milvus.db` (milvus-lite).
-        milvus_uri: a milvus-lite `.db` path or a server URL such as http://host:19530.
-        milvus_token: "user:password" or an API token for a Milvus server with auth.
-        milvus_index: vector index of new Milvus collections: "flat" (exact) or "hnsw".
-
-    Returns:
-        The backend; a Milvus one is connected.
-
-    Raises:
-        StorageError: unknown kind, the milvus extra is not installed, or Milvus is unreachable.
-    """
-    if kind == "faiss":
-        return FaissBackend(data_dir)
-    if kind == "milvus":
-        try:
-            from storage.milvus_store import MilvusBackend
-        except ImportError as exc:  # pymilvus or milvus-lite missing
-            raise StorageError(
-                f"the milvus storage backend needs pymilvus and milvus-lite ({exc}); "
-                "install them with: pip install 'semsearch[milvus]'") from exc
-        return MilvusBackend(milvus_uri or default_milvus_uri(data_dir), data_dir=data_dir,
-                             token=milvus_token, index=milvus_index)
-    raise StorageError(f"unknown storage backend '{kind}': use one of {', '.join(STORAGE_KINDS)}")
-
-
-if TYPE_CHECKING:  # mypy proves both backends' classes implement the interface the callers use
-    from storage.milvus_store import MilvusBackend, MilvusCollection
-
-    def _implements(backend: FaissBackend, collection: Collection
-                    ) -> tuple[Backend, CollectionHandle]:
-        return backend, collection
-
-    def _milvus_implements(backend: MilvusBackend, collection: MilvusCollection
-                           ) -> tuple[Backend, CollectionHandle]:
-        return backend, collection

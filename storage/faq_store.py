@@ -1,6 +1,8 @@
-"""FAQ sidecar: the `faq.json` that marks a collection as an FAQ and keeps its threshold.
+"""FAQ settings: what marks a collection as an FAQ and keeps its threshold (both backends).
 
-Why a file next to the collection rather than a row in its SQLite `meta` table: the
+On FAISS it is the `faq.json` beside the collection (storage.faiss.collection); on Milvus a row
+of the `semsearch_faq` collection (storage.milvus.faq). Why, on FAISS, a file next to the
+collection rather than a row in its SQLite `meta` table: the
 threshold changes on its own (`faq calibrate`) without any document changing, and a
 commit of the collection is the only way its database changes (each commit is a new
 generation that rewrites the FAISS index). A small JSON file in the collection folder,
@@ -16,10 +18,9 @@ import os
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from storage.errors import SemsearchError, StorageError
-from storage.metadata import MetadataStore
-from storage.records import DB_FILE
 
 FAQ_FILE = "faq.json"
 FORMAT_VERSION = 1
@@ -53,30 +54,42 @@ class FaqConfig:
     format_version: int = FORMAT_VERSION
 
 
+def config_from_json(raw: dict[str, Any]) -> FaqConfig:
+    """A FaqConfig from its JSON form (as `config_to_json` writes it).
+
+    Raises:
+        ValueError, TypeError, KeyError: the JSON is not a FAQ config.
+    """
+    return FaqConfig(threshold=float(raw["threshold"]),
+                     question_kind=str(raw.get("question_kind", "query")),
+                     calibrated_at=raw.get("calibrated_at"),
+                     calibration={str(k): float(v) for k, v in
+                                  (raw.get("calibration") or {}).items()},
+                     mode=raw.get("mode"),
+                     format_version=int(raw.get("format_version", FORMAT_VERSION)))
+
+
+def config_to_json(config: FaqConfig) -> str:
+    """The JSON form of a FaqConfig."""
+    return json.dumps(asdict(config), ensure_ascii=False, indent=2, sort_keys=True)
+
+
 def read_faq_config(folder: Path) -> FaqConfig | None:
     """The FAQ settings of the collection in `folder`, or None if it is not an FAQ."""
     path = Path(folder) / FAQ_FILE
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return FaqConfig(threshold=float(raw["threshold"]),
-                         question_kind=str(raw.get("question_kind", "query")),
-                         calibrated_at=raw.get("calibrated_at"),
-                         calibration={str(k): float(v) for k, v in
-                                      (raw.get("calibration") or {}).items()},
-                         mode=raw.get("mode"),
-                         format_version=int(raw.get("format_version", FORMAT_VERSION)))
+        return config_from_json(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise StorageError(f"{path} is unreadable: {exc}") from exc
 
 
-def require_faq_config(folder: Path, name: str) -> FaqConfig:
-    """Like read_faq_config, but a collection that is not an FAQ is a NotAnFaq error."""
-    config = read_faq_config(folder)
+def require_faq(config: FaqConfig | None, name: str) -> FaqConfig:
+    """`config`, or NotAnFaq when the collection has none (it is not an FAQ)."""
     if config is None:
-        raise NotAnFaq(f"collection '{name}' is not an FAQ collection (it has no {FAQ_FILE}); "
-                       "build one with `semsearch faq import FILE --name NAME`")
+        raise NotAnFaq(f"collection '{name}' is not an FAQ collection (`semsearch faq import` "
+                       "did not build it); build one with `semsearch faq import FILE --name NAME`")
     return config
 
 
@@ -86,18 +99,9 @@ def write_faq_config(folder: Path, config: FaqConfig) -> None:
     tmp = path.with_name(f".{FAQ_FILE}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as handle:
-            json.dump(asdict(config), handle, ensure_ascii=False, indent=2, sort_keys=True)
+            handle.write(config_to_json(config))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def stored_doc_ids(folder: Path) -> set[str]:
-    """Every document id in the collection's database (an FAQ is small: a few thousand)."""
-    store = MetadataStore(Path(folder) / DB_FILE)
-    try:
-        return {str(row[0]) for row in store.conn.execute("SELECT doc_id FROM documents")}
-    finally:
-        store.close()

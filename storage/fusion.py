@@ -13,9 +13,9 @@ from storage.errors import SemsearchError
 from storage.records import Hit
 
 if TYPE_CHECKING:
-    from storage.collection import Collection
+    from storage.backend import CollectionHandle
+    from storage.filters import Filter
     from storage.index_types import SearchParams
-    from storage.metadata import Filter
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
@@ -60,7 +60,7 @@ def check_mode(mode: str) -> Mode:
     raise InvalidSearchMode(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
 
 
-def search_in_mode(collection: Collection, mode: Mode, *, texts: Sequence[str],
+def search_in_mode(collection: CollectionHandle, mode: Mode, *, texts: Sequence[str],
                    vectors: np.ndarray | None, k: int, filter_: Filter | None = None,
                    fusion: Fusion | None = None,
                    dense_usable: Sequence[bool] | None = None,
@@ -108,7 +108,7 @@ def fuse(dense: Sequence[Hit], lexical: Sequence[Hit], k: int, fusion: Fusion,
         k: how many fused hits to return.
         fusion: the method and weights.
         lexical_share: scales the lexical channel's weight: the share of the query's terms
-            found in the collection (storage.lexical.coverage); 1.0 leaves it as set.
+            found in the collection (storage.faiss.lexical.coverage); 1.0 leaves it as set.
 
     Returns:
         Up to k hits, best first, `score` = the fused score, with both channel scores where known.

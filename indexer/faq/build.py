@@ -5,22 +5,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
 from indexer.encoding import Encoder
 from indexer.faq.files import FaqEntry, LabelledQuery
 from indexer.faq.match import DEFAULT_SEARCH_DEPTH, QUESTION_KIND, match_queries
-from indexer.pipeline import attach_vectors, open_collection
-from storage import Collection, DocumentInput
-from storage.faq_store import (
-    FaqConfig,
-    NotAnFaq,
-    read_faq_config,
-    stored_doc_ids,
-    write_faq_config,
-)
+from indexer.pipeline import attach_vectors, open_collection_in
+from storage import DocumentInput
+from storage.backend import Backend, CollectionHandle
+from storage.faq_store import FaqConfig, NotAnFaq, require_faq
 from storage.fusion import Fusion, Mode
 from storage.records import utc_now
 
@@ -67,7 +61,7 @@ def question_id(intent: str, question: str) -> str:
     return f"{intent}::{digest}"
 
 
-def import_faq(data_dir: Path, name: str, encoder: Encoder, entries: Sequence[FaqEntry], *,
+def import_faq(backend: Backend, name: str, encoder: Encoder, entries: Sequence[FaqEntry], *,
                default_threshold: float, lock_timeout: float = 0.0) -> FaqImportStats:
     """Build or replace an FAQ collection: one document per question, one commit.
 
@@ -76,7 +70,7 @@ def import_faq(data_dir: Path, name: str, encoder: Encoder, entries: Sequence[Fa
     the old FAQ or the new one. A re-import keeps the stored (calibrated) threshold.
 
     Args:
-        data_dir: folder of collections.
+        backend: the storage the FAQ lives in (storage.factory.open_backend).
         name: the FAQ collection.
         encoder: its model (a different model than the collection's is an error).
         entries: the parsed FAQ (see indexer.faq.files.read_faq).
@@ -86,9 +80,9 @@ def import_faq(data_dir: Path, name: str, encoder: Encoder, entries: Sequence[Fa
     Returns:
         Counts of what changed and the threshold in force.
     """
-    collection = open_collection(data_dir, name, encoder)
+    collection = open_collection_in(backend, name, encoder)
     try:
-        config = read_faq_config(collection.folder)
+        config = collection.faq_config()
         if config is None and collection.count > 0:
             raise NotAnFaq(f"collection '{name}' exists and is not an FAQ collection; "
                            "choose another --name")
@@ -97,12 +91,12 @@ def import_faq(data_dir: Path, name: str, encoder: Encoder, entries: Sequence[Fa
                 for e in entries for q in e.questions]
         if config is None:
             # Before the commit: a crash in between leaves an FAQ that a re-import can finish.
-            # After it, faq.json is never rewritten here, so a concurrent calibration stands.
+            # After it, the FAQ settings are never rewritten here, so a concurrent calibration stands.
             config = FaqConfig(threshold=default_threshold, question_kind=QUESTION_KIND)
-            write_faq_config(collection.folder, config)
+            collection.set_faq_config(config)
         with collection.writer(timeout=lock_timeout) as writer:
             keep = {d.doc_id for d in docs}
-            stale = sorted(stored_doc_ids(collection.folder) - keep)
+            stale = sorted(collection.doc_ids() - keep)
             prepared, _ = attach_vectors(collection, encoder, docs, QUESTION_KIND, _ENCODE_BATCH)
             commit = writer.commit(prepared, deletes=stale)
         return FaqImportStats(intents=len(entries), questions=len(docs), added=commit.added,
@@ -169,10 +163,10 @@ def evaluate_threshold(best: Sequence[tuple[str | None, float]], gold: Sequence[
     )
 
 
-def calibrate_faq(collection: Collection, encoder: Encoder, labelled: Sequence[LabelledQuery], *,
+def calibrate_faq(collection: CollectionHandle, encoder: Encoder, labelled: Sequence[LabelledQuery], *,
                   depth: int = DEFAULT_SEARCH_DEPTH, mode: Mode = "dense",
                   fusion: Fusion | None = None) -> Calibration:
-    """Choose the FAQ's threshold on labelled queries and store it in its faq.json.
+    """Choose the FAQ's threshold on labelled queries and store it in its FAQ settings.
 
     Args:
         collection: an FAQ collection (NotAnFaq otherwise).
@@ -185,14 +179,12 @@ def calibrate_faq(collection: Collection, encoder: Encoder, labelled: Sequence[L
     Returns:
         The chosen threshold and its accuracy figures.
     """
-    config = read_faq_config(collection.folder)
-    if config is None:
-        raise NotAnFaq(f"collection '{collection.name}' is not an FAQ collection")
+    config = require_faq(collection.faq_config(), collection.name)
     ranked, _ = match_queries(collection, encoder, [q.query for q in labelled], depth=depth,
                               mode=mode, fusion=fusion)
     best = [(r[0].intent, r[0].score) if r else (None, -1.0) for r in ranked]
     calibration = choose_threshold(best, [q.intent for q in labelled])
-    write_faq_config(collection.folder, replace(
+    collection.set_faq_config(replace(
         config, threshold=calibration.threshold, calibration=calibration.as_dict(), mode=mode,
         calibrated_at=utc_now()))
     return calibration

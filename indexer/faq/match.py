@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from indexer.encoding import Encoder, Kind
 from indexer.query import encode_and_search
-from storage import Collection, Hit, check_model
+from storage import Hit, check_model
+from storage.backend import CollectionHandle
 from storage.fusion import Fusion, Mode
 
 # e5-style models recommend the "query" prefix on both sides of a symmetric task; an FAQ
@@ -51,7 +52,7 @@ def rank_intents(hits: Sequence[Hit], mode: Mode = "dense") -> list[IntentScore]
     return sorted(best.values(), key=lambda s: (-s.score, s.intent))
 
 
-def match_queries(collection: Collection, encoder: Encoder, queries: Sequence[str], *,
+def match_queries(collection: CollectionHandle, encoder: Encoder, queries: Sequence[str], *,
                   depth: int = DEFAULT_SEARCH_DEPTH, mode: Mode = "dense",
                   fusion: Fusion | None = None) -> tuple[list[list[IntentScore]], list[bool]]:
     """Rank the FAQ's intents for each query (the questions' top `depth` hits, grouped).

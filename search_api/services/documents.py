@@ -14,7 +14,7 @@ from search_api.services.model_access import allowed_models, check_allowed
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
 from search_api.services.text_checks import check_text
 from storage import (
-    Collection,
+    CollectionHandle,
     DocumentNotFound,
     IndexNotFound,
     check_model,
@@ -27,7 +27,7 @@ LOCK_TIMEOUT_SECONDS = 10.0
 
 @dataclass(frozen=True, kw_only=True)
 class UpsertOutcome:
-    collection: Collection
+    collection: CollectionHandle
     added: int
     updated: int
     unchanged: int
@@ -56,14 +56,14 @@ class DocumentService:
         return UpsertOutcome(collection=collection, added=stats.added, updated=stats.updated,
                              unchanged=stats.unchanged, truncated=stats.truncated)
 
-    def delete(self, name: str, doc_id: str) -> Collection:
+    def delete(self, name: str, doc_id: str) -> CollectionHandle:
         collection = self._collections.get(name)
         stats = delete_documents(collection, [doc_id], lock_timeout=LOCK_TIMEOUT_SECONDS)
         if stats.missing:
             raise DocumentNotFound(f"document '{doc_id}' not found in collection '{name}'")
         return collection
 
-    def _collection_for_write(self, name: str, model: str | None) -> Collection:
+    def _collection_for_write(self, name: str, model: str | None) -> CollectionHandle:
         try:
             collection = self._collections.get(name)
         except IndexNotFound:

@@ -10,7 +10,7 @@ from search_api.config import ApiSettings
 from search_api.errors import EmptyQuery, LimitExceeded
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
 from search_api.services.text_checks import check_text
-from storage.faq_store import require_faq_config
+from storage.faq_store import require_faq
 from storage.fusion import Fusion, Mode, check_mode
 
 NO_SCORE = -1.0  # the lowest cosine: what an FAQ with no questions scores
@@ -63,7 +63,7 @@ class FaqMatcher:
         started = time.perf_counter()
         self._check(query, top_k)
         collection = self._collections.get(name)
-        config = require_faq_config(collection.folder, name)
+        config = require_faq(collection.faq_config(), name)
         encoder = self._encoders.get(collection.model.name)
         chosen = check_mode(mode or config.mode or self._settings.faq_mode)
         fusion = Fusion(method=self._settings.hybrid_fusion, alpha=self._settings.hybrid_alpha)

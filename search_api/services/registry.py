@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 
@@ -17,8 +16,9 @@ from indexer.pipeline import open_collection_in
 from indexer.settings import CommonSettings, RuntimeSettings
 from search_api.services.batching import MicroBatcher
 from search_api.services.query_cache import CachedEncoder, QueryCache
-from storage import Collection, CollectionInfo, CollectionUnavailable, IndexNotFound, validate_name
-from storage.backend import Backend, CollectionHandle, FaissBackend
+from storage import CollectionInfo, CollectionUnavailable, IndexNotFound, validate_name
+from storage.backend import Backend, CollectionHandle
+from storage.factory import open_backend
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class CollectionRegistry:
 
     def __init__(self, data_dir: Path, backend: Backend | None = None) -> None:
         self.data_dir = data_dir
-        self.backend = backend or FaissBackend(data_dir)
+        self.backend = backend or open_backend("faiss", data_dir=data_dir)
         self._open: dict[str, CollectionHandle] = {}
         self._failed: dict[str, str] = {}  # collections that could not be opened, and why
         self._lock = threading.Lock()
@@ -151,13 +151,7 @@ class CollectionRegistry:
         """Model, size and generation of a collection, read fresh from its storage."""
         return self.backend.info(name)
 
-    @staticmethod
-    def _typed(handle: CollectionHandle) -> Collection:
-        # The services are annotated with Collection; every backend's handle has the same
-        # public interface (storage.backend.CollectionHandle, checked by mypy in storage).
-        return cast(Collection, handle)
-
-    def get(self, name: str) -> Collection:
+    def get(self, name: str) -> CollectionHandle:
         """The open collection, reopened if its folder was deleted or recreated meanwhile.
 
         A collection whose storage was found damaged (CollectionUnavailable) is tried again
@@ -166,7 +160,7 @@ class CollectionRegistry:
         collection = self._open.get(name)
         if collection is not None and collection.unavailable is None \
                 and not collection.replaced_on_disk():
-            return self._typed(collection)
+            return collection
         validate_name(name)
         with self._lock:
             current = self._open.get(name)
@@ -190,7 +184,7 @@ class CollectionRegistry:
                     self._failed[name] = exc.message
                     raise
                 self._failed.pop(name, None)
-            return self._typed(self._open[name])
+            return self._open[name]
 
     def unavailable(self) -> dict[str, str]:
         """Collections refused because their storage is damaged or missing, with the reason."""
@@ -206,7 +200,7 @@ class CollectionRegistry:
                        for name, handle in list(self._open.items())})
         return health
 
-    def get_or_create(self, name: str, encoder: Encoder) -> Collection:
+    def get_or_create(self, name: str, encoder: Encoder) -> CollectionHandle:
         validate_name(name)
         with self._lock:
             if name not in self._open:

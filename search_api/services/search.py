@@ -11,7 +11,7 @@ from search_api.config import ApiSettings
 from search_api.errors import EmptyQuery, LimitExceeded
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
 from search_api.services.text_checks import check_text
-from storage import Collection, Filter, Hit, check_model
+from storage import CollectionHandle, Filter, Hit, check_model
 from storage.fusion import Fusion, Mode, check_mode
 from storage.index_types import SearchParams
 
@@ -91,7 +91,7 @@ class Searcher:
             raise LimitExceeded(f"top_k must be between 1 and {settings.max_top_k}, got {top_k}")
 
     @staticmethod
-    def _check_model(collection: Collection, model: str | None) -> None:
+    def _check_model(collection: CollectionHandle, model: str | None) -> None:
         if model is not None:
             stored = collection.model
             check_model(collection.name, stored, alias_name(model), stored.dimension)

@@ -17,6 +17,7 @@ from search_api.main import create_app
 from search_api.services.faq import FaqMatcher
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
 from storage import Collection
+from storage.faiss.backend import FaissBackend
 from storage.faq_store import NotAnFaq
 from tests.api.test_errors import assert_error
 from tests.conftest import DATA, demo_documents
@@ -40,9 +41,9 @@ def faq_dir(tmp_path_factory: pytest.TempPathFactory, minilm: Encoder, e5: Encod
     data_dir = tmp_path_factory.mktemp("faq-data")
     english = read_faq(FAQ_DIR / "support_en.yaml")
     for name in ("en", "en_raw"):
-        import_faq(data_dir, name, minilm, english, default_threshold=0.0)
+        import_faq(FaissBackend(data_dir), name, minilm, english, default_threshold=0.0)
     _calibrate(data_dir, "en", minilm, "labelled_en.jsonl")
-    import_faq(data_dir, "zh", e5, read_faq(FAQ_DIR / "support_zh.csv"), default_threshold=0.0)
+    import_faq(FaissBackend(data_dir), "zh", e5, read_faq(FAQ_DIR / "support_zh.csv"), default_threshold=0.0)
     _calibrate(data_dir, "zh", e5, "labelled_zh.csv")
     docs = open_collection(data_dir, "docs", minilm)
     index_documents(docs, minilm, demo_documents())
@@ -179,7 +180,7 @@ def test_chinese_faq_matches_in_every_mode(faq_client: TestClient, mode: str) ->
 
 
 def test_faq_mode_defaults_to_the_calibrated_one(faq_dir: Path, minilm: Encoder) -> None:
-    import_faq(faq_dir, "en_lexical", minilm, read_faq(FAQ_DIR / "support_en.yaml"),
+    import_faq(FaissBackend(faq_dir), "en_lexical", minilm, read_faq(FAQ_DIR / "support_en.yaml"),
                default_threshold=0.0)
     collection = Collection.open(faq_dir, "en_lexical")
     try:

@@ -24,7 +24,9 @@ import pytest
 from indexer.encoding import Encoder
 from indexer.pipeline import encoder_model_info
 from storage import DocumentInput, ModelInfo
-from storage.backend import Backend, CollectionHandle, FaissBackend, open_backend
+from storage.backend import Backend, CollectionHandle
+from storage.factory import open_backend
+from storage.faiss.backend import FaissBackend
 from tests.servers import free_port
 
 BACKENDS = ["faiss", "milvus-lite", "milvus-server"]
@@ -131,7 +133,11 @@ def milvus_server(folder: Path) -> Iterator[str]:
                 pytest.fail(f"milvus-lite server exited ({server.returncode}):\n"
                             f"{log_path.read_text(errors='replace')[-3000:]}")
             try:
-                client = MilvusClient(uri=uri, timeout=2.0)
+                # dedicated: pymilvus shares one connection per address and keeps it after
+                # close(); a shared probe would leave its 2 s timeout on that connection, the
+                # timeout pymilvus reconnects with when a health check of a connection idle
+                # for 30 s fails (a busy 2-core machine): "Fail connecting to server on ...".
+                client = MilvusClient(uri=uri, timeout=2.0, dedicated=True)
                 client.list_collections()
                 client.close()
                 break

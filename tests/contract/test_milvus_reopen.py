@@ -1,4 +1,5 @@
-"""A Milvus collection written by one process is listed, checked, updated and searched by the next.
+"""A Milvus collection written by one process is listed, checked, updated and searched by the next
+(dense, lexical and hybrid, English and Chinese).
 
 Each step is a new `semsearch` process (CLI or `serve`), as a user runs them; for the server
 flavour the milvus-lite server is also restarted between the write and the reads, so nothing
@@ -23,6 +24,7 @@ ROWS = [
     {"id": "a", "text": "Vitamin D is made in the skin when it is exposed to sunlight", "kind": "health"},
     {"id": "b", "text": "The football team won the championship final last night", "kind": "sport"},
     {"id": "c", "text": "A recipe for tomato soup with fresh basil", "kind": "food"},
+    {"id": "z", "text": "今天天气很好，我们去公园散步吧", "kind": "daily"},
 ]
 UPDATES = [  # b's text changes (a new vector), d is new
     {"id": "b", "text": "Marathon runners train for months to build endurance", "kind": "sport"},
@@ -52,20 +54,20 @@ def milvus_env(uri: str | None) -> dict[str, str]:
 def write_collection(tmp_path: Path, uri: str | None) -> None:
     out = semsearch(milvus_env(uri), "index", str(write_jsonl(tmp_path / "rows.jsonl", ROWS)),
                     "-c", NAME, "-q", "--data-dir", str(tmp_path / "data"))
-    assert "3 documents in collection" in out, out
+    assert "4 documents in collection" in out, out
 
 
 def reopen_and_use(tmp_path: Path, uri: str | None) -> None:
     """List, check, upsert into and search the collection, each from a new process."""
     env, data = milvus_env(uri), str(tmp_path / "data")
     listed = json.loads(semsearch(env, "collections", "--json", "--data-dir", data))
-    assert listed == [{"name": NAME, "model": MODEL, "count": 3}]
-    assert f"{NAME}: ok (generation 1, 3 documents)" in semsearch(env, "check", "--data-dir", data)
+    assert listed == [{"name": NAME, "model": MODEL, "count": 4}]
+    assert f"{NAME}: ok (generation 1, 4 documents)" in semsearch(env, "check", "--data-dir", data)
 
     out = semsearch(env, "index", str(write_jsonl(tmp_path / "updates.jsonl", UPDATES)), "-c", NAME,
                     "-q", "--data-dir", data)
-    assert "added 1, updated 1" in out and "4 documents in collection" in out, out
-    assert f"{NAME}: ok (generation 2, 4 documents)" in semsearch(env, "check", "-c", NAME,
+    assert "added 1, updated 1" in out and "5 documents in collection" in out, out
+    assert f"{NAME}: ok (generation 2, 5 documents)" in semsearch(env, "check", "-c", NAME,
                                                                   "--data-dir", data)
 
     with running_server(tmp_path / "data", env=env) as base:
@@ -81,6 +83,13 @@ def reopen_and_use(tmp_path: Path, uri: str | None) -> None:
             assert len(hits) == 4
             assert (hits[0]["id"], hits[0]["text"]) == (expected["id"], expected["text"]), hits
             assert hits[0]["metadata"] == {"kind": expected["kind"]}
+        for mode in ("lexical", "hybrid"):  # Milvus's BM25, in a process that did not write it
+            for query, expected in [("distant spiral galaxy", UPDATES[1]), ("公园散步", ROWS[3]),
+                                    ("marathon endurance", UPDATES[0])]:
+                response = httpx.get(base + "/search", params={"q": query, "collection": NAME,
+                                                               "mode": mode, "top_k": 2}, timeout=60)
+                assert response.status_code == 200, response.text
+                assert response.json()["hits"][0]["id"] == expected["id"], (mode, query)
 
 
 def test_milvus_lite_db_is_reopened_by_later_processes(tmp_path: Path) -> None:

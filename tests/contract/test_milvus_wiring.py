@@ -5,20 +5,22 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from indexer.encoding import Encoder
+from indexer.pipeline import encoder_model_info
 from search_api.cli import cli
 from search_api.config import ApiSettings
 from search_api.services.collections import CollectionService
 from search_api.services.documents import DocumentService
 from search_api.services.registry import CollectionRegistry, EncoderRegistry
 from search_api.services.search import Searcher
-from storage import DocumentInput, DocumentNotFound, StorageError
-from storage.backend import default_milvus_uri, open_backend
+from storage import DocumentInput, DocumentNotFound, StorageError, content_hash
+from storage.factory import default_milvus_uri, open_backend
 from tests.contract.conftest import Corpus, require_milvus
 
 ROWS = [
@@ -102,9 +104,9 @@ def test_api_services_on_a_milvus_registry(tmp_path: Path, milvus_server_uri: st
         assert [q.hits[0].doc_id for q in found.results] == ["c", "a"]
         filtered = searcher.search(name, ["soup recipe"], 3, {"kind": "finance"}, mode="dense")
         assert [h.doc_id for h in filtered.results[0].hits] == ["b"]
-        with pytest.raises(Exception, match="dense search only") as error:
-            searcher.search(name, ["soup"], 3, mode="hybrid")
-        assert getattr(error.value, "status", None) == 400
+        for mode in ("lexical", "hybrid"):  # Milvus's own BM25, fused as on FAISS
+            found = searcher.search(name, ["tomato soup", "cat windowsill"], 2, mode=mode)
+            assert [q.hits[0].doc_id for q in found.results] == ["c", "a"], mode
 
         manifest, fields = CollectionService(registry).describe(name)
         assert (manifest.count, manifest.generation, fields) == (3, 1, ["kind"])
@@ -131,7 +133,7 @@ def test_text_too_long_for_milvus_is_a_clear_error(tmp_path: Path, milvus_lite_u
 
 
 def test_names_and_expressions_never_splice_user_text() -> None:
-    from storage.milvus_schema import filter_expression, milvus_name, quote
+    from storage.milvus.schema import filter_expression, milvus_name, quote
 
     names = ["a_b", "a-b", "a.b", "a__b", "a_db", "a_pb", "A-b.c_d"]
     assert len({milvus_name(n) for n in names}) == len(names)
@@ -168,7 +170,7 @@ def test_hnsw_index_on_milvus(tmp_path: Path, milvus_lite_uri: str, corpus: Corp
 def test_check_on_milvus_finds_a_commit_left_half_done(tmp_path: Path, milvus_lite_uri: str,
                                                         corpus: Corpus) -> None:
     """Rows deleted behind the catalog's back (as a crash mid-commit leaves them) fail the check."""
-    from storage.milvus_schema import id_list, milvus_name
+    from storage.milvus.schema import id_list, milvus_name
 
     backend = open_backend("milvus", data_dir=tmp_path, milvus_uri=milvus_lite_uri)
     try:
@@ -182,5 +184,81 @@ def test_check_on_milvus_finds_a_commit_left_half_done(tmp_path: Path, milvus_li
         assert not report.ok
         assert f"the catalog says {len(corpus.documents())} documents" in report.errors[0]
         assert f"Milvus holds {len(corpus.documents()) - 2}" in report.errors[0]
+    finally:
+        backend.close()
+
+
+def test_collection_without_the_bm25_field_answers_dense_and_says_how_to_rebuild(
+        tmp_path: Path, milvus_lite_uri: str, minilm: Encoder, clean_env: pytest.MonkeyPatch) -> None:
+    """A collection as an older semsearch wrote it (no BM25 field): reopened, dense works, and
+    lexical / hybrid are a 409 naming the fix, through the API's own services."""
+    from pymilvus import MilvusClient
+
+    from storage.milvus import schema
+    from storage.milvus.lexical import LexicalIndexMissing
+
+    name = f"old-{uuid.uuid4().hex[:8]}"
+    backend = open_backend("milvus", data_dir=tmp_path, milvus_uri=milvus_lite_uri)
+    try:
+        backend.open_or_create(name, encoder_model_info(minilm)).close()
+        row = backend.row(name)  # type: ignore[attr-defined]
+        client: MilvusClient = backend.client  # type: ignore[attr-defined]
+        client.drop_collection(row.collection)  # recreated with the layout before the BM25 field
+        old = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        for field in schema.data_schema(minilm.dimension).fields:
+            if field.name not in ("lexical", "lexical_bm25"):
+                old.add_field(field.name, field.dtype, **field.params,
+                              **({"is_primary": True} if field.is_primary else {}),
+                              **({"element_type": field.element_type}
+                                 if field.element_type is not None else {}))
+        index = client.prepare_index_params()
+        index.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+        client.create_collection(row.collection, schema=old, index_params=index)
+        vectors = minilm.encode([r["text"] for r in ROWS], "document")
+        client.insert(row.collection, [
+            {"doc_id": r["id"], "vector": v.tolist(), "text": r["text"],
+             "content_hash": content_hash(r["text"]),
+             "metadata": {"kind": r["kind"]}, "filter_tags": []} for r, v in zip(ROWS, vectors, strict=True)])
+        backend.write_row(replace(row, generation=1, count=3, fields=("kind",)))  # type: ignore[attr-defined]
+    finally:
+        backend.close()
+
+    settings = ApiSettings(data_dir=tmp_path, storage="milvus", milvus_uri=milvus_lite_uri,
+                           micro_batch=False, query_cache_size=0)
+    registry = CollectionRegistry.from_settings(settings)
+    encoders = EncoderRegistry(allow_download=False, trust_remote_code=False,
+                               preloaded={minilm.name: minilm})
+    try:
+        searcher = Searcher(settings, registry, encoders)
+        found = searcher.search(name, ["tomato soup"], 1, mode="dense")
+        assert found.results[0].hits[0].doc_id == "c"
+        for mode in ("lexical", "hybrid"):
+            with pytest.raises(LexicalIndexMissing, match="re-index") as error:
+                searcher.search(name, ["tomato soup"], 1, mode=mode)
+            assert (error.value.status, error.value.code) == (409, "lexical_index_missing")
+    finally:
+        registry.close()
+    backend = open_backend("milvus", data_dir=tmp_path, milvus_uri=milvus_lite_uri)
+    try:
+        report = backend.check(name)
+        assert report.ok and any("no BM25 field" in w for w in report.warnings), report
+    finally:
+        backend.close()
+
+    flags = ["--storage", "milvus", "--milvus-uri", milvus_lite_uri, "--data-dir", str(tmp_path)]
+    code, out = invoke("upgrade", "-c", name, *flags)
+    assert code == 0 and "3 documents copied" in out, out
+    code, out = invoke("upgrade", "-c", name, *flags)
+    assert code == 0 and "up to date" in out, out
+    backend = open_backend("milvus", data_dir=tmp_path, milvus_uri=milvus_lite_uri)
+    try:
+        report = backend.check(name)
+        assert report.ok and report.warnings == [] and report.count == 3, report
+        upgraded = backend.open(name)
+        hits = upgraded.lexical_search(["tomato soup"], 1)[0]
+        assert [(h.doc_id, h.metadata) for h in hits] == [("c", {"kind": "food"})]
+        dense = upgraded.search(minilm.encode(["my cat"], "query"), 1)[0]
+        assert dense[0].doc_id == "a"  # the vectors came along
+        upgraded.close()
     finally:
         backend.close()

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from search_api.cli import cli
 from storage import Collection, DocumentInput, ModelInfo, check_collection
-from storage.vector_index import FaissIndex
+from storage.faiss.vector_index import FaissIndex
 
 DIM = 8
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from storage import fileops
-from storage.metadata import MetadataStore
+from storage.faiss.metadata import MetadataStore
 
 FILE_OPS = ("write_index", "write_bytes", "fsync", "replace")
 SQL_OPS = ("begin", "insert", "update", "delete", "add_fields", "set_meta", "commit")

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from storage import Collection, CommitStats, DocumentInput, Hit, ModelInfo
-from storage.vector_index import FaissIndex
+from storage.faiss.vector_index import FaissIndex
 
 DIM = 8
 MODEL = ModelInfo(name="test-model", dimension=DIM, max_length=128)

@@ -74,7 +74,7 @@ def test_damaged_index_is_rebuilt_from_sqlite(intact: tuple[Path, Snapshot], tmp
                                               caplog: pytest.LogCaptureFixture) -> None:
     data = copy_of(intact, tmp_path / "copy")
     damage(data / "c" / "index-2.faiss")
-    caplog.set_level(logging.ERROR, logger="storage.generations")
+    caplog.set_level(logging.ERROR, logger="storage.faiss.generations")
 
     collection = Collection.open(data, "c")
 

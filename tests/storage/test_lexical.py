@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from storage import Collection, DocumentInput
-from storage.lexical import match_expression, tokenize
-from storage.metadata import DB_FILE
+from storage.faiss.lexical import match_expression, tokenize
+from storage.faiss.metadata import DB_FILE
 from tests.storage.helpers import commit, make_vectors
 
 TEXTS = {

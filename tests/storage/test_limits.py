@@ -9,8 +9,8 @@ import pytest
 
 from storage import Collection, UnknownFilterField
 from storage.errors import LimitExceeded
+from storage.faiss.metadata import MetadataStore
 from storage.limits import InputLimits, check_document, check_field_count
-from storage.metadata import MetadataStore
 from tests.storage.helpers import commit, make_docs, make_vectors
 
 LIMITS = InputLimits()

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import storage.metadata
+import storage.faiss.metadata
 from storage import Collection, DocumentInput, DocumentNotFound, read_manifest
-from storage.vector_index import FaissIndex
+from storage.faiss.vector_index import FaissIndex
 from tests.storage.helpers import DIM, commit, faiss_index, make_docs, make_vectors, snapshot
 
 
@@ -159,17 +159,17 @@ def test_failure_at_the_commit_point_keeps_previous_generation(
         monkeypatch: pytest.MonkeyPatch) -> None:
     collection, queries = filled
     expected = snapshot(collection, queries, 10)
-    real_commit = storage.metadata.MetadataStore.commit
+    real_commit = storage.faiss.metadata.MetadataStore.commit
     calls: list[int] = []
 
-    def failing_once(self: storage.metadata.MetadataStore) -> None:
+    def failing_once(self: storage.faiss.metadata.MetadataStore) -> None:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("disk full at COMMIT")
         real_commit(self)
 
     # Fault injection at step 3 of the protocol: the real SQLite transaction is rolled back.
-    monkeypatch.setattr(storage.metadata.MetadataStore, "commit", failing_once)
+    monkeypatch.setattr(storage.faiss.metadata.MetadataStore, "commit", failing_once)
     new_vectors = make_vectors(3, seed=8)
     batch = [*make_docs(new_vectors[:2], prefix="new"),
              DocumentInput(doc_id="doc-10", text="changed", vector=new_vectors[2])]

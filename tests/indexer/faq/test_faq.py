@@ -15,7 +15,8 @@ from indexer.pipeline import index_documents, open_collection
 from indexer.sources import SourceError
 from search_api.cli import cli
 from storage import Collection, ManifestMismatch, read_info
-from storage.faq_store import NotAnFaq, read_faq_config, stored_doc_ids
+from storage.faiss.backend import FaissBackend
+from storage.faq_store import NotAnFaq, read_faq_config
 from tests.conftest import DATA, demo_documents
 
 FAQ_DIR = DATA / "faq"
@@ -116,7 +117,7 @@ def test_labelled_file_out_of_scope_labels(tmp_path: Path) -> None:
 
 def test_import_then_reimport_replaces_questions(tmp_path: Path, minilm: Encoder) -> None:
     entries = read_faq(FAQ_DIR / "support_en.yaml")
-    stats = import_faq(tmp_path, "support", minilm, entries, default_threshold=0.25)
+    stats = import_faq(FaissBackend(tmp_path), "support", minilm, entries, default_threshold=0.25)
     assert (stats.intents, stats.questions, stats.added, stats.deleted) == (5, 15, 15, 0)
     config = read_faq_config(tmp_path / "support")
     assert config is not None and config.threshold == 0.25 and config.calibrated_at is None
@@ -126,13 +127,13 @@ def test_import_then_reimport_replaces_questions(tmp_path: Path, minilm: Encoder
     assert doc.metadata == {"intent": "refund", "faq": True, "answer": entries[2].answer}
     collection.close()
 
-    again = import_faq(tmp_path, "support", minilm, entries, default_threshold=0.9)
+    again = import_faq(FaissBackend(tmp_path), "support", minilm, entries, default_threshold=0.9)
     assert (again.added, again.updated, again.unchanged, again.deleted) == (0, 0, 15, 0)
     changed = [FaqEntry(intent="refund", questions=("How can I get a refund?", "Refund please"),
                         answer="New answer."), entries[0]]
-    third = import_faq(tmp_path, "support", minilm, changed, default_threshold=0.9)
+    third = import_faq(FaissBackend(tmp_path), "support", minilm, changed, default_threshold=0.9)
     assert (third.added, third.updated, third.unchanged, third.deleted) == (1, 1, 3, 11)
-    assert stored_doc_ids(tmp_path / "support") == {
+    assert Collection.open(tmp_path, "support").doc_ids() == {
         question_id(e.intent, q) for e in changed for q in e.questions}
     assert read_faq_config(tmp_path / "support").threshold == 0.25  # type: ignore[union-attr]
     collection = Collection.open(tmp_path, "support")
@@ -147,10 +148,10 @@ def test_import_refuses_other_collections(tmp_path: Path, minilm: Encoder, e5: E
     collection.close()
     entries = [FaqEntry(intent="x", questions=("q",), answer="A")]
     with pytest.raises(NotAnFaq, match="'docs' exists and is not an FAQ"):
-        import_faq(tmp_path, "docs", minilm, entries, default_threshold=0.0)
-    import_faq(tmp_path, "faq", minilm, entries, default_threshold=0.0)
+        import_faq(FaissBackend(tmp_path), "docs", minilm, entries, default_threshold=0.0)
+    import_faq(FaissBackend(tmp_path), "faq", minilm, entries, default_threshold=0.0)
     with pytest.raises(ManifestMismatch):
-        import_faq(tmp_path, "faq", e5, entries, default_threshold=0.0)
+        import_faq(FaissBackend(tmp_path), "faq", e5, entries, default_threshold=0.0)
 
 
 def test_choose_threshold_on_a_hand_made_example() -> None:
@@ -180,7 +181,7 @@ def test_choose_threshold_on_a_hand_made_example() -> None:
 
 
 def test_calibrate_stores_the_threshold(tmp_path: Path, minilm: Encoder) -> None:
-    import_faq(tmp_path, "support", minilm, read_faq(FAQ_DIR / "support_en.yaml"),
+    import_faq(FaissBackend(tmp_path), "support", minilm, read_faq(FAQ_DIR / "support_en.yaml"),
                default_threshold=0.0)
     collection = Collection.open(tmp_path, "support")
     result = calibrate_faq(collection, minilm, read_labelled(FAQ_DIR / "labelled_en.jsonl"))
@@ -235,7 +236,7 @@ def test_faq_commands_have_help_with_an_example(command: list[str]) -> None:
 
 def test_an_interrupted_first_import_can_be_finished(tmp_path: Path, minilm: Encoder,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from storage.collection import CollectionWriter
+    from storage.faiss.collection import CollectionWriter
 
     entries = read_faq(FAQ_DIR / "support_en.yaml")
 
@@ -245,6 +246,6 @@ def test_an_interrupted_first_import_can_be_finished(tmp_path: Path, minilm: Enc
     with monkeypatch.context() as patch:
         patch.setattr(CollectionWriter, "commit", crash)
         with pytest.raises(KeyboardInterrupt):
-            import_faq(tmp_path, "support", minilm, entries, default_threshold=0.3)
-    stats = import_faq(tmp_path, "support", minilm, entries, default_threshold=0.3)
+            import_faq(FaissBackend(tmp_path), "support", minilm, entries, default_threshold=0.3)
+    stats = import_faq(FaissBackend(tmp_path), "support", minilm, entries, default_threshold=0.3)
     assert stats.added == sum(len(e.questions) for e in entries) and stats.threshold == 0.3

@@ -3,39 +3,21 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from storage.collection import read_info
 from storage.errors import SemsearchError
+from storage.faiss.collection import read_info
+from storage.faiss.integrity import CHECKSUM_KEY, index_problem
+from storage.faiss.metadata import MetadataStore
+from storage.faiss.vector_index import FaissIndex
 from storage.fileops import STALE_SECONDS, sweep_temp_files
-from storage.integrity import CHECKSUM_KEY, index_problem
+from storage.info import CheckReport
 from storage.manifest import read_manifest
-from storage.metadata import MetadataStore
 from storage.records import DB_FILE, validate_name
-from storage.vector_index import FaissIndex
 
 ATTEMPTS = 5
-
-
-@dataclass(kw_only=True)
-class CheckReport:
-    """Outcome of `check_collection`: errors make it fail, warnings are informational."""
-
-    name: str
-    generation: int = 0
-    count: int = 0
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    retry: bool = False  # what we saw was overtaken by a writer; look again
-    swept: list[str] = field(default_factory=list)  # temp files of interrupted writes, removed
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
 
 def check_collection(data_dir: Path, name: str) -> CheckReport:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from storage.metadata import StoredDocument
+from storage.info import StoredDocument
 from storage.records import Hit
 
 

@@ -1,94 +1,28 @@
-"""Lexical channel: a BM25 index over the documents in SQLite FTS5, tokenised for Chinese and English.
+"""Lexical channel of the FAISS backend: a BM25 index over the documents in SQLite FTS5.
 
-SQLite's own tokenisers cannot split Chinese (unicode61 keeps a run of Han characters as one
-token; trigram misses two-character words, the most common length). So text is tokenised here
-and FTS5 indexes the space-joined tokens:
-- runs of CJK characters become their characters plus overlapping character bigrams.
-  `scripts/tokenizer_study.py` compares this with bigrams only, unigrams only and jieba words
-  on CMRC2018, XQuAD zh and an LCQMC FAQ: unigrams + bigrams is best on both retrieval sets
-  and within 0.003 of the best FAQ accuracy, needs no dictionary, works for Japanese kana and
-  Korean too, and indexes 9x faster than jieba (numbers in the README);
-- everything else becomes lower-cased words of letters and digits (NFKC-normalised, so
-  full-width Ｌａｔｉｎ and half-width forms match).
+FTS5 indexes the space-joined tokens of storage.tokens (its own tokenisers cannot split
+Chinese); unicode61 only splits them again at the spaces.
 The FTS5 row id is the document's row id, kept in step by the writer in the same transaction
 as the document rows.
 """
 
 from __future__ import annotations
 
-import re
 import sqlite3
-import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import islice
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from storage.tokens import (  # noqa: F401  (re-exported for the tokenizer study and tests)
+    CJK_SPLITTERS,
+    MAX_QUERY_TERMS,
+    Tokenizer,
+    iter_tokens,
+    token_text,
+    tokenize,
+)
 
 LEXICAL_TABLE = "lexical"
 TERMS_TABLE = "lexical_terms"  # fts5vocab over it: which terms occur in the collection
-MAX_QUERY_TERMS = 256  # bounds the cost of one MATCH; longer queries keep their first terms
-
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_RUNS = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
-
-Tokenizer = Callable[[str], list[str]]
-
-
-def _cjk_bigrams(run: str) -> list[str]:
-    if len(run) == 1:
-        return [run]
-    return [run[i : i + 2] for i in range(len(run) - 1)]
-
-
-def _cjk_unigrams(run: str) -> list[str]:
-    return list(run)
-
-
-def _cjk_both(run: str) -> list[str]:
-    return _cjk_unigrams(run) + (_cjk_bigrams(run) if len(run) > 1 else [])
-
-
-CJK_SPLITTERS: dict[str, Callable[[str], list[str]]] = {
-    "bigram": _cjk_bigrams,
-    "unigram": _cjk_unigrams,
-    "unigram+bigram": _cjk_both,
-}
-
-
-def tokenize(text: str, cjk: str = "unigram+bigram") -> list[str]:
-    """Tokens of `text` as the lexical index sees them.
-
-    Args:
-        text: any text.
-        cjk: how runs of CJK characters are split: `unigram+bigram` (the index's choice),
-            `bigram` or `unigram` (kept for the tokenizer study).
-
-    Returns:
-        Lower-cased word tokens and CJK character n-grams, in text order.
-    """
-    return list(_iter_tokens(text, CJK_SPLITTERS[cjk]))
-
-
-def _iter_tokens(text: str, split_cjk: Callable[[str], list[str]]) -> Iterator[str]:
-    normal = unicodedata.normalize("NFKC", text).casefold()
-    for match in _RUNS.finditer(normal):
-        cjk_run, word = match.groups()
-        if cjk_run:
-            yield from split_cjk(cjk_run)
-        else:
-            yield word
-
-
-def token_text(text: str) -> str:
-    """The space-joined tokens of `text`, as the index stores them.
-
-    Joined a slice at a time: a list of every token of a long text costs about 60 bytes per
-    token (650 MB for a 50 MB text), the joined string about one byte per character.
-    """
-    tokens = _iter_tokens(text, CJK_SPLITTERS["unigram+bigram"])
-    pieces = []
-    while batch := list(islice(tokens, 65_536)):
-        pieces.append(" ".join(batch))
-    return " ".join(pieces)
 
 
 def match_expression(tokens: Iterable[str]) -> str | None:

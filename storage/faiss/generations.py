@@ -8,7 +8,7 @@ Commit protocol (the only way a collection changes):
 A crash before 3 leaves generation g (its index file is still there); a crash
 after 3 leaves g+1 with its index file in place. SQLite also keeps every vector,
 so a missing or damaged index file is rebuilt from it: step 2's checksum, committed in
-step 3, tells a reader whether the file is the one that was committed (storage.integrity).
+step 3, tells a reader whether the file is the one that was committed (storage.faiss.integrity).
 A failed write removes its temp file and leaves generation g (storage.fileops).
 """
 
@@ -22,16 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
+from storage.commit_plan import ids_to_look_up, plan_commit
 from storage.errors import StorageError
+from storage.faiss.folder import index_file
+from storage.faiss.integrity import CHECKSUM_KEY, index_problem, recorded_checksum, unit_vectors
+from storage.faiss.metadata import MetadataStore
+from storage.faiss.vector_index import FaissIndex
 from storage.fileops import write_failure
-from storage.folder import index_file
 from storage.index_types import IndexSpec, plan
-from storage.integrity import CHECKSUM_KEY, index_problem, recorded_checksum, unit_vectors
 from storage.locks import ReadWriteLock
 from storage.manifest import ModelInfo
-from storage.metadata import MetadataStore
-from storage.records import CommitStats, DocumentInput, content_hash, metadata_json, utc_now
-from storage.vector_index import FaissIndex
+from storage.records import CommitStats, DocumentInput, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -62,64 +63,29 @@ def stage(store: MetadataStore, upserts: Sequence[DocumentInput], deletes: Seque
     Returns:
         The rowids to add (with their vectors) and remove, and the metadata fields seen.
     """
-    # A repeated id: the last upsert wins; an id also deleted in this commit: the delete wins.
-    doomed = set(deletes)
-    upserted = {doc.doc_id for doc in upserts}
-    latest = {doc.doc_id: doc for doc in upserts if doc.doc_id not in doomed}
-    existing = store.existing([*latest, *doomed])
-    staged = Staged(add_ids=[], add_vectors=[], remove_ids=[], fields=set())
-    for doc in latest.values():
-        digest, meta_json = content_hash(doc.text), metadata_json(doc.metadata)
-        staged.fields.update(doc.metadata)
-        old = existing.get(doc.doc_id)
-        if old is not None and old.content_hash == digest:
-            if old.metadata_json == meta_json:
-                stats.unchanged += 1
-            else:
-                store.update(old.rowid, doc.text, meta_json, digest, None)
-                stats.updated += 1
-            continue
-        vector = checked_vector(doc, dimension, name)
+    existing = store.existing(ids_to_look_up(upserts, deletes))
+    plan = plan_commit(upserts, deletes, existing, dimension=dimension, name=name,
+                       generation=stats.generation)
+    staged = Staged(add_ids=[], add_vectors=[], remove_ids=[], fields=plan.fields)
+    for item in plan.upserts:
+        doc, old = item.doc, existing.get(item.doc.doc_id)
         if old is None:
-            staged.add_ids.append(store.insert(doc.doc_id, doc.text, meta_json, digest, vector))
-            stats.added += 1
-        else:
-            store.update(old.rowid, doc.text, meta_json, digest, vector)
+            assert item.vector is not None
+            staged.add_ids.append(store.insert(doc.doc_id, doc.text, item.metadata_json,
+                                               item.digest, item.vector))
+            staged.add_vectors.append(item.vector)
+            continue
+        store.update(old.rowid, doc.text, item.metadata_json, item.digest, item.vector)
+        if item.vector is not None:  # the text changed: its FAISS entry is replaced
             staged.remove_ids.append(old.rowid)
             staged.add_ids.append(old.rowid)
-            stats.updated += 1
-        staged.add_vectors.append(vector)
-    for doc_id in dict.fromkeys(deletes):
-        gone = existing.get(doc_id)
-        if gone is None:
-            if doc_id not in upserted:
-                stats.missing.append(doc_id)
-            continue
-        store.delete([gone.rowid])
-        staged.remove_ids.append(gone.rowid)
-        stats.deleted += 1
+            staged.add_vectors.append(item.vector)
+    gone = [existing[doc_id].rowid for doc_id in plan.deletes]
+    store.delete(gone)
+    staged.remove_ids.extend(gone)
+    for key in ("added", "updated", "unchanged", "deleted", "missing"):
+        setattr(stats, key, getattr(plan.stats, key))
     return staged
-
-
-def checked_vector(doc: DocumentInput, dimension: int, name: str) -> np.ndarray:
-    """`doc`'s vector as float32, checked for presence, shape and unit length.
-
-    Raises:
-        ValueError: the vector is missing, has the wrong shape or is not L2-normalised.
-    """
-    if doc.vector is None:
-        raise ValueError(f"document '{doc.doc_id}' is new or changed but has no vector")
-    vector = np.asarray(doc.vector, dtype=np.float32)
-    if vector.shape != (dimension,):
-        raise ValueError(
-            f"vector for '{doc.doc_id}' has shape {vector.shape}, "
-            f"collection '{name}' expects ({dimension},)"
-        )
-    # Inner product is cosine only for unit vectors; anything else would score wrongly.
-    norm = float(np.linalg.norm(vector))
-    if not np.isfinite(norm) or abs(norm - 1.0) > 1e-3:
-        raise ValueError(f"vector for '{doc.doc_id}' is not L2-normalised (norm {norm})")
-    return vector
 
 
 def apply_staged(store: MetadataStore, index: FaissIndex, spec: IndexSpec, staged: Staged,
@@ -174,7 +140,7 @@ def drop_old_index_files(folder: Path, generation: int) -> None:
 class Generations:
     """The committed generation a handle serves, and the commit protocol that moves it on.
 
-    storage.collection.Collection builds on this: it opens the folder, serves reads from
+    storage.faiss.collection.Collection builds on this: it opens the folder, serves reads from
     `_index` under `_rw` and holds the write lock around `_commit`.
     """
 

@@ -1,6 +1,6 @@
 """Milvus layout of semsearch collections: names, schemas, catalog rows, filter tags, checks.
 
-Pure functions plus the schema builders; storage.milvus_store does the talking to Milvus.
+Pure functions plus the schema builders; storage.milvus.store does the talking to Milvus.
 
 Metadata filters keep the FAISS backend's typed equality (a filter value `true` does not
 match a stored `1`, and `1` matches `1.0`). A Milvus expression on a JSON field cannot
@@ -18,18 +18,18 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from pymilvus import DataType, MilvusClient
 
 from storage.errors import SemsearchError, StorageError
-from storage.manifest import ModelInfo
-from storage.metadata import (
+from storage.filters import (
     Filter,
     FilterValue,
-    _filter_values,
     check_filter_size,
+    filter_values,
     require_known_field,
 )
+from storage.manifest import ModelInfo
+from storage.milvus import lexical
 from storage.records import DocumentInput
 
 CATALOG = "semsearch_catalog"
@@ -41,13 +41,6 @@ TAG_CHARS = 32
 MAX_TOP_K = 16_384  # Milvus's limit on `limit` in one search
 HNSW_PARAMS = {"M": 16, "efConstruction": 200}
 INDEX_TYPES = ("flat", "hnsw")
-
-
-class UnsupportedOnBackend(SemsearchError):
-    """A feature the chosen storage backend does not offer (e.g. lexical search on Milvus)."""
-
-    code = "unsupported_on_backend"
-    status = 400
 
 
 class BackendLimit(SemsearchError):
@@ -120,19 +113,27 @@ def filter_expression(filter_: Filter, known: set[str]) -> str:
     clauses = []
     for field, value in filter_.items():
         require_known_field(field, known)
-        tags = sorted({tag(field, item) for item in _filter_values(field, value)})
+        tags = sorted({tag(field, item) for item in filter_values(field, value)})
         clauses.append("array_contains_any(filter_tags, [" + ", ".join(f'"{t}"' for t in tags) + "])")
     return " and ".join(clauses)
 
 
-def check_sizes(doc_id: str, text: str) -> None:
-    if len(doc_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
-        raise BackendLimit(f"document id '{doc_id[:40]}...' is longer than the milvus backend's "
+def check_document(doc: DocumentInput) -> None:
+    """BackendLimit when `doc`'s id or text is longer than Milvus stores."""
+    if len(doc.doc_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        raise BackendLimit(f"document id '{doc.doc_id[:40]}...' is longer than the milvus backend's "
                            f"{MAX_ID_BYTES} bytes")
-    size = len(text.encode("utf-8", "surrogatepass"))
+    size = len(doc.text.encode("utf-8", "surrogatepass"))
     if size > MAX_TEXT_BYTES:
-        raise BackendLimit(f"document '{doc_id}' has {size} bytes of text; the milvus backend "
+        raise BackendLimit(f"document '{doc.doc_id}' has {size} bytes of text; the milvus backend "
                            f"stores at most {MAX_TEXT_BYTES} bytes per document (split it)")
+
+
+def document_row(doc: DocumentInput, digest: str) -> dict[str, Any]:
+    """One document's row, without its vector."""
+    return {"doc_id": doc.doc_id, "text": doc.text, "content_hash": digest,
+            "metadata": doc.metadata, "filter_tags": filter_tags(doc.doc_id, doc.metadata),
+            lexical.LEXICAL_FIELD: lexical.document_tokens(doc.text)}
 
 
 def data_schema(dimension: int) -> Any:
@@ -145,6 +146,7 @@ def data_schema(dimension: int) -> Any:
     schema.add_field("metadata", DataType.JSON)
     schema.add_field("filter_tags", DataType.ARRAY, element_type=DataType.VARCHAR,
                      max_capacity=MAX_TAGS, max_length=TAG_CHARS)
+    lexical.add_fields(schema)
     return schema
 
 
@@ -156,6 +158,7 @@ def data_index(client: MilvusClient, index: str) -> Any:
                          params=HNSW_PARAMS)
     else:
         params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+    lexical.add_index(params)
     return params
 
 
@@ -221,17 +224,3 @@ class CatalogRow:
                        fields=tuple(json.loads(row["fields"])))
         except (KeyError, TypeError, ValueError) as exc:
             raise StorageError(f"milvus catalog row of '{row.get('name')}' is malformed: {exc}") from exc
-
-
-def checked_vector(doc: DocumentInput, dimension: int, name: str) -> np.ndarray:
-    if doc.vector is None:
-        raise ValueError(f"document '{doc.doc_id}' is new or changed but has no vector")
-    vector = np.asarray(doc.vector, dtype=np.float32)
-    if vector.shape != (dimension,):
-        raise ValueError(f"vector for '{doc.doc_id}' has shape {vector.shape}, "
-                         f"collection '{name}' expects ({dimension},)")
-    # Inner product is cosine only for unit vectors; anything else would score wrongly.
-    norm = float(np.linalg.norm(vector))
-    if not np.isfinite(norm) or abs(norm - 1.0) > 1e-3:
-        raise ValueError(f"vector for '{doc.doc_id}' is not L2-normalised (norm {norm})")
-    return vector

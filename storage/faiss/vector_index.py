@@ -12,6 +12,7 @@ import faiss
 import numpy as np
 
 from storage.errors import StorageError
+from storage.faiss.integrity import file_checksum
 from storage.fileops import OPS, write_atomically
 from storage.index_types import (
     MAX_TOMBSTONE_RATIO,
@@ -23,7 +24,6 @@ from storage.index_types import (
     keeps,
     plan,
 )
-from storage.integrity import file_checksum
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ class FaissIndex:
         error) the temp file is removed and the error raised.
 
         Returns:
-            The checksum of the bytes written (storage.integrity.file_checksum), to be
+            The checksum of the bytes written (storage.faiss.integrity.file_checksum), to be
             committed with the generation so that a reader can verify the file.
         """
         checksum = ""

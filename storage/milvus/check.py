@@ -7,8 +7,8 @@ from collections.abc import Callable
 import numpy as np
 from pymilvus import MilvusClient, MilvusException
 
-from storage import milvus_schema as schema
-from storage.check import CheckReport
+from storage.info import CheckReport
+from storage.milvus import lexical, schema
 from storage.records import content_hash
 
 ATTEMPTS = 5
@@ -62,6 +62,10 @@ def _check_once(client: MilvusClient, row: schema.CatalogRow, report: CheckRepor
         report.errors.append(f"{row.collection} has vector dimension {dims}, the model "
                              f"{row.model.dimension}")
         return
+    if not lexical.has_lexical(described):
+        report.warnings.append(f"{row.collection} has no BM25 field (an older semsearch wrote "
+                               "it): it answers mode 'dense' only; `semsearch upgrade -c "
+                               f"{row.name}` adds it")
     client.load_collection(row.collection)
     stored, bad_vectors, bad_hashes = 0, 0, 0
     iterator = client.query_iterator(row.collection, batch_size=BATCH, filter="",

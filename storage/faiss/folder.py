@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 
 from storage.errors import IndexNotFound
+from storage.faiss.integrity import CHECKSUM_KEY, recorded_checksum, unavailable
+from storage.faiss.metadata import MetadataStore, create_schema
+from storage.faiss.vector_index import FaissIndex
 from storage.index_types import IndexSpec
-from storage.integrity import CHECKSUM_KEY, recorded_checksum, unavailable
+from storage.info import CollectionInfo
 from storage.manifest import Manifest, ModelInfo, write_manifest
-from storage.metadata import MetadataStore, create_schema
 from storage.records import DB_FILE, MANIFEST_FILE, utc_now, validate_name
-from storage.vector_index import FaissIndex
 
 
 def index_file(generation: int) -> str:
@@ -40,17 +40,6 @@ def file_identity(path: Path) -> tuple[int, int]:
     """(device, inode): tells a file from one recreated at the same path."""
     stat = os.stat(path)
     return stat.st_dev, stat.st_ino
-
-
-@dataclass(frozen=True, kw_only=True)
-class CollectionInfo:
-    """What SQLite records of a collection; cheap to read (the index is not loaded)."""
-
-    name: str
-    model: ModelInfo
-    created_at: str
-    count: int
-    generation: int
 
 
 def read_info(data_dir: Path, name: str) -> CollectionInfo:

@@ -14,26 +14,20 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from storage import lexical
-from storage.errors import InvalidFilter, UnknownFilterField
+from storage.faiss import lexical
+from storage.filters import (  # noqa: F401  (Filter re-exported)
+    MAX_LISTED_FIELDS,
+    Filter,
+    FilterValue,
+    check_filter_size,
+    filter_values,
+    unknown_field,
+)
+from storage.info import StoredDocument
 from storage.records import (
     DB_FILE,  # noqa: F401  (re-exported)
     chunks,
 )
-
-MAX_FILTER_VALUES = 256
-MAX_FILTER_FIELDS = 64
-MAX_LISTED_FIELDS = 20  # field names an error message lists (a collection may have thousands)
-FilterValue = str | int | float | bool
-Filter = dict[str, FilterValue | list[FilterValue]]
-
-
-@dataclass(frozen=True, kw_only=True)
-class StoredDocument:
-    rowid: int
-    doc_id: str
-    text: str
-    metadata: dict[str, Any]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,7 +201,7 @@ class MetadataStore:
         for field, value in filter_.items():
             if field not in present:
                 raise unknown_field(field, *self.field_sample())
-            values = _filter_values(field, value)
+            values = filter_values(field, value)
             path = '$."' + field + '"'
             clauses.append("(" + " OR ".join(_typed_in(path, values, params)) + ")")
         return " AND ".join(clauses), params
@@ -278,45 +272,6 @@ class MetadataStore:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
-
-
-def require_known_field(field: str, known: set[str]) -> None:
-    """UnknownFilterField unless `field` is one of the collection's metadata fields."""
-    if field not in known:
-        raise unknown_field(field, sorted(known)[:MAX_LISTED_FIELDS], len(known))
-
-
-def unknown_field(field: str, sample: list[str], total: int) -> UnknownFilterField:
-    """The error for a filter on an absent field; it lists at most MAX_LISTED_FIELDS names."""
-    listing = ", ".join(sample) or "none"
-    if total > len(sample):
-        listing += f", and {total - len(sample)} more (GET /collections/{{name}} lists them)"
-    shown = field if len(field) <= 100 else field[:100] + "..."
-    return UnknownFilterField(f"filter field '{shown}' is not a metadata field of this collection "
-                              f"(known fields: {listing})")
-
-
-def check_filter_size(filter_: Filter) -> None:
-    """InvalidFilter when a filter names more than MAX_FILTER_FIELDS fields."""
-    if len(filter_) > MAX_FILTER_FIELDS:
-        raise InvalidFilter(f"filter names {len(filter_)} fields; at most {MAX_FILTER_FIELDS} "
-                            "may be combined")
-
-
-def _filter_values(field: str, value: Any) -> list[FilterValue]:
-    if '"' in field:
-        raise InvalidFilter(f"filter field {field!r}: names containing '\"' cannot be filtered on")
-    values = value if isinstance(value, list) else [value]
-    if not values or len(values) > MAX_FILTER_VALUES:
-        raise InvalidFilter(f"filter value for '{field}' must be a value or a list of 1 to "
-                            f"{MAX_FILTER_VALUES} values")
-    for item in values:
-        if not isinstance(item, str | int | float | bool):
-            raise InvalidFilter(f"filter value for '{field}' must be a string, number or boolean "
-                                f"(or a list of them), got {type(item).__name__}")
-        if isinstance(item, int) and not isinstance(item, bool) and not -2**63 <= item < 2**63:
-            raise InvalidFilter(f"filter value for '{field}' does not fit in 64 bits: {item}")
-    return list(values)
 
 
 def _typed_in(path: str, values: list[FilterValue], params: list[Any]) -> list[str]:

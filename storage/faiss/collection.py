@@ -1,7 +1,7 @@
 """Collection: the public handle on one collection (FAISS index + SQLite metadata + manifest).
 
 It opens and creates collections, serves reads and holds the write lock; the generation it
-serves and the commit protocol that moves it on live in its base, storage.generations.
+serves and the commit protocol that moves it on live in its base, storage.faiss.generations.
 """
 
 from __future__ import annotations
@@ -25,17 +25,19 @@ from storage.errors import (
     ManifestMismatch,
     StorageError,
 )
+from storage.faiss.folder import build_empty, file_identity, index_file
+from storage.faiss.folder import read_info as read_info  # re-exported
+from storage.faiss.generations import Generations
+from storage.faiss.hits import dense_hits, lexical_hits
+from storage.faiss.integrity import CHECKSUM_KEY, database_problem, is_damage, unavailable
+from storage.faiss.metadata import MetadataStore, ReaderPool
+from storage.faq_store import FaqConfig, read_faq_config, write_faq_config
 from storage.fileops import sweep_temp_files, write_failure
-from storage.folder import CollectionInfo as CollectionInfo  # re-exported
-from storage.folder import build_empty, file_identity, index_file
-from storage.folder import read_info as read_info  # re-exported
-from storage.generations import Generations
-from storage.hits import dense_hits, lexical_hits
+from storage.filters import Filter
 from storage.index_types import IndexSpec, SearchParams
-from storage.integrity import CHECKSUM_KEY, database_problem, is_damage, unavailable
+from storage.info import StoredDocument
 from storage.locks import WriterLock, in_process_writer
 from storage.manifest import Manifest, ModelInfo, check_model, read_manifest, write_manifest
-from storage.metadata import Filter, MetadataStore, ReaderPool, StoredDocument
 from storage.records import DB_FILE, CommitStats, DocumentInput, Hit, content_hash, validate_name
 
 logger = logging.getLogger(__name__)
@@ -255,6 +257,20 @@ class Collection(Generations):
         with self._reading() as store:
             return [store.lexical_coverage(text) for text in texts]
 
+    def doc_ids(self) -> set[str]:
+        """Every document id (for small collections such as an FAQ's)."""
+        with self._reading() as store:
+            return {str(row[0]) for row in store.conn.execute("SELECT doc_id FROM documents")}
+
+    # -- FAQ settings ----------------------------------------------------------
+    def faq_config(self) -> FaqConfig | None:
+        """The FAQ settings (faq.json beside the collection), or None if it is not an FAQ."""
+        return read_faq_config(self.folder)
+
+    def set_faq_config(self, config: FaqConfig) -> None:
+        """Store the FAQ settings (faq.json, replaced atomically; no new generation)."""
+        write_faq_config(self.folder, config)
+
     def get(self, doc_id: str) -> StoredDocument:
         with self._reading() as store:
             doc = store.get_by_doc_id(doc_id)
@@ -342,3 +358,11 @@ class CollectionWriter:
                 from the stored vectors if its structure changes) even with no documents.
         """
         return self._collection._commit(self._store, upserts, deletes, index)
+
+    def set_index(self, kind: str | None, params: dict[str, str]) -> CommitStats:
+        """Commit a new index type and/or parameters (see storage.index_types).
+
+        Raises:
+            InvalidIndexSpec: an unknown type or parameter.
+        """
+        return self.commit(index=self._collection.index_spec.updated(kind, params))

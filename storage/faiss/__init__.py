@@ -1,0 +1,1 @@
+"""FAISS + SQLite backend: each collection a folder (index file, SQLite database, manifest)."""

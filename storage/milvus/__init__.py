@@ -1,0 +1,1 @@
+"""Milvus backend (pymilvus `MilvusClient`; milvus-lite `.db` files or a Milvus server)."""

@@ -1,0 +1,172 @@
+"""Milvus backend: where the collections live (the catalog), and opening them by name."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pymilvus import MilvusClient, MilvusException
+
+from storage.errors import (
+    IndexNotFound,
+    StorageError,
+)
+from storage.info import CollectionInfo
+from storage.manifest import ModelInfo, check_model
+from storage.milvus import lexical, migrate, schema
+from storage.milvus.check import check_milvus_collection
+from storage.milvus.client import call
+from storage.milvus.store import MilvusCollection
+from storage.records import (
+    utc_now,
+    validate_name,
+)
+
+if TYPE_CHECKING:
+    from storage.info import CheckReport
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stored:
+    """A stored document's state, as commit planning reads it."""
+
+    content_hash: str
+    metadata_json: str
+
+POLL_SECONDS = 1.0  # how stale a handle's view of the catalog (count, generation, fields) may be
+ROWS_PER_REQUEST = 256  # keeps each upsert far below Milvus's 64 MB request limit
+IDS_PER_QUERY = 500
+MAX_CACHED_TERMS = 100_000  # term presence remembered per handle (cleared on a new generation)
+MAX_COLLECTIONS = 16_384
+CATALOG_FIELDS = ["name", "uid", "collection", "model", "index_type", "created_at", "updated_at",
+                  "generation", "doc_count", "fields"]
+
+
+class MilvusBackend:
+    """Collections in one Milvus database (a milvus-lite `.db` path or a server URI)."""
+
+    kind: Literal["milvus"] = "milvus"
+
+    def __init__(self, uri: str, *, data_dir: Path, token: str | None = None,
+                 index: str = "flat") -> None:
+        if index not in schema.INDEX_TYPES:
+            raise StorageError(f"unknown milvus index '{index}': use one of "
+                               f"{', '.join(schema.INDEX_TYPES)}")
+        self.uri, self.data_dir, self.index = uri, Path(data_dir), index
+        if "://" not in uri:  # a milvus-lite database folder, created on first use
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.client = MilvusClient(uri=uri, token=token or "")
+        except MilvusException as exc:
+            raise StorageError(f"cannot connect to {self.describe()}: {exc.message}") from exc
+        self._ensure_catalog()
+
+    def _ensure_catalog(self) -> None:
+        if not call("has_collection", self.client.has_collection, schema.CATALOG):
+            try:
+                self._create_collection(schema.CATALOG, schema.catalog_schema(),
+                                        schema.catalog_index(self.client))
+            except MilvusException as exc:  # another process may have created it meanwhile
+                if not call("has_collection", self.client.has_collection, schema.CATALOG):
+                    raise StorageError(f"cannot create the milvus catalog: {exc.message}") from exc
+        # Loaded state does not outlive a Milvus restart (milvus-lite restarts with every
+        # process that opens a .db), and a query on a released collection fails.
+        call("load catalog", self.client.load_collection, schema.CATALOG)
+
+    def _create_collection(self, name: str, fields: Any, index: Any) -> None:
+        """Create, index and load a collection (raises MilvusException)."""
+        self.client.create_collection(name, schema=fields, consistency_level="Strong")
+        # sync=False: pymilvus would otherwise poll the index state with a fixed 0.5 s sleep;
+        # an empty collection has nothing to build, and Milvus searches unindexed data exactly.
+        self.client.create_index(name, index, sync=False)
+        self.client.load_collection(name)
+
+    def describe(self) -> str:
+        """Where the collections are, for messages (credentials in the URI left out)."""
+        return f"milvus at {self.uri.rsplit('@', 1)[-1] if '://' in self.uri else self.uri}"
+
+    def row(self, name: str) -> schema.CatalogRow | None:
+        rows = call("catalog query", self.client.query, schema.CATALOG,
+                     filter=f"name == {schema.quote(name)}", output_fields=CATALOG_FIELDS)
+        return schema.CatalogRow.from_row(rows[0]) if rows else None
+
+    def write_row(self, row: schema.CatalogRow) -> None:
+        call("catalog upsert", self.client.upsert, schema.CATALOG, [row.to_row()])
+
+    def names(self) -> list[str]:
+        rows = call("catalog query", self.client.query, schema.CATALOG, filter='name != ""',
+                     output_fields=["name"], limit=MAX_COLLECTIONS)
+        return sorted(str(row["name"]) for row in rows)
+
+    def info(self, name: str) -> CollectionInfo:
+        row = self._existing_row(name)
+        return CollectionInfo(name=row.name, model=row.model, created_at=row.created_at,
+                              count=row.count, generation=row.generation)
+
+    def open(self, name: str) -> MilvusCollection:
+        return MilvusCollection(self, self._existing_row(name))
+
+    def check(self, name: str) -> CheckReport:
+        """Verify a collection against its catalog row (see storage.milvus.check)."""
+        return check_milvus_collection(self.client, self.row, validate_name(name), self.describe())
+
+    def open_or_create(self, name: str, model: ModelInfo) -> MilvusCollection:
+        """Open `name`, creating it for `model` if missing; a different model is ManifestMismatch."""
+        row = self.row(validate_name(name)) or self._create(name, model)
+        check_model(name, row.model, model.name, model.dimension)
+        return MilvusCollection(self, row)
+
+    def _existing_row(self, name: str) -> schema.CatalogRow:
+        row = self.row(validate_name(name))
+        if row is None:
+            raise IndexNotFound(f"collection '{name}' does not exist in {self.describe()}")
+        return row
+
+    def _create(self, name: str, model: ModelInfo) -> schema.CatalogRow:
+        """Create the documents collection, then its catalog row (the row makes it visible)."""
+        target = schema.milvus_name(name)
+        if call("has_collection", self.client.has_collection, target):
+            # Left by a create that crashed before its catalog row: reuse it if it fits.
+            described = call("describe", self.client.describe_collection, target)
+            dims = [f.get("params", {}).get("dim") for f in described["fields"] if f["name"] == "vector"]
+            if dims != [model.dimension] or not lexical.has_lexical(described):
+                call("drop_collection", self.client.drop_collection, target)
+        if not call("has_collection", self.client.has_collection, target):
+            call("create_collection", self._create_collection, target,
+                  schema.data_schema(model.dimension), schema.data_index(self.client, self.index))
+        created = utc_now()
+        row = schema.CatalogRow(name=name, uid=uuid.uuid4().hex, collection=target, model=model,
+                         index_type=self.index, created_at=created, updated_at=created,
+                         generation=0, count=0, fields=())
+        raced = self.row(name)  # another process finished creating it meanwhile: use theirs
+        if raced is not None:
+            return raced
+        self.write_row(row)
+        logger.info("created milvus collection %s for %s (%s)", target, name, self.index)
+        return row
+
+    def upgrade(self, name: str) -> str:
+        """Give a collection written before the BM25 field one (see storage.milvus.migrate)."""
+        row = self._existing_row(name)
+        described = call("describe", self.client.describe_collection, row.collection)
+        if lexical.has_lexical(described):
+            return f"collection '{name}' is up to date"
+        copied = migrate.add_lexical(self.client, row, self._create_collection,
+                                     schema.data_index(self.client, row.index_type), self.write_row)
+        return f"collection '{name}': {copied} documents copied into a collection with lexical search"
+
+    def close(self) -> None:
+        self.client.close()
+
+
+if TYPE_CHECKING:  # mypy proves the classes implement the interface the callers use
+    from storage.backend import Backend, CollectionHandle
+
+    def _implements(backend: MilvusBackend, collection: MilvusCollection
+                    ) -> tuple[Backend, CollectionHandle]:
+        return backend, collection
