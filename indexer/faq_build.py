@@ -11,6 +11,7 @@ import numpy as np
 
 from indexer.encoding import Encoder, Kind
 from indexer.faq import FaqEntry, LabelledQuery
+from indexer.faq_threshold import DERIVED_METHODS, DerivedThreshold, derive_threshold
 from indexer.languages import dense_understands
 from indexer.pipeline import attach_vectors, open_collection
 from storage import Collection, DocumentInput, Hit, check_model
@@ -40,11 +41,12 @@ class FaqImportStats:
     unchanged: int
     deleted: int
     threshold: float
+    threshold_method: str = "setting"
 
     def summary(self) -> str:
         return (f"{self.intents} intents, {self.questions} questions ({self.added} added, "
                 f"{self.updated} updated, {self.unchanged} unchanged, {self.deleted} removed); "
-                f"threshold {self.threshold:.4f}")
+                f"threshold {self.threshold:.4f} ({self.threshold_method})")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,23 +84,27 @@ def question_id(intent: str, question: str) -> str:
 
 
 def import_faq(data_dir: Path, name: str, encoder: Encoder, entries: Sequence[FaqEntry], *,
-               default_threshold: float, lock_timeout: float = 0.0) -> FaqImportStats:
+               default_threshold: float | None = None,
+               lock_timeout: float = 0.0) -> FaqImportStats:
     """Build or replace an FAQ collection: one document per question, one commit.
 
     Questions are upserted by id (unchanged texts are not re-encoded) and every stored
     question no longer in `entries` is deleted in the same commit, so readers see either
-    the old FAQ or the new one. A re-import keeps the stored (calibrated) threshold.
+    the old FAQ or the new one. A new FAQ's threshold is derived from its own questions
+    (indexer.faq_threshold) unless `default_threshold` is given; a re-import derives it
+    again only if it was derived, so a calibrated or configured threshold stands.
 
     Args:
         data_dir: folder of collections.
         name: the FAQ collection.
         encoder: its model (a different model than the collection's is an error).
         entries: the parsed FAQ (see indexer.faq.read_faq).
-        default_threshold: threshold of a new FAQ, until `faq calibrate`.
+        default_threshold: a fixed threshold for a new FAQ (SEMSEARCH_FAQ_THRESHOLD);
+            None derives one from the FAQ.
         lock_timeout: seconds to wait for another writer.
 
     Returns:
-        Counts of what changed and the threshold in force.
+        Counts of what changed, the threshold in force and how it was chosen.
     """
     collection = open_collection(data_dir, name, encoder)
     try:
@@ -109,21 +115,55 @@ def import_faq(data_dir: Path, name: str, encoder: Encoder, entries: Sequence[Fa
         docs = [DocumentInput(doc_id=question_id(e.intent, q), text=q,
                               metadata={"intent": e.intent, "answer": e.answer, "faq": True})
                 for e in entries for q in e.questions]
-        if config is None:
-            # Before the commit: a crash in between leaves an FAQ that a re-import can finish.
-            # After it, faq.json is never rewritten here, so a concurrent calibration stands.
-            config = FaqConfig(threshold=default_threshold, question_kind=QUESTION_KIND)
-            write_faq_config(collection.folder, config)
         with collection.writer(timeout=lock_timeout) as writer:
             keep = {d.doc_id for d in docs}
             stale = sorted(stored_doc_ids(collection.folder) - keep)
             prepared, _ = attach_vectors(collection, encoder, docs, QUESTION_KIND, _ENCODE_BATCH)
+            rederive = config is not None and default_threshold is None and \
+                config.threshold_method in DERIVED_METHODS
+            if config is None or rederive:
+                derived = _threshold_for(encoder, prepared, default_threshold)
+                fresh = config is None
+                config = replace(config or FaqConfig(threshold=0.0, question_kind=QUESTION_KIND),
+                                 threshold=derived.threshold, threshold_method=derived.method,
+                                 threshold_figures=derived.figures)
+                if fresh:
+                    # Before the commit: a crash in between leaves an FAQ a re-import can finish.
+                    write_faq_config(collection.folder, config)
             commit = writer.commit(prepared, deletes=stale)
+        if rederive:
+            config = _store_unless_calibrated(collection.folder, config)
         return FaqImportStats(intents=len(entries), questions=len(docs), added=commit.added,
                               updated=commit.updated, unchanged=commit.unchanged,
-                              deleted=commit.deleted, threshold=config.threshold)
+                              deleted=commit.deleted, threshold=config.threshold,
+                              threshold_method=config.threshold_method)
     finally:
         collection.close()
+
+
+def _threshold_for(encoder: Encoder, prepared: Sequence[DocumentInput],
+                   fixed: float | None) -> DerivedThreshold:
+    """The configured threshold, or one derived from the questions' vectors."""
+    if fixed is not None:
+        return DerivedThreshold(threshold=fixed, method="setting")
+    missing = [i for i, d in enumerate(prepared) if d.vector is None]  # unchanged: not re-encoded
+    vectors = [d.vector for d in prepared]
+    for start in range(0, len(missing), _ENCODE_BATCH):
+        batch = missing[start:start + _ENCODE_BATCH]
+        encoded = encoder.encode([prepared[i].text for i in batch], QUESTION_KIND)
+        for i, vector in zip(batch, encoded, strict=True):
+            vectors[i] = vector
+    return derive_threshold(np.asarray(vectors, dtype=np.float32),
+                            [str(d.metadata["intent"]) for d in prepared], encoder.name)
+
+
+def _store_unless_calibrated(folder: Path, derived: FaqConfig) -> FaqConfig:
+    """Store a re-derived threshold unless `faq calibrate` stored one meanwhile."""
+    current = read_faq_config(folder)
+    if current is not None and current.threshold_method not in DERIVED_METHODS:
+        return current
+    write_faq_config(folder, derived)
+    return derived
 
 
 def rank_intents(hits: Sequence[Hit], mode: Mode = "dense") -> list[IntentScore]:
@@ -264,7 +304,7 @@ def calibrate_faq(collection: Collection, encoder: Encoder, labelled: Sequence[L
     calibration = choose_threshold(best, [q.intent for q in labelled])
     write_faq_config(collection.folder, replace(
         config, threshold=calibration.threshold, calibration=calibration.as_dict(), mode=mode,
-        calibrated_at=utc_now()))
+        calibrated_at=utc_now(), threshold_method="calibrated", threshold_figures={}))
     return calibration
 
 

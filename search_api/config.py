@@ -37,9 +37,10 @@ class ApiSettings(CommonSettings):
         default=256, ge=1,
         description="sentences per /similarity side (sources, candidates) and /v1/embeddings input",
     )
-    faq_threshold: float = Field(
-        default=0.0, ge=-1.0, le=1.0,
-        description="threshold of a newly imported FAQ until `semsearch faq calibrate` sets one",
+    faq_threshold: float | None = Field(
+        default=None, ge=-1.0, le=1.0,
+        description="fixed threshold of a newly imported FAQ until `semsearch faq calibrate` "
+                    "sets one; unset: derived from the FAQ's own questions (docs/faq.md)",
     )
     faq_search_depth: int = Field(
         default=50, ge=1, le=10_000,

@@ -51,6 +51,8 @@ def import_command(path: Path, name: str, model: str | None, fmt: str, wait: boo
     Each row has `intent`, `question` (a string or a list; in CSV several rows may share
     an intent, or one cell may hold questions separated by "|") and `answer`. The file
     is checked before anything is written; the new FAQ replaces the old one in one commit.
+    A new FAQ's no-match threshold is derived from its own questions (leave-one-out) until
+    `faq calibrate` sets one from labelled queries.
 
     Example:
 
