@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from indexer.backends import BACKEND_CHOICES, BACKENDS
 from indexer.config import IndexerSettings
+from indexer.devices import CUDA, DEVICE_CHOICES, resolve_device
 from indexer.encoding import Encoder, load_encoder
 from indexer.models import IndexStats
 from indexer.pipeline import (
@@ -74,6 +75,14 @@ def encoder_backend_option(func: F) -> F:
     )(func)
 
 
+def device_option(func: F) -> F:
+    return click.option(
+        "--device", type=click.Choice(DEVICE_CHOICES), default=None,
+        help="Where the model runs: auto (cuda where torch sees a GPU, else cpu), cpu, or cuda "
+             "(fp16; an error where no GPU is usable) [env SEMSEARCH_DEVICE, default auto].",
+    )(func)
+
+
 def _settings(**overrides: Any) -> IndexerSettings:
     """Environment first, then the flags that were given (None means not given)."""
     return IndexerSettings(**{k: v for k, v in overrides.items() if v is not None})
@@ -122,6 +131,7 @@ def cli() -> None:
 @click.option("--commit-every", type=click.IntRange(1), default=None,
               help="Documents per committed generation [default 2048].")
 @encoder_backend_option
+@device_option
 @click.option("--engine", type=click.Choice(["local", "ray"]), default=None,
               help="Encode in this process, or on a Ray actor pool [env SEMSEARCH_ENGINE, default local].")
 @click.option("--ray-address", default=None,
@@ -146,7 +156,7 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
           ray_address: str | None, ray_actors: int | None, index_kind: str | None,
           index_params: tuple[str, ...], quiet: bool,
           wait: bool, storage: str | None, milvus_uri: str | None, data_dir: Path | None,
-          encoder_backend: str | None = None) -> None:
+          encoder_backend: str | None = None, device: str | None = None) -> None:
     """Index (upsert by id) a JSONL, CSV, TSV, Parquet or text file into a collection.
 
     Re-indexing the same file changes nothing; a changed text replaces its vector.
@@ -159,8 +169,10 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
         semsearch index corpus.jsonl -c docs --storage milvus --milvus-uri http://localhost:19530
         semsearch index big.jsonl -c big --index hnsw --index-param M=16 --index-param efSearch=64
         semsearch index big.jsonl -c big --engine ray --ray-address auto
+        semsearch index big.jsonl -c big --device cuda --batch-size 1024
     """
     settings = _settings(data_dir=data_dir, batch_size=batch_size, commit_every=commit_every,
+                         device=device,
                          engine=engine, ray_address=ray_address, ray_actors=ray_actors,
                          storage=storage, milvus_uri=milvus_uri, index=index_kind,
                          index_params=",".join(index_params) or None)
@@ -179,7 +191,7 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
                        allow_download=settings.allow_download,
                        trust_remote_code=settings.trust_remote_code,
                        backend=_backend_for(settings, collection, encoder_backend, backend),
-                       cache_dir=settings.cache_dir)
+                       cache_dir=settings.cache_dir, device=settings.device)
         encoder = load(threads=settings.threads)
         options = IndexOptions(batch_size=settings.batch_size, commit_every=settings.commit_every,
                                lock_timeout=WAIT_SECONDS if wait else 0.0,
@@ -224,9 +236,15 @@ def run_index_job(data_dir: Path, collection: str, encoder: Encoder, spec: Sourc
 
 def _backend_for(settings: IndexerSettings, collection: str, explicit: str | None,
                  backend: Backend | None = None) -> str:
-    """An explicit --backend wins; else the one recorded in the collection; else the setting."""
+    """An explicit --backend wins; else the one recorded in the collection; else the setting.
+
+    On a GPU an unnamed backend is auto (fp16 there): the CPU backend a collection was built
+    with does not run on it.
+    """
     if explicit:
         return explicit
+    if resolve_device(settings.device) == CUDA:
+        return "auto"
     stored = ""
     if backend is not None and backend.kind != "faiss":
         stored = backend.info(collection).model.backend if collection in backend.names() else ""

@@ -24,6 +24,8 @@ class RuntimeSettings(BaseSettings):
     threads: int | None = Field(default=None, ge=1, description="CPU threads per encoder (default: all)")
     cache_dir: Path | None = Field(default=None, description="cache of ONNX exports and converted models "
                                             "(~/.cache/semsearch)")
+    device: str = Field(default="auto", description="where models run: auto (cuda where torch "
+                        "sees a GPU, else cpu), cpu, cuda (fp16)")
 
     @field_validator("backend")
     @classmethod
@@ -33,6 +35,16 @@ class RuntimeSettings(BaseSettings):
         value = value.strip().lower()
         if value not in BACKEND_CHOICES:
             raise ValueError(f"unknown backend '{value}'; use one of: {', '.join(BACKEND_CHOICES)}")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        from indexer.devices import DEVICE_CHOICES
+
+        value = value.strip().lower()
+        if value not in DEVICE_CHOICES:
+            raise ValueError(f"unknown device '{value}'; use one of: {', '.join(DEVICE_CHOICES)}")
         return value
 
 

@@ -10,7 +10,7 @@ import click
 
 import indexer
 from indexer.backends import default_threads
-from indexer.cli import cli, data_dir_option, encoder_backend_option, run_index_job
+from indexer.cli import cli, data_dir_option, device_option, encoder_backend_option, run_index_job
 from indexer.config import RuntimeSettings
 from indexer.encoding import Encoder, load_encoder
 from indexer.pipeline import IndexOptions, scan_source
@@ -27,9 +27,10 @@ cli.add_command(faq)
 
 
 def _api_settings(host: str | None, port: int | None, data_dir: Path | None,
-                  workers: int | None = None, backend: str | None = None) -> ApiSettings:
+                  workers: int | None = None, backend: str | None = None,
+                  device: str | None = None) -> ApiSettings:
     overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir, "workers": workers,
-                                 "backend": backend}
+                                 "backend": backend, "device": device}
     return ApiSettings(**{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -41,16 +42,17 @@ def _api_settings(host: str | None, port: int | None, data_dir: Path | None,
               help="Server processes sharing the port; indexes are memory-mapped, so they share "
                    "one copy in RAM [env SEMSEARCH_WORKERS, default 1].")
 @encoder_backend_option
+@device_option
 @data_dir_option
 def serve(host: str | None, port: int | None, workers: int | None, data_dir: Path | None,
-          encoder_backend: str | None = None) -> None:
+          encoder_backend: str | None = None, device: str | None = None) -> None:
     """Serve the search API (docs at /docs) over the collections in the data dir.
 
     Example:
 
         semsearch serve --host 0.0.0.0 --port 8000 --data-dir ./data --workers 2
     """
-    run_server(_api_settings(host, port, data_dir, workers, encoder_backend))
+    run_server(_api_settings(host, port, data_dir, workers, encoder_backend, device))
 
 
 @cli.command()
@@ -84,7 +86,7 @@ def ensure_demo_collection(data_dir: Path, runtime: RuntimeSettings | None = Non
             return None
     runtime = runtime or RuntimeSettings(backend="auto")
     encoder = load_encoder(DEMO_MODEL, backend=runtime.backend, threads=runtime.threads,
-                           cache_dir=runtime.cache_dir)
+                           cache_dir=runtime.cache_dir, device=runtime.device)
     stats, _ = run_index_job(data_dir, DEMO_COLLECTION, encoder, spec, scan, IndexOptions(),
                              label="indexing demo", quiet=False)
     click.echo(f"{DEMO_COLLECTION}: {stats.summary()}", err=True)
@@ -120,6 +122,7 @@ def _serve_workers(settings: ApiSettings) -> None:
         os.environ.update({"SEMSEARCH_HOST": settings.host, "SEMSEARCH_PORT": str(settings.port),
                            "SEMSEARCH_DATA_DIR": str(settings.data_dir.resolve()),
                            "SEMSEARCH_BACKEND": settings.backend,
+                           "SEMSEARCH_DEVICE": settings.device,
                            "SEMSEARCH_THREADS": str(settings.threads)})
         uvicorn.run("search_api.main:create_app", factory=True, workers=settings.workers,
                     host=settings.host, port=settings.port, log_level="info",

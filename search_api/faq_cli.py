@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from indexer.cli import WAIT_SECONDS, data_dir_option, wait_option
+from indexer.cli import WAIT_SECONDS, data_dir_option, device_option, wait_option
 from indexer.encoding import load_encoder
 from indexer.faq import FAQ_FORMATS, FaqEntry, read_faq, read_labelled
 from indexer.faq_build import calibrate_faq, import_faq
@@ -18,8 +19,9 @@ from storage.fusion import check_mode
 _FORMAT = click.Choice(["auto", *FAQ_FORMATS])
 
 
-def _settings(data_dir: Path | None) -> ApiSettings:
-    return ApiSettings() if data_dir is None else ApiSettings(data_dir=data_dir)
+def _settings(data_dir: Path | None, device: str | None = None) -> ApiSettings:
+    overrides: dict[str, Any] = {"data_dir": data_dir, "device": device}
+    return ApiSettings(**{k: v for k, v in overrides.items() if v is not None})
 
 
 @click.group()
@@ -43,9 +45,10 @@ def faq() -> None:
 @click.option("--format", "fmt", type=_FORMAT, default="auto", show_default=True,
               help="File format; auto goes by the suffix (.csv, .jsonl, .yaml).")
 @wait_option
+@device_option
 @data_dir_option
 def import_command(path: Path, name: str, model: str | None, fmt: str, wait: bool,
-                   data_dir: Path | None) -> None:
+                   data_dir: Path | None, device: str | None = None) -> None:
     """Build or replace an FAQ collection from a CSV, JSONL or YAML file.
 
     Each row has `intent`, `question` (a string or a list; in CSV several rows may share
@@ -58,13 +61,13 @@ def import_command(path: Path, name: str, model: str | None, fmt: str, wait: boo
 
         semsearch faq import faq.csv --name support --model all-MiniLM-L6-v2
     """
-    settings = _settings(data_dir)
+    settings = _settings(data_dir, device)
     entries = read_faq(path, fmt)
     if model is None and name in list_collections(settings.data_dir):
         model = read_info(settings.data_dir, name).model.name
     model = model or _default_faq_model(entries, settings)
     encoder = load_encoder(model, allow_download=settings.allow_download,
-                           trust_remote_code=settings.trust_remote_code)
+                           trust_remote_code=settings.trust_remote_code, device=settings.device)
     stats = import_faq(settings.data_dir, name, encoder, entries,
                        default_threshold=settings.faq_threshold,
                        lock_timeout=WAIT_SECONDS if wait else 0.0)
