@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -66,8 +67,8 @@ def write_card(folder: Path, data: TrainData, options: TrainOptions, result: Tra
                  "examples": len(data.examples), "train_examples": train_examples,
                  "validation_examples": validation_examples},
         "settings": asdict(options),
-        "metrics": {"held_out_accuracy_at_1_before": result.accuracy_before,
-                    "held_out_accuracy_at_1_after": result.accuracy_after},
+        "metrics": {"held_out_accuracy_at_1_before": _figure(result.accuracy_before),
+                    "held_out_accuracy_at_1_after": _figure(result.accuracy_after)},
         "steps": result.steps, "seconds": result.seconds, "stopped_early": result.stopped_early,
         "resumed": result.resumed, "history": result.history,
     }
@@ -109,3 +110,8 @@ semsearch index docs.jsonl --collection docs --model <this folder>
 semsearch faq import faq.yaml --name support --model <this folder>
 ```
 """, encoding="utf-8")
+
+
+def _figure(value: float) -> float | None:
+    """None for NaN (nothing held out): JSON has no NaN."""
+    return None if math.isnan(value) else value

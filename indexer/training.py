@@ -74,10 +74,11 @@ def train_model(data: TrainData, *, base: str, base_path: str, output: Path, opt
                          "add examples or lower --val-fraction")
     encode = _encoder(model, data.symmetric)
     if state is None:
+        encode_base = _encoder(model, data.symmetric, cache={})  # before and mining share texts
         started = time.perf_counter()
         state = {"key": run_key, "step": 0, "best": None, "bad": 0, "history": [],
-                 "before": accuracy_at_1(encode, train, validation, data.symmetric),
-                 "negatives": mine_hard_negatives(encode, train, data.symmetric,
+                 "before": accuracy_at_1(encode_base, train, validation, data.symmetric),
+                 "negatives": mine_hard_negatives(encode_base, train, data.symmetric,
                                                   options.hard_negatives),
                  "seconds": time.perf_counter() - started, "created_at": utc_now()}
         work.mkdir(parents=True, exist_ok=True)
@@ -259,13 +260,21 @@ def _prompt(model: Any, query: bool) -> str:
     return next((prompts[n] for n in names if prompts.get(n)), "")
 
 
-def _encoder(model: Any, symmetric: bool) -> EncodeFn:
+def _encoder(model: Any, symmetric: bool, cache: dict[str, np.ndarray] | None = None) -> EncodeFn:
+    """Encode with the model as it is now; `cache` only while its weights do not change."""
     def encode(texts: Sequence[str], query: bool) -> np.ndarray:
         model.eval()
         prompt = _prompt(model, query or symmetric)
-        vectors = model.encode([prompt + t for t in texts], batch_size=64, convert_to_numpy=True,
-                               normalize_embeddings=True, show_progress_bar=False)
-        return np.asarray(vectors, dtype=np.float32)
+        prompted = [prompt + t for t in texts]
+        known = cache if cache is not None else {}
+        todo = list(dict.fromkeys(t for t in prompted if t not in known))
+        if todo:
+            vectors = model.encode(todo, batch_size=64, convert_to_numpy=True,
+                                   normalize_embeddings=True, show_progress_bar=False)
+            known.update(zip(todo, np.asarray(vectors, dtype=np.float32), strict=True))
+        if not prompted:
+            return np.zeros((0, 0), np.float32)
+        return np.stack([known[t] for t in prompted]).astype(np.float32)
 
     return encode
 

@@ -84,6 +84,9 @@ def main() -> None:
     parser.add_argument("--test-share", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None, help="keep the tuned model here")
+    parser.add_argument("--train-per-intent", type=int, default=0,
+                        help="train on at most this many FAQ questions per intent (0: all); the "
+                             "FAQ matched against keeps all of them")
     args = parser.parse_args()
     if args.set == "banking77":
         entries, test, note = banking77(args.data, args.test_share, args.seed)
@@ -93,7 +96,8 @@ def main() -> None:
     base = resolve_model_name(args.model or (MINILM if args.set == "banking77" else E5))
     with tempfile.TemporaryDirectory() as tmp:
         faq_file = Path(tmp) / "faq.jsonl"
-        faq_file.write_text("".join(json.dumps({"intent": e.intent, "question": list(e.questions),
+        limit = args.train_per_intent or None
+        faq_file.write_text("".join(json.dumps({"intent": e.intent, "question": list(e.questions[:limit]),
                                                 "answer": e.answer}, ensure_ascii=False) + "\n"
                                     for e in entries), encoding="utf-8")
         output = args.output or Path(tmp) / "tuned"
@@ -107,6 +111,7 @@ def main() -> None:
         before = faq_accuracy(base, entries, test)
         after = faq_accuracy(str(output), entries, test)
     print(json.dumps({"set": args.set, "note": note, "model": base, "epochs": args.epochs,
+                      "train_per_intent": args.train_per_intent,
                       "steps": result.steps, "train_seconds": round(trained_in, 1),
                       "held_out_before": result.accuracy_before,
                       "held_out_after": result.accuracy_after,

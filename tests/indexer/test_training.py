@@ -187,3 +187,17 @@ def test_cli_trains_a_model_that_faq_import_and_index_accept(tmp_path: Path, tin
                                  str(tmp_path / "never")])
     assert failed.exit_code == 1 and "bad.jsonl line 1" in failed.output
     assert not (tmp_path / "never").exists() and not list(tmp_path.glob(".never*"))
+
+
+def test_card_without_a_held_out_split_has_no_figures(tmp_path: Path) -> None:
+    from indexer.train_card import TrainResult, write_card
+
+    data = read_train_file(_faq_file(tmp_path), max_chars=1000)
+    result = TrainResult(output=str(tmp_path), base="tiny", device="cpu",
+                         accuracy_before=float("nan"), accuracy_after=float("nan"), steps=3,
+                         seconds=1.0, stopped_early=False, resumed=False)
+    write_card(tmp_path, data, TrainOptions(val_fraction=0.0), result, len(data.examples), 0)
+    card = json.loads((tmp_path / "training.json").read_text(encoding="utf-8"))
+    assert card["metrics"] == {"held_out_accuracy_at_1_before": None,
+                               "held_out_accuracy_at_1_after": None}
+    assert card["data"]["validation_examples"] == 0 and card["settings"]["val_fraction"] == 0.0
