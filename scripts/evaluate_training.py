@@ -10,7 +10,7 @@ intent's utterances are the test queries, unseen by training; the rest is the FA
 questions) that is trained on and matched against. lcqmc_groups (research-only: read from
 --data, never copied): scripts/evaluate_faq.py's LCQMC groups; the held-out member of each
 group is its test query, the other members the FAQ. Both models are imported with
-`import_faq` and matched with `match_queries` (dense, the default backend), as in the service.
+`import_faq` and matched with `match_queries` (dense, torch fp32 for both), as in the service.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,7 +62,7 @@ def banking77(data: Path, test_share: float, seed: int) -> tuple[list[FaqEntry],
 
 
 def faq_accuracy(model: str, entries: list[FaqEntry], test: Queries) -> float:
-    encoder = load_encoder(model)
+    encoder = load_encoder(model, backend="torch")  # both models alike, and no ONNX export
     with tempfile.TemporaryDirectory() as tmp:
         import_faq(Path(tmp), "faq", encoder, entries, default_threshold=-1.0)
         collection = Collection.open(Path(tmp), "faq")
@@ -81,27 +82,33 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--hard-negatives", type=int, default=1)
+    parser.add_argument("--learning-rate", type=float, default=2e-5)
     parser.add_argument("--test-share", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None, help="keep the tuned model here")
-    parser.add_argument("--train-per-intent", type=int, default=0,
-                        help="train on at most this many FAQ questions per intent (0: all); the "
-                             "FAQ matched against keeps all of them")
+    parser.add_argument("--per-intent", type=int, default=0,
+                        help="FAQ questions per intent, trained on and matched against (0: all)")
+    parser.add_argument("--test-limit", type=int, default=0,
+                        help="match at most this many test queries, drawn at random (0: all)")
     args = parser.parse_args()
     if args.set == "banking77":
         entries, test, note = banking77(args.data, args.test_share, args.seed)
     else:
         entries, _, all_test, note = lcqmc_groups(args.data, 0, args.seed)
         test = [(q, g) for q, g in all_test if g is not None]
+    if args.per_intent:
+        entries = [replace(e, questions=e.questions[:args.per_intent]) for e in entries]
+    if args.test_limit and len(test) > args.test_limit:
+        test = random.Random(args.seed).sample(test, args.test_limit)
     base = resolve_model_name(args.model or (MINILM if args.set == "banking77" else E5))
     with tempfile.TemporaryDirectory() as tmp:
         faq_file = Path(tmp) / "faq.jsonl"
-        limit = args.train_per_intent or None
-        faq_file.write_text("".join(json.dumps({"intent": e.intent, "question": list(e.questions[:limit]),
+        faq_file.write_text("".join(json.dumps({"intent": e.intent, "question": list(e.questions),
                                                 "answer": e.answer}, ensure_ascii=False) + "\n"
                                     for e in entries), encoding="utf-8")
         output = args.output or Path(tmp) / "tuned"
         options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size,
+                               learning_rate=args.learning_rate,
                                hard_negatives=args.hard_negatives, seed=args.seed)
         started = time.perf_counter()
         result = train_model(read_train_file(faq_file, max_chars=100_000), base=base,
@@ -111,7 +118,8 @@ def main() -> None:
         before = faq_accuracy(base, entries, test)
         after = faq_accuracy(str(output), entries, test)
     print(json.dumps({"set": args.set, "note": note, "model": base, "epochs": args.epochs,
-                      "train_per_intent": args.train_per_intent,
+                      "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+                      "per_intent": args.per_intent, "test_queries": len(test),
                       "steps": result.steps, "train_seconds": round(trained_in, 1),
                       "held_out_before": result.accuracy_before,
                       "held_out_after": result.accuracy_after,
