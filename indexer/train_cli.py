@@ -83,3 +83,6 @@ def train(path: Path, model: str | None, output: Path, overwrite: bool, epochs: 
                f"{result.seconds:.0f} s on {result.device}"
                f"{' (stopped early)' if result.stopped_early else ''}; held-out accuracy@1 "
                f"{result.accuracy_before:.4f} -> {result.accuracy_after:.4f}")
+    if result.accuracy_after < result.accuracy_before:
+        click.echo("warning: the tuned model matches the held-out split worse than the base "
+                   "model; keep using the base, or train longer / on more data", err=True)
