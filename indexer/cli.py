@@ -17,6 +17,7 @@ from indexer.cli_options import (
     WAIT_SECONDS,
     SemsearchGroup,
     data_dir_option,
+    device_option,
     encoder_backend_option,
     settings_from_flags,
     storage_options,
@@ -24,6 +25,7 @@ from indexer.cli_options import (
 )
 from indexer.encoding import Encoder, load_encoder
 from indexer.encoding.backends import BACKENDS
+from indexer.encoding.devices import CUDA, resolve_device
 from indexer.models import IndexStats
 from indexer.pipeline import (
     IndexOptions,
@@ -38,6 +40,7 @@ from indexer.pipeline import (
 from indexer.ray_engine import RayEngine, index_documents_ray, require_ray
 from indexer.settings import IndexerSettings, RuntimeSettings
 from indexer.sources import FORMATS, SourceSpec
+from indexer.train_cli import train
 from storage import CollectionInfo, SemsearchError, list_collections, read_info
 from storage.backend import Backend, CollectionHandle
 from storage.index_types import KINDS, IndexSpec, parse_params
@@ -67,6 +70,9 @@ def cli() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
+cli.add_command(train)
+
+
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--collection", "-c", required=True, help="Collection to create or update.")
@@ -83,6 +89,7 @@ def cli() -> None:
 @click.option("--commit-every", type=click.IntRange(1), default=None,
               help="Documents per committed generation [default 2048].")
 @encoder_backend_option
+@device_option
 @click.option("--engine", type=click.Choice(["local", "ray"]), default=None,
               help="Encode in this process, or on a Ray actor pool [env SEMSEARCH_ENGINE, default local].")
 @click.option("--ray-address", default=None,
@@ -107,7 +114,7 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
           ray_address: str | None, ray_actors: int | None, index_kind: str | None,
           index_params: tuple[str, ...], quiet: bool,
           wait: bool, storage: str | None, milvus_uri: str | None, data_dir: Path | None,
-          encoder_backend: str | None = None) -> None:
+          encoder_backend: str | None = None, device: str | None = None) -> None:
     """Index (upsert by id) a JSONL, CSV, TSV, Parquet or text file into a collection.
 
     Re-indexing the same file changes nothing; a changed text replaces its vector.
@@ -121,8 +128,10 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
         semsearch index corpus.jsonl -c docs --storage milvus --milvus-uri http://localhost:19530
         semsearch index big.jsonl -c big --index hnsw --index-param M=16 --index-param efSearch=64
         semsearch index big.jsonl -c big --engine ray --ray-address auto
+        semsearch index big.jsonl -c big --device cuda --batch-size 1024
     """
     settings = _settings(data_dir=data_dir, batch_size=batch_size, commit_every=commit_every,
+                         device=device,
                          engine=engine, ray_address=ray_address, ray_actors=ray_actors,
                          storage=storage, milvus_uri=milvus_uri, index=index_kind,
                          index_params=",".join(index_params) or None)
@@ -141,7 +150,7 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
                        allow_download=settings.allow_download,
                        trust_remote_code=settings.trust_remote_code,
                        backend=_backend_for(settings, collection, encoder_backend, backend),
-                       cache_dir=settings.cache_dir)
+                       cache_dir=settings.cache_dir, device=settings.device)
         encoder = load(threads=settings.threads)
         options = IndexOptions(batch_size=settings.batch_size, commit_every=settings.commit_every,
                                lock_timeout=WAIT_SECONDS if wait else 0.0,
@@ -203,7 +212,7 @@ def ensure_demo_collection(data_dir: Path, runtime: RuntimeSettings | None = Non
             return None
     runtime = runtime or RuntimeSettings(backend="auto")
     encoder = load_encoder(DEMO_MODEL, backend=runtime.backend, threads=runtime.threads,
-                           cache_dir=runtime.cache_dir)
+                           cache_dir=runtime.cache_dir, device=runtime.device)
     stats, _ = run_index_job(data_dir, DEMO_COLLECTION, encoder, spec, scan, IndexOptions(),
                              label="indexing demo", quiet=False)
     click.echo(f"{DEMO_COLLECTION}: {stats.summary()}", err=True)
@@ -212,9 +221,15 @@ def ensure_demo_collection(data_dir: Path, runtime: RuntimeSettings | None = Non
 
 def _backend_for(settings: IndexerSettings, collection: str, explicit: str | None,
                  backend: Backend) -> str:
-    """An explicit --backend wins; else the one recorded in the collection; else the setting."""
+    """An explicit --backend wins; else the one recorded in the collection; else the setting.
+
+    On a GPU an unnamed backend is auto (fp16 there): the CPU backend a collection was built
+    with does not run on it.
+    """
     if explicit:
         return explicit
+    if resolve_device(settings.device) == CUDA:
+        return "auto"
     info = _stored_info(backend, collection)
     stored = info.model.backend if info is not None else ""
     return stored if stored in BACKENDS else settings.backend

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from indexer.encoding.backends import BACKEND_CHOICES
+from indexer.encoding.devices import DEVICE_CHOICES
 from storage import SemsearchError
 from storage.backend import STORAGE_KINDS
 
@@ -80,3 +81,11 @@ class SemsearchGroup(click.Group):
             raise click.ClickException("; ".join(
                 f"SEMSEARCH_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
             )) from exc
+
+
+def device_option(func: F) -> F:
+    return click.option(
+        "--device", type=click.Choice(DEVICE_CHOICES), default=None,
+        help="Where the model runs: auto (cuda where torch sees a GPU, else cpu), cpu, or cuda "
+             "(fp16; an error where no GPU is usable) [env SEMSEARCH_DEVICE, default auto].",
+    )(func)

@@ -10,6 +10,7 @@ from indexer.cli_options import (
     WAIT_SECONDS,
     SemsearchGroup,
     data_dir_option,
+    device_option,
     settings_from_flags,
     wait_option,
 )
@@ -23,8 +24,8 @@ from storage.fusion import check_mode
 _FORMAT = click.Choice(["auto", *FAQ_FORMATS])
 
 
-def _settings(data_dir: Path | None) -> FaqSettings:
-    return settings_from_flags(FaqSettings, data_dir=data_dir)
+def _settings(data_dir: Path | None, device: str | None = None) -> FaqSettings:
+    return settings_from_flags(FaqSettings, data_dir=data_dir, device=device)
 
 
 @click.group(cls=SemsearchGroup)
@@ -49,21 +50,24 @@ def faq() -> None:
 @click.option("--format", "fmt", type=_FORMAT, default="auto", show_default=True,
               help="File format; auto goes by the suffix (.csv, .jsonl, .yaml).")
 @wait_option
+@device_option
 @data_dir_option
 def import_command(path: Path, name: str, model: str | None, fmt: str, wait: bool,
-                   data_dir: Path | None) -> None:
+                   data_dir: Path | None, device: str | None = None) -> None:
     """Build or replace an FAQ collection from a CSV, JSONL or YAML file.
 
     Each row has `intent`, `question` (a string or a list; in CSV several rows may share
     an intent, or one cell may hold questions separated by "|") and `answer`. The file
     is checked before anything is written; the new FAQ replaces the old one in one commit.
+    A new FAQ's no-match threshold is derived from its own questions (leave-one-out) until
+    `faq calibrate` sets one from labelled queries.
 
     Example:
 
         \b
         semsearch faq import faq.csv --name support --model all-MiniLM-L6-v2
     """
-    settings = _settings(data_dir)
+    settings = _settings(data_dir, device)
     entries = read_faq(path, fmt)
     backend = settings.open_storage()
     try:
@@ -82,7 +86,7 @@ def import_command(path: Path, name: str, model: str | None, fmt: str, wait: boo
 def _load(model: str, settings: FaqSettings) -> Encoder:
     return load_encoder(model, backend=settings.backend, threads=settings.threads,
                         cache_dir=settings.cache_dir, allow_download=settings.allow_download,
-                        trust_remote_code=settings.trust_remote_code)
+                        trust_remote_code=settings.trust_remote_code, device=settings.device)
 
 
 def _default_faq_model(entries: list[FaqEntry], settings: FaqSettings) -> str:

@@ -29,6 +29,8 @@ class RuntimeSettings(BaseSettings):
     threads: int | None = Field(default=None, ge=1, description="CPU threads per encoder (default: all)")
     cache_dir: Path | None = Field(default=None, description="cache of ONNX exports and converted models "
                                             "(default ~/.cache/semsearch)")
+    device: str = Field(default="auto", description="where models run: auto (cuda where torch "
+                        "sees a GPU, else cpu), cpu, cuda (fp16)")
 
     @field_validator("backend")
     @classmethod
@@ -36,6 +38,16 @@ class RuntimeSettings(BaseSettings):
         value = value.strip().lower()
         if value not in BACKEND_CHOICES:
             raise ValueError(f"unknown backend '{value}'; use one of: {', '.join(BACKEND_CHOICES)}")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        from indexer.encoding.devices import DEVICE_CHOICES
+
+        value = value.strip().lower()
+        if value not in DEVICE_CHOICES:
+            raise ValueError(f"unknown device '{value}'; use one of: {', '.join(DEVICE_CHOICES)}")
         return value
 
 
@@ -107,9 +119,10 @@ class IndexerSettings(CommonSettings):
 class FaqSettings(CommonSettings):
     """FAQ import and matching: the threshold of a new FAQ and how many questions a match reads."""
 
-    faq_threshold: float = Field(
-        default=0.0, ge=-1.0, le=1.0,
-        description="threshold of a newly imported FAQ until `semsearch faq calibrate` sets one",
+    faq_threshold: float | None = Field(
+        default=None, ge=-1.0, le=1.0,
+        description="fixed threshold of a newly imported FAQ until `semsearch faq calibrate` "
+                    "sets one; unset: derived from the FAQ's own questions (docs/faq.md)",
     )
     faq_search_depth: int = Field(
         default=50, ge=1, le=10_000,

@@ -8,6 +8,7 @@ Example:
 
     python scripts/evaluate_faq.py --data ../shared/data              # both sets
     python scripts/evaluate_faq.py --data ../shared/data --only clinc --per-intent 10
+    python scripts/evaluate_faq.py --data ../shared/data --self-threshold   # no labels
 
 CLINC150 (CC BY 3.0): FAQ = up to --per-intent `train` queries per intent (fixed seed),
 calibration = `val` + `oos_val`, report = `test` + `oos_test`.
@@ -112,13 +113,77 @@ def lcqmc(data: Path, pairs: int, oos: int, seed: int) -> tuple[list[FaqEntry], 
     return entries, calibrate, test, note
 
 
-SETS = {"clinc": ("CLINC150", MINILM), "lcqmc": ("LCQMC FAQ", E5)}
+def lcqmc_groups(data: Path, oos: int, seed: int) -> tuple[list[FaqEntry], Labelled, Labelled, str]:
+    """A Chinese FAQ with several questions per intent: LCQMC dev sentences joined by positive
+    pairs into groups; each group of 3 or more is an intent, one sentence held out as the query."""
+    with (data / "lcqmc" / "dev.tsv").open(encoding="utf-8", newline="") as handle:
+        rows = [r for r in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if len(r) == 3]
+    parent: dict[str, str] = {}
+
+    def root(s: str) -> str:
+        parent.setdefault(s, s)
+        while parent[s] != s:
+            parent[s] = parent[parent[s]]
+            s = parent[s]
+        return s
+
+    for a, b, label in rows:
+        if label == "1" and a.strip() and b.strip():
+            parent[root(a.strip())] = root(b.strip())
+    groups: dict[str, list[str]] = defaultdict(list)
+    for sentence in sorted(parent):
+        groups[root(sentence)].append(sentence)
+    rng = random.Random(seed)
+    entries: list[FaqEntry] = []
+    queries: Labelled = []
+    for members in sorted((g for g in groups.values() if len(g) >= 3), key=lambda g: g[0]):
+        rng.shuffle(members)
+        intent = f"g{len(entries)}"
+        entries.append(FaqEntry(intent=intent, questions=tuple(members[1:]), answer=f"answer {intent}"))
+        queries.append((members[0], intent))
+    negatives = sorted({s.strip() for a, b, label in rows if label == "0" for s in (a, b)} - set(parent))
+    out: Labelled = [(s, None) for s in rng.sample(negatives, min(oos, len(negatives)))]
+    note = (f"{len(entries)} intents (LCQMC dev positive-pair groups of 3+, seed {seed}), "
+            f"{sum(len(e.questions) for e in entries)} questions; test {len(queries)} held-out "
+            f"group members + {len(out)} oos sentences from dev negatives")
+    return entries, [], queries + out, note
+
+
+def self_threshold(data: Path, which: str, model: str | None,
+                   args: argparse.Namespace | None = None) -> dict[str, Any]:
+    """Dense matching on the test split with no threshold and with the one `faq import` derives."""
+    label, default_model = SETS[which]
+    model = model or default_model
+    entries, _, test, note = build_set(data, which, args)
+    encoder = load_encoder(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = import_faq(FaissBackend(Path(tmp)), which, encoder, entries)
+        collection = Collection.open(Path(tmp), which)
+        try:
+            best = _best(collection, encoder, test, "dense")
+        finally:
+            collection.close()
+    gold = [g for _, g in test]
+    in_scope = [i for i, g in enumerate(gold) if g is not None]
+    right = [i for i in in_scope if best[i][0] == gold[i]]
+    kept = [i for i in right if best[i][1] >= stats.threshold]
+    at = evaluate_threshold(best, gold, stats.threshold)
+    return {"set": label, "model": model, "note": note, "threshold": stats.threshold,
+            "method": stats.threshold_method, "acc@1_no_threshold": len(right) / len(in_scope),
+            "acc@1_at_threshold": len(kept) / len(in_scope), "oos_rejected": at.oos_recall,
+            "in_scope": at.in_scope, "out_of_scope": at.out_of_scope}
+
+
+SETS = {"clinc": ("CLINC150", MINILM), "lcqmc": ("LCQMC FAQ", E5),
+        "lcqmc_groups": ("LCQMC groups FAQ", E5)}
 
 
 def build_set(data: Path, which: str, args: argparse.Namespace | None = None
               ) -> tuple[list[FaqEntry], Labelled, Labelled, str]:
     if which == "clinc":
         return clinc(data, getattr(args, "per_intent", 10), getattr(args, "seed", 0))
+    if which == "lcqmc_groups":
+        return lcqmc_groups(data, getattr(args, "oos", 300), getattr(args, "seed", 0))
     return lcqmc(data, getattr(args, "pairs", 1000), getattr(args, "oos", 300), getattr(args, "seed", 0))
 
 
@@ -163,8 +228,13 @@ def main() -> None:
     parser.add_argument("--oos", type=int, default=300, help="LCQMC out-of-scope sentences")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="one JSON object per set")
+    parser.add_argument("--self-threshold", action="store_true",
+                        help="no labels: report the threshold `faq import` derives (dense)")
     args = parser.parse_args()
     for which in [args.only] if args.only else sorted(SETS):
+        if args.self_threshold:
+            print(json.dumps(self_threshold(args.data, which, args.model, args)))
+            continue
         result = evaluate_modes(args.data, which, args.model, args.modes, args)
         if args.json:
             print(json.dumps(result))

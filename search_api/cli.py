@@ -14,7 +14,13 @@ from typing import Any
 import click
 
 from indexer import cli as indexer_cli
-from indexer.cli_options import SemsearchGroup, data_dir_option, encoder_backend_option, settings_from_flags
+from indexer.cli_options import (
+    SemsearchGroup,
+    data_dir_option,
+    device_option,
+    encoder_backend_option,
+    settings_from_flags,
+)
 from indexer.encoding import Encoder
 from indexer.encoding.backends import default_threads
 from indexer.faq_cli import faq
@@ -41,9 +47,11 @@ def _api_settings(served: tuple[str, ...] = (), **flags: Any) -> ApiSettings:
               help="A model name clients send, answered by MODEL (repeatable, or comma-separated) "
                    "[env SEMSEARCH_SERVED_MODEL_NAMES].")
 @encoder_backend_option
+@device_option
 @data_dir_option
 def serve(host: str | None, port: int | None, workers: int | None, data_dir: Path | None,
-          served: tuple[str, ...] = (), encoder_backend: str | None = None) -> None:
+          served: tuple[str, ...] = (), encoder_backend: str | None = None,
+          device: str | None = None) -> None:
     """Serve the search API (docs at /docs) over the collections in the data dir.
 
     Example:
@@ -53,7 +61,7 @@ def serve(host: str | None, port: int | None, workers: int | None, data_dir: Pat
             --served-model-name text-embedding-3-small=multilingual-e5-small
     """
     run_server(_api_settings(host=host, port=port, data_dir=data_dir, workers=workers,
-                             backend=encoder_backend, served=served))
+                             backend=encoder_backend, served=served, device=device))
 
 
 @click.command()
@@ -127,6 +135,7 @@ def _serve_workers(settings: ApiSettings) -> None:
         os.environ.update({"SEMSEARCH_HOST": settings.host, "SEMSEARCH_PORT": str(settings.port),
                            "SEMSEARCH_DATA_DIR": str(settings.data_dir.resolve()),
                            "SEMSEARCH_BACKEND": settings.backend,
+                           "SEMSEARCH_DEVICE": settings.device,
                            "SEMSEARCH_THREADS": str(settings.threads),
                            "SEMSEARCH_SERVED_MODEL_NAMES": ",".join(
                                f"{k}={v}" for k, v in settings.served_model_names.items())})

@@ -44,6 +44,11 @@ class FaqConfig:
         question_kind: how the questions were encoded ("query": FAQ matching is symmetric).
         calibrated_at: when `faq calibrate` set the threshold (None: still the default).
         calibration: the accuracy figures measured when it was calibrated.
+        threshold_method: how the threshold was chosen: "calibrated" (labelled queries),
+            "leave-one-out" (from the FAQ's own questions), "model-default" (one question per
+            intent: the model's documented default), "fallback" (no default for the model:
+            everything matches) or "setting" (SEMSEARCH_FAQ_THRESHOLD).
+        threshold_figures: the figures the derived threshold was chosen from.
     """
 
     threshold: float
@@ -51,6 +56,8 @@ class FaqConfig:
     calibrated_at: str | None = None
     calibration: dict[str, float] = field(default_factory=dict)
     mode: str | None = None
+    threshold_method: str = "setting"
+    threshold_figures: dict[str, float] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
 
@@ -66,6 +73,10 @@ def config_from_json(raw: dict[str, Any]) -> FaqConfig:
                      calibration={str(k): float(v) for k, v in
                                   (raw.get("calibration") or {}).items()},
                      mode=raw.get("mode"),
+                     threshold_method=str(raw.get("threshold_method") or (
+                         "calibrated" if raw.get("calibrated_at") else "setting")),
+                     threshold_figures={str(k): float(v) for k, v in
+                                        (raw.get("threshold_figures") or {}).items()},
                      format_version=int(raw.get("format_version", FORMAT_VERSION)))
 
 

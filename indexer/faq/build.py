@@ -11,6 +11,7 @@ import numpy as np
 from indexer.encoding import Encoder
 from indexer.faq.files import FaqEntry, LabelledQuery
 from indexer.faq.match import DEFAULT_SEARCH_DEPTH, QUESTION_KIND, match_queries
+from indexer.faq.threshold import DERIVED_METHODS, DerivedThreshold, derive_threshold
 from indexer.pipeline import attach_vectors, open_collection_in
 from storage import DocumentInput
 from storage.backend import Backend, CollectionHandle
@@ -30,11 +31,12 @@ class FaqImportStats:
     unchanged: int
     deleted: int
     threshold: float
+    threshold_method: str = "setting"
 
     def summary(self) -> str:
         return (f"{self.intents} intents, {self.questions} questions ({self.added} added, "
                 f"{self.updated} updated, {self.unchanged} unchanged, {self.deleted} removed); "
-                f"threshold {self.threshold:.4f}")
+                f"threshold {self.threshold:.4f} ({self.threshold_method})")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,23 +64,27 @@ def question_id(intent: str, question: str) -> str:
 
 
 def import_faq(backend: Backend, name: str, encoder: Encoder, entries: Sequence[FaqEntry], *,
-               default_threshold: float, lock_timeout: float = 0.0) -> FaqImportStats:
+               default_threshold: float | None = None,
+               lock_timeout: float = 0.0) -> FaqImportStats:
     """Build or replace an FAQ collection: one document per question, one commit.
 
     Questions are upserted by id (unchanged texts are not re-encoded) and every stored
     question no longer in `entries` is deleted in the same commit, so readers see either
-    the old FAQ or the new one. A re-import keeps the stored (calibrated) threshold.
+    the old FAQ or the new one. A new FAQ's threshold is derived from its own questions
+    (indexer.faq.threshold) unless `default_threshold` is given; a re-import derives it
+    again only if it was derived, so a calibrated or configured threshold stands.
 
     Args:
         backend: the storage the FAQ lives in (storage.factory.open_backend).
         name: the FAQ collection.
         encoder: its model (a different model than the collection's is an error).
         entries: the parsed FAQ (see indexer.faq.files.read_faq).
-        default_threshold: threshold of a new FAQ, until `faq calibrate`.
+        default_threshold: a fixed threshold for a new FAQ (SEMSEARCH_FAQ_THRESHOLD);
+            None derives one from the FAQ (indexer.faq.threshold).
         lock_timeout: seconds to wait for another writer.
 
     Returns:
-        Counts of what changed and the threshold in force.
+        Counts of what changed, the threshold in force and how it was chosen.
     """
     collection = open_collection_in(backend, name, encoder)
     try:
@@ -89,21 +95,55 @@ def import_faq(backend: Backend, name: str, encoder: Encoder, entries: Sequence[
         docs = [DocumentInput(doc_id=question_id(e.intent, q), text=q,
                               metadata={"intent": e.intent, "answer": e.answer, "faq": True})
                 for e in entries for q in e.questions]
-        if config is None:
-            # Before the commit: a crash in between leaves an FAQ that a re-import can finish.
-            # After it, the FAQ settings are never rewritten here, so a concurrent calibration stands.
-            config = FaqConfig(threshold=default_threshold, question_kind=QUESTION_KIND)
-            collection.set_faq_config(config)
         with collection.writer(timeout=lock_timeout) as writer:
             keep = {d.doc_id for d in docs}
             stale = sorted(collection.doc_ids() - keep)
             prepared, _ = attach_vectors(collection, encoder, docs, QUESTION_KIND, _ENCODE_BATCH)
+            rederive = config is not None and default_threshold is None and \
+                config.threshold_method in DERIVED_METHODS
+            if config is None or rederive:
+                derived = _threshold_for(encoder, prepared, default_threshold)
+                fresh = config is None
+                config = replace(config or FaqConfig(threshold=0.0, question_kind=QUESTION_KIND),
+                                 threshold=derived.threshold, threshold_method=derived.method,
+                                 threshold_figures=derived.figures)
+                if fresh:
+                    # Before the commit: a crash in between leaves an FAQ a re-import can finish.
+                    collection.set_faq_config(config)
             commit = writer.commit(prepared, deletes=stale)
+        if rederive:
+            config = _store_unless_calibrated(collection, config)
         return FaqImportStats(intents=len(entries), questions=len(docs), added=commit.added,
                               updated=commit.updated, unchanged=commit.unchanged,
-                              deleted=commit.deleted, threshold=config.threshold)
+                              deleted=commit.deleted, threshold=config.threshold,
+                              threshold_method=config.threshold_method)
     finally:
         collection.close()
+
+
+def _threshold_for(encoder: Encoder, prepared: Sequence[DocumentInput],
+                   fixed: float | None) -> DerivedThreshold:
+    """The configured threshold, or one derived from the questions' vectors."""
+    if fixed is not None:
+        return DerivedThreshold(threshold=fixed, method="setting")
+    missing = [i for i, d in enumerate(prepared) if d.vector is None]  # unchanged: not re-encoded
+    vectors = [d.vector for d in prepared]
+    for start in range(0, len(missing), _ENCODE_BATCH):
+        batch = missing[start:start + _ENCODE_BATCH]
+        encoded = encoder.encode([prepared[i].text for i in batch], QUESTION_KIND)
+        for i, vector in zip(batch, encoded, strict=True):
+            vectors[i] = vector
+    return derive_threshold(np.asarray(vectors, dtype=np.float32),
+                            [str(d.metadata["intent"]) for d in prepared], encoder.name)
+
+
+def _store_unless_calibrated(collection: CollectionHandle, derived: FaqConfig) -> FaqConfig:
+    """Store a re-derived threshold unless `faq calibrate` stored one meanwhile."""
+    current = collection.faq_config()
+    if current is not None and current.threshold_method not in DERIVED_METHODS:
+        return current
+    collection.set_faq_config(derived)
+    return derived
 
 
 def choose_threshold(best: Sequence[tuple[str | None, float]],
@@ -186,7 +226,7 @@ def calibrate_faq(collection: CollectionHandle, encoder: Encoder, labelled: Sequ
     calibration = choose_threshold(best, [q.intent for q in labelled])
     collection.set_faq_config(replace(
         config, threshold=calibration.threshold, calibration=calibration.as_dict(), mode=mode,
-        calibrated_at=utc_now()))
+        calibrated_at=utc_now(), threshold_method="calibrated", threshold_figures={}))
     return calibration
 
 

@@ -105,6 +105,7 @@ class EncoderRegistry:
                     name, allow_download=self._allow_download,
                     trust_remote_code=self._trust_remote_code, backend=self._runtime.backend,
                     threads=self._runtime.threads, cache_dir=self._runtime.cache_dir,
+                    device=self._runtime.device,
                 )
                 if isinstance(encoder, LengthRoutedEncoder):  # no request waits for the long route
                     self._warming.append(encoder.load_long_in_background())
