@@ -262,3 +262,35 @@ def test_collection_without_the_bm25_field_answers_dense_and_says_how_to_rebuild
         upgraded.close()
     finally:
         backend.close()
+
+
+def test_faq_import_calibrate_and_match_on_milvus(tmp_path: Path, milvus_lite_uri: str,
+                                                  minilm: Encoder) -> None:
+    """FAQ settings live in Milvus (semsearch_faq), keyed to the collection's uid."""
+    from indexer.faq import read_faq, read_labelled
+    from indexer.faq_build import calibrate_faq, import_faq, match_queries, question_id
+    from storage.faq_store import NotAnFaq, require_faq
+
+    faq_dir = Path(__file__).resolve().parents[1] / "data" / "faq"
+    entries = read_faq(faq_dir / "support_en.yaml")
+    name = f"faq-{uuid.uuid4().hex[:8]}"
+    backend = open_backend("milvus", data_dir=tmp_path, milvus_uri=milvus_lite_uri)
+    try:
+        stats = import_faq(backend, name, minilm, entries, default_threshold=0.25)
+        assert stats.questions == stats.added > 0 and stats.threshold == 0.25
+        collection = backend.open(name)
+        assert collection.doc_ids() == {question_id(e.intent, q) for e in entries for q in e.questions}
+        result = calibrate_faq(collection, minilm, read_labelled(faq_dir / "labelled_en.jsonl"),
+                               mode="hybrid")
+        assert result.accuracy_at_1 == 1.0
+        config = backend.open(name).faq_config()  # another handle reads what was stored
+        assert config is not None and (config.threshold, config.mode) == (result.threshold, "hybrid")
+        again = import_faq(backend, name, minilm, entries, default_threshold=0.9)
+        assert again.unchanged == stats.added and again.threshold == result.threshold
+        ranked, _ = match_queries(collection, minilm, ["How can I get my money back?"], mode="hybrid")
+        assert ranked[0][0].intent == "refund"
+        plain = backend.open_or_create(f"plain-{uuid.uuid4().hex[:8]}", collection.model)
+        with pytest.raises(NotAnFaq):
+            require_faq(plain.faq_config(), plain.name)
+    finally:
+        backend.close()
