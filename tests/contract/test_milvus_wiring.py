@@ -267,8 +267,14 @@ def test_collection_without_the_bm25_field_answers_dense_and_says_how_to_rebuild
 def test_faq_import_calibrate_and_match_on_milvus(tmp_path: Path, milvus_lite_uri: str,
                                                   minilm: Encoder) -> None:
     """FAQ settings live in Milvus (semsearch_faq), keyed to the collection's uid."""
-    from indexer.faq import read_faq, read_labelled
-    from indexer.faq_build import calibrate_faq, import_faq, match_queries, question_id
+    from indexer.faq import (
+        calibrate_faq,
+        import_faq,
+        match_queries,
+        question_id,
+        read_faq,
+        read_labelled,
+    )
     from storage.faq_store import NotAnFaq, require_faq
 
     faq_dir = Path(__file__).resolve().parents[1] / "data" / "faq"
