@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -145,6 +146,19 @@ def pool(hidden: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarr
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
+def onnx_session(path: Path, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session on `path` with `threads` intra-op threads (default: all CPUs)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    # Idle worker threads sleep instead of spinning: spinning made a /search request cost
+    # 18-23 ms of CPU instead of 10.5 and ran slower whenever the cores were shared.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxEncoder(_EncoderBase):
     """A sentence-transformers model run by onnxruntime (fp32 or dynamic int8), pooled in numpy."""
 
@@ -152,19 +166,11 @@ class OnnxEncoder(_EncoderBase):
                  threads: int | None = None, cache_dir: Path | None = None,
                  trust_remote_code: bool = False) -> None:
         super().__init__()
-        import onnxruntime as ort
-
         self._layout: StModelLayout = read_layout(model_dir)
         self._tokenizer = ModelTokenizer(self._layout.transformer_dir, self._layout.max_seq_length)
         path = ensure_onnx(model_dir, name, quantized=quantized, cache_dir=cache_dir,
                            trust_remote_code=trust_remote_code, reduce_range=not has_vnni(cpu_flags()))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or default_threads()
-        options.inter_op_num_threads = 1
-        # Idle worker threads sleep instead of spinning: spinning made a /search request cost
-        # 18-23 ms of CPU instead of 10.5 and ran slower whenever the cores were shared.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(path, threads)
         self._inputs = [i.name for i in self._session.get_inputs()]
         hidden = self._session.get_outputs()[0].shape[-1]
         self.name = name
