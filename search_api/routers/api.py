@@ -2,7 +2,18 @@
 
 from fastapi import APIRouter
 
-from search_api.routers import collections, faq, health, metrics, openai, search, similarity, sparse, ui
+from search_api.routers import (
+    collections,
+    faq,
+    health,
+    metrics,
+    openai,
+    rerank,
+    search,
+    similarity,
+    sparse,
+    ui,
+)
 
 api_router = APIRouter()
 api_router.include_router(health.router)
@@ -11,6 +22,7 @@ api_router.include_router(search.router)
 api_router.include_router(collections.router)
 api_router.include_router(similarity.router)
 api_router.include_router(openai.router)
+api_router.include_router(rerank.router)
 api_router.include_router(sparse.router)
 api_router.include_router(faq.router)
 api_router.include_router(ui.router)
