@@ -188,7 +188,8 @@ async function onSearch(event) {
   await busy("search", "Searching…", async () => {
     if (!name) throw new ApiError("Choose a collection first (none are listed).", "", 0);
     const data = await api("POST", `/collections/${encodeURIComponent(name)}/search`,
-      { query: $("search-query").value, top_k: Number.isNaN(topK) ? 5 : topK });
+      { query: $("search-query").value, top_k: Number.isNaN(topK) ? 5 : topK,
+        rerank: $("search-rerank").checked });
     renderHits(data.hits);
     if (data.hits.length) {
       $("search-status").textContent =

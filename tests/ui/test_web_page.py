@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -116,6 +117,28 @@ def test_search_ranks_the_expected_document_first(page: tuple[Any, Recorder], se
     assert scores == [f"{h['score']:.2f}" for h in api["hits"]]
     assert tab.locator(".hit-text").first.inner_text() == api["hits"][0]["text"]
     tab.screenshot(path=screenshots / "search.png", full_page=True)
+    assert rec.unexpected_errors() == []
+
+
+def test_rerank_switch_sends_rerank_and_shows_the_reranked_order(
+        page: tuple[Any, Recorder], server: str) -> None:
+    from playwright.sync_api import expect
+
+    tab, rec = page
+    query = "how do I bake bread at home"
+    tab.select_option("#search-collection", "docs")
+    tab.fill("#search-query", query)
+    tab.fill("#search-top-k", "3")
+    tab.check("#search-rerank")
+    with tab.expect_request(lambda r: r.url.endswith("/collections/docs/search")) as sent:
+        tab.get_by_role("button", name="Search").click()
+    assert json.loads(sent.value.post_data or "{}")["rerank"] is True
+    expect(tab.locator(".hit")).to_have_count(3)
+    api = httpx.post(f"{server}/collections/docs/search", timeout=60,
+                     json={"query": query, "top_k": 3, "rerank": True}).json()
+    assert tab.locator(".hit-id").all_inner_texts() == [h["id"] for h in api["hits"]]
+    assert api["hits"][0]["id"] == "bake-1" and api["hits"][0]["rerank_score"] > 0.5
+    tab.uncheck("#search-rerank")
     assert rec.unexpected_errors() == []
 
 
