@@ -10,6 +10,12 @@ numpy brute force, the reference the dense mode must match.
 FAQ (`--faq clinc|lcqmc`, data from ../shared/data): accuracy@1 and out-of-scope
 precision/recall per mode, with the threshold calibrated on a separate split
 (see scripts/evaluate_faq.py for how each set is built).
+
+`--rerank 20 50` adds, for each mode, the same ranking with its top N reordered by a
+cross-encoder (`--rerank-model`, default the built-in ms-marco-MiniLM-L-12-v2), and the
+reranking cost per query. Through the library each (query, document) pair is scored once for
+the deepest N and shared by the shallower ones (the built-in scores each pair alone, so a
+pair's score does not depend on N).
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ EPILOG = """Examples:
       --storage faiss milvus --modes hybrid          # milvus-lite vs faiss+sqlite
   python scripts/evaluate.py --faq lcqmc --data ../shared/data --model multilingual-e5-small
   python scripts/evaluate.py --data tests/data/scifact --compare-direct --json
+  python scripts/evaluate.py --data ../shared/data/scifact/beir --modes hybrid --rerank 20 50 \
+      --via library --max-queries 100
 """
 MODES = ("dense", "lexical", "hybrid")
 DEPTH = 100
@@ -83,6 +91,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vector-cache", type=Path, default=None, metavar="STEM",
                         help="precomputed vectors STEM.npy + STEM.keys.jsonl (see "
                              "scripts/vector_cache.py); implies --via library")
+    parser.add_argument("--rerank", nargs="+", type=int, default=[], metavar="N",
+                        help="also rerank each mode's top N with a cross-encoder (N <= 100)")
+    parser.add_argument("--rerank-model", default="ms-marco-MiniLM-L-12-v2",
+                        help="cross-encoder: the built-in, or a folder (see indexer.rerank)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.vector_cache is not None:
@@ -130,9 +142,46 @@ def index_with_cli(args: argparse.Namespace, data_dir: Path, storage: str) -> tu
     return time.perf_counter() - started, int(found.group(1)) if found else -1
 
 
-def runs(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
-    return [(mode, {"mode": mode}) for mode in args.modes] + [
+def runs(args: argparse.Namespace, *, with_rerank: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """(label, search body) of each run; with_rerank adds the `--rerank` runs (HTTP only)."""
+    base = [(mode, {"mode": mode}) for mode in args.modes] + [
         (label, {"mode": "hybrid", **body}) for label, body in fusion_settings(args.fusion)]
+    if not with_rerank:
+        return base
+    return base + [(f"{label}+rerank@{n}",
+                    {**body, "rerank": {"top_n": n, "model": args.rerank_model}})
+                   for label, body in base for n in args.rerank]
+
+
+def rerank_rankings(args: argparse.Namespace, queries: dict[str, str],
+                    rankings: dict[str, dict[str, list[str]]]
+                    ) -> tuple[dict[str, dict[str, list[str]]], dict[str, float]]:
+    """Each run's top N reordered by the cross-encoder, for every N of `--rerank`.
+
+    Returns:
+        The reranked runs by label, and the median ms per query spent reranking at each N
+        (the pairs of the deepest N are scored once; a shallower N is charged its own share).
+    """
+    from indexer.rerank import load_reranker
+
+    reranker = load_reranker(args.rerank_model)
+    ids, texts = corpus_texts(args.data / "corpus.jsonl")
+    text_of = dict(zip(ids, texts, strict=True))
+    deepest = max(args.rerank)
+    reranked: dict[str, dict[str, list[str]]] = {}
+    per_pair_ms: list[float] = []
+    for label, ranked in rankings.items():
+        for qid, order in ranked.items():
+            head = order[:deepest]
+            started = time.perf_counter()
+            logits = reranker.score(queries[qid], [text_of[d] for d in head]).scores
+            per_pair_ms.append((time.perf_counter() - started) * 1000 / max(1, len(head)))
+            for n in args.rerank:
+                best = np.argsort(-logits[:n], kind="stable")
+                reranked.setdefault(f"{label}+rerank@{n}", {})[qid] = \
+                    [head[i] for i in best] + order[n:]
+    pair_ms = float(np.median(per_pair_ms)) if per_pair_ms else 0.0
+    return reranked, {f"+rerank@{n}": round(pair_ms * n, 1) for n in args.rerank}
 
 
 def rank_over_http(args: argparse.Namespace, queries: dict[str, str], data_dir: Path,
@@ -144,7 +193,7 @@ def rank_over_http(args: argparse.Namespace, queries: dict[str, str], data_dir: 
     p50: dict[str, float] = {}
     env = {**os.environ, "SEMSEARCH_STORAGE": storage}
     with running_service(data_dir, env=env) as base, httpx.Client(base_url=base, timeout=120) as client:
-        for label, body in runs(args):
+        for label, body in runs(args, with_rerank=True):
             ranked, latencies = {}, []
             for qid, text in queries.items():
                 started = time.perf_counter()
@@ -283,6 +332,10 @@ def evaluate_beir(args: argparse.Namespace) -> dict[str, Any]:
             vectors = library_encoder(args).encode(list(queries.values()), "query")
             for storage in args.storage:
                 rankings = rank_with_library(args, queries, folder, storage, vectors)
+                if args.rerank:
+                    reranked, cost = rerank_rankings(args, queries, rankings)
+                    rankings.update(reranked)
+                    result["rerank_ms_per_query"] = cost
                 per_storage[storage] = {label: scores(ranked, qrels)
                                         for label, ranked in rankings.items()}
         else:
@@ -316,6 +369,8 @@ def print_beir(result: dict[str, Any]) -> None:
     if "direct" in result:
         rows["direct (raw model)"] = result["direct"]
     print(f"{'mode':<22}{'nDCG@10':>9}{'MRR@10':>9}{'R@100':>9}{'p50 ms':>9}")
+    for depth, ms in result.get("rerank_ms_per_query", {}).items():
+        print(f"  reranking {depth}: {ms} ms per query (median pair cost x N, in this process)")
     for label, metrics in rows.items():
         latency = result.get("http_p50_ms", {}).get(label)
         print(f"{label:<22}{metrics['ndcg@10']:>9.4f}{metrics['mrr@10']:>9.4f}"

@@ -72,6 +72,16 @@ class ApiSettings(FaqSettings):
     query_cache_size: int = Field(
         default=4096, ge=0, description="query embeddings kept in an LRU cache (0: off)"
     )
+    reranker: str = Field(
+        default="ms-marco-MiniLM-L-12-v2",
+        description="cross-encoder for rerank and /rerank when a request names none: the "
+                    "built-in, or a folder (ONNX model + tokenizer.json, or a CrossEncoder)")
+    rerank_top_n: int = Field(
+        default=20, ge=1, le=1000,
+        description="search hits reordered by the cross-encoder when a request says `rerank: true`")
+    max_rerank_documents: int = Field(
+        default=1000, ge=1,
+        description="documents per /rerank call, and queries x top_n per reranked search")
     workers: int = Field(default=1, ge=1, le=64, description="server processes (`serve --workers`)")
     ef_search: int | None = Field(
         default=None, ge=1, le=65536,

@@ -12,6 +12,7 @@ from search_api.services.container import Services
 from search_api.services.documents import DocumentService
 from search_api.services.embeddings import EmbeddingService
 from search_api.services.faq import FaqMatcher
+from search_api.services.reranking import RerankService
 from search_api.services.search import Searcher
 from search_api.services.similarity import SimilarityService
 from search_api.services.sparse import SparseService
@@ -56,6 +57,10 @@ def get_faq_matcher(services: Annotated[Services, Depends(get_services)]) -> Faq
     return services.faq
 
 
+def get_rerank_service(services: Annotated[Services, Depends(get_services)]) -> RerankService:
+    return services.reranking
+
+
 def get_sparse_service(services: Annotated[Services, Depends(get_services)]) -> SparseService:
     return services.sparse
 
@@ -69,3 +74,4 @@ SimilarityDep = Annotated[SimilarityService, Depends(get_similarity_service)]
 EmbeddingsDep = Annotated[EmbeddingService, Depends(get_embedding_service)]
 FaqMatcherDep = Annotated[FaqMatcher, Depends(get_faq_matcher)]
 SparseDep = Annotated[SparseService, Depends(get_sparse_service)]
+RerankDep = Annotated[RerankService, Depends(get_rerank_service)]

@@ -16,9 +16,8 @@ from storage.errors import LimitExceeded
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EmptyQuery", "EmptyText", "InvalidDimensions", "LimitExceeded", "ModelNotFound",
-           "UnsupportedInput",
-           "error_response", "register_error_handlers"]
+__all__ = ["EmptyQuery", "EmptyText", "InputTooLong", "InvalidDimensions", "LimitExceeded",
+           "ModelNotFound", "UnsupportedInput", "error_response", "register_error_handlers"]
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found",
                405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
@@ -46,6 +45,13 @@ class ModelNotFound(SemsearchError):
 
     code = "model_not_found"
     status = 404
+
+
+class InputTooLong(SemsearchError):
+    """A text over the model's window where the client asked not to truncate (TEI's shape)."""
+
+    code = "input_too_long"
+    status = 413
 
 
 class InvalidDimensions(SemsearchError):

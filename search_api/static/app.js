@@ -229,7 +229,7 @@ async function onSearch(event) {
     if (!name) throw new ApiError("Choose a collection first (none are listed).", "", 0);
     const body = { query: $("search-query").value, top_k: Number.isNaN(topK) ? 5 : topK };
     const data = await api("POST", `/collections/${encodeURIComponent(name)}/search`,
-      mode ? { ...body, mode } : body);
+      { ...body, ...(mode ? { mode } : {}), rerank: $("search-rerank").checked });
     renderHits(data.hits, data.mode);
     return searchStatus(data);
   });

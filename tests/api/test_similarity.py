@@ -223,7 +223,8 @@ def test_models_of_existing_collections_are_allowed(tmp_path: Path) -> None:
     open_collection(tmp_path, "house", fake).close()
     settings = ApiSettings(data_dir=tmp_path)
     allowed = allowed_models(settings, CollectionRegistry(tmp_path))
-    assert allowed == {"all-MiniLM-L6-v2", "multilingual-e5-small", "house-model"}
+    assert allowed == {"all-MiniLM-L6-v2", "multilingual-e5-small", "bge-small-en-v1.5",
+                       "house-model"}
     assert check_allowed("sentence-transformers/all-MiniLM-L6-v2", allowed) == "all-MiniLM-L6-v2"
     with make_client(settings, fake) as client:
         ids = [m["id"] for m in client.get("/v1/models").json()["data"]]

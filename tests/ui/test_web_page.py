@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -216,6 +217,27 @@ def test_a_submit_the_browser_blocks_clears_the_old_error(page: tuple[Any, Recor
     tab.get_by_role("button", name="Search").click()
     expect(tab.locator(".hit-id").first).to_have_text("space-1")
     expect(error).to_be_hidden()
+
+
+def test_rerank_switch_sends_rerank_and_shows_the_reranked_order(
+        page: tuple[Any, Recorder], server: str) -> None:
+    from playwright.sync_api import expect
+
+    tab, rec = page
+    query = "how do I bake bread at home"
+    tab.select_option("#search-collection", "docs")
+    tab.fill("#search-query", query)
+    tab.fill("#search-top-k", "3")
+    tab.check("#search-rerank")
+    with tab.expect_request(lambda r: r.url.endswith("/collections/docs/search")) as sent:
+        tab.get_by_role("button", name="Search").click()
+    assert json.loads(sent.value.post_data or "{}")["rerank"] is True
+    expect(tab.locator(".hit")).to_have_count(3)
+    api = httpx.post(f"{server}/collections/docs/search", timeout=60,
+                     json={"query": query, "top_k": 3, "rerank": True}).json()
+    assert tab.locator(".hit-id").all_inner_texts() == [h["id"] for h in api["hits"]]
+    assert api["hits"][0]["id"] == "bake-1" and api["hits"][0]["rerank_score"] > 0.5
+    tab.uncheck("#search-rerank")
     assert rec.unexpected_errors() == []
 
 

