@@ -63,6 +63,9 @@ class CachedEncoder:
     def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray:
         return self.encode_batch(texts, kind).vectors
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._real().count_tokens(texts)
+
 
 def index_from_cache(data_dir: Path, name: str, encoder: CachedEncoder, ids: list[str],
                      texts: list[str], batch: int = 2048) -> int:

@@ -43,6 +43,9 @@ class ObservedEncoder:
     def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray:
         return self.encode_batch(texts, kind).vectors
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._inner.count_tokens(texts)
+
 
 class EncoderRegistry:
     """Loads each model once, on first use, and shares it between requests."""
