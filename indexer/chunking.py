@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from storage.errors import InvalidChunking
 from storage.records import Chunking, PassageSpan
 
 # Counts tokens of each text without special tokens or prompts (Encoder.count_tokens).
@@ -20,6 +21,73 @@ _BREAK = re.compile(rf"{_CJK_END}|{_LATIN_END}|\n")
 # What an over-long sentence is cut into: single CJK characters or runs of other non-space text.
 _CJK_CHAR = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _ATOM = re.compile(rf"[{_CJK_CHAR}]|[^\s{_CJK_CHAR}]+")
+
+
+# Defaults from the SciFact measurement (docs/indexing.md, "Long documents"): 200-token windows
+# overlapping by 50 tokens; a model with a smaller window gets its window less a margin.
+DEFAULT_TOKENS = 200
+DEFAULT_OVERLAP = 50
+# Tokens a window leaves for special tokens and a prompt ("passage: "), and for the few
+# tokens by which a passage's count can exceed the sum of its sentences' counts.
+WINDOW_MARGIN = 16
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChunkRequest:
+    """What was asked for (--chunk-tokens, --chunk-overlap, --no-chunk); None means the default."""
+
+    tokens: int | None = None
+    overlap: int | None = None
+    off: bool = False
+
+    @property
+    def explicit(self) -> bool:
+        return self.off or self.tokens is not None or self.overlap is not None
+
+    def resolve(self, max_length: int) -> Chunking | None:
+        """The chunking meant for a model with a window of `max_length` tokens (None: off).
+
+        Raises:
+            InvalidChunking: both off and a window asked for, or a window the model cannot read.
+        """
+        if self.off:
+            if self.tokens is not None or self.overlap is not None:
+                raise InvalidChunking("--no-chunk cannot be combined with --chunk-tokens or "
+                                      "--chunk-overlap")
+            return None
+        room = max_length - WINDOW_MARGIN
+        tokens = self.tokens if self.tokens is not None else min(DEFAULT_TOKENS, room)
+        if tokens > room:
+            raise InvalidChunking(f"--chunk-tokens {tokens} exceeds what the model reads: its "
+                                  f"window is {max_length} tokens, so use at most {room}")
+        overlap = self.overlap if self.overlap is not None else min(DEFAULT_OVERLAP, tokens // 4)
+        return Chunking(tokens=tokens, overlap=overlap)
+
+
+def describe(chunking: Chunking | None) -> str:
+    """`chunking` in words, for messages."""
+    if chunking is None:
+        return "one vector per document (no passages)"
+    return f"passages of {chunking.tokens} tokens overlapping by {chunking.overlap}"
+
+
+def check_chunking(name: str, stored: Chunking | None, request: ChunkRequest,
+                   max_length: int) -> None:
+    """InvalidChunking when chunk options were given that differ from the collection's own.
+
+    Args:
+        name: the collection, for the message.
+        stored: what the collection was made with.
+        request: what this run asked for (no options: whatever the collection has).
+        max_length: the model's window.
+    """
+    if not request.explicit:
+        return
+    wanted = request.resolve(max_length)
+    if wanted != stored:
+        raise InvalidChunking(f"collection '{name}' stores {describe(stored)}; this run asks for "
+                              f"{describe(wanted)}. Index into a new collection to change it, or "
+                              "leave out the chunk options")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from indexer.backends import BACKEND_CHOICES, BACKENDS
+from indexer.chunking import ChunkRequest
 from indexer.config import IndexerSettings
 from indexer.encoding import Encoder, load_encoder
 from indexer.models import IndexStats
@@ -137,6 +138,13 @@ def cli() -> None:
               help="Index parameter, repeatable: M, efConstruction, efSearch, nlist, nprobe, "
                    "quantizer (sq8|pq), pq_m, rerank, auto_threshold, auto_kind "
                    "[env SEMSEARCH_INDEX_PARAMS, comma-separated].")
+@click.option("--chunk-tokens", type=click.IntRange(8), default=None,
+              help="Split documents into passages of at most this many model tokens, at sentence "
+                   "ends [env SEMSEARCH_CHUNK_TOKENS, default: the collection's, 200 for a new one].")
+@click.option("--chunk-overlap", type=click.IntRange(0), default=None,
+              help="Tokens consecutive passages share [env SEMSEARCH_CHUNK_OVERLAP, default 50].")
+@click.option("--no-chunk", is_flag=True, default=None,
+              help="One vector per document, cut at the model's window (no passages).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @wait_option
 @storage_options
@@ -144,12 +152,14 @@ def cli() -> None:
 def index(path: Path, collection: str, model: str | None, fmt: str, id_field: str | None,
           text_field: str, batch_size: int | None, commit_every: int | None, engine: str | None,
           ray_address: str | None, ray_actors: int | None, index_kind: str | None,
-          index_params: tuple[str, ...], quiet: bool,
-          wait: bool, storage: str | None, milvus_uri: str | None, data_dir: Path | None,
+          index_params: tuple[str, ...], chunk_tokens: int | None, chunk_overlap: int | None,
+          no_chunk: bool | None, quiet: bool, wait: bool, storage: str | None,
+          milvus_uri: str | None, data_dir: Path | None,
           encoder_backend: str | None = None) -> None:
     """Index (upsert by id) a JSONL, CSV, TSV, Parquet or text file into a collection.
 
-    Re-indexing the same file changes nothing; a changed text replaces its vector.
+    Re-indexing the same file changes nothing; a changed text replaces its vector. Long
+    documents are split into passages (search answers with the document and its best one).
     The whole file is checked before anything is written. Changes are committed every
     --commit-every documents: after a crash, the same command resumes the job.
 
@@ -159,11 +169,13 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
         semsearch index corpus.jsonl -c docs --storage milvus --milvus-uri http://localhost:19530
         semsearch index big.jsonl -c big --index hnsw --index-param M=16 --index-param efSearch=64
         semsearch index big.jsonl -c big --engine ray --ray-address auto
+        semsearch index reports.jsonl -c reports --chunk-tokens 128 --chunk-overlap 32
     """
     settings = _settings(data_dir=data_dir, batch_size=batch_size, commit_every=commit_every,
                          engine=engine, ray_address=ray_address, ray_actors=ray_actors,
                          storage=storage, milvus_uri=milvus_uri, index=index_kind,
-                         index_params=",".join(index_params) or None)
+                         index_params=",".join(index_params) or None, chunk_tokens=chunk_tokens,
+                         chunk_overlap=chunk_overlap, no_chunk=no_chunk)
     params = parse_params([settings.index_params])
     IndexSpec().updated(settings.index, params)  # a bad type or parameter fails before any work
     if settings.engine == "ray":
@@ -186,29 +198,36 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
                                commit_growth=settings.commit_growth,
                                index_kind=settings.index, index_params=params,
                                limits=settings.input_limits())
+        request = settings.chunk_request()
+        # The ray engine does not split passages yet: no passages unless asked (then an error).
+        chunking = None if settings.engine == "ray" and not request.explicit else request
         ray = RayEngine(load_encoder=load, address=settings.ray_address, actors=settings.ray_actors,
                         actor_cpus=settings.ray_actor_cpus) if settings.engine == "ray" else None
         stats, count = run_index_job(settings.data_dir, collection, encoder, spec, scan, options,
                                      label=f"indexing {path.name}", quiet=quiet, ray=ray,
-                                     backend=backend)
+                                     backend=backend, chunking=chunking)
     finally:
         backend.close()
-    click.echo(f"{collection}: {stats.summary()}; {count} documents in collection")
+    held = f" ({stats.stored_passages} passages)" if stats.stored_passages is not None else ""
+    click.echo(f"{collection}: {stats.summary()}; {count} documents in collection{held}")
 
 
 def run_index_job(data_dir: Path, collection: str, encoder: Encoder, spec: SourceSpec,
                   scan: SourceScan, options: IndexOptions, *, label: str,
-                  quiet: bool, ray: RayEngine | None = None,
-                  backend: Backend | None = None) -> tuple[IndexStats, int]:
+                  quiet: bool, ray: RayEngine | None = None, backend: Backend | None = None,
+                  chunking: ChunkRequest | None = None) -> tuple[IndexStats, int]:
     """Index a checked file into a collection with a progress bar on stderr (on Ray if `ray`).
 
-    `backend` is where the collection lives (default: FAISS + SQLite in `data_dir`).
+    `backend` is where the collection lives (default: FAISS + SQLite in `data_dir`);
+    `chunking` the passage options (None: one vector per document for a new collection).
 
     Returns:
-        The run's counts, and the number of documents in the collection afterwards.
+        The run's counts, and the number of documents in the collection afterwards (its
+        passages, if it has them, in the counts' `stored_passages`).
     """
-    target: CollectionHandle = (open_collection(data_dir, collection, encoder) if backend is None
-                                else open_collection_in(backend, collection, encoder))
+    target: CollectionHandle = (
+        open_collection(data_dir, collection, encoder, chunking) if backend is None
+        else open_collection_in(backend, collection, encoder, chunking))
     try:
         with tqdm(total=scan.documents, unit="doc", disable=quiet, file=sys.stderr,
                   desc=label) as bar:
@@ -217,6 +236,7 @@ def run_index_job(data_dir: Path, collection: str, encoder: Encoder, spec: Sourc
             else:
                 stats = index_documents_ray(target, encoder, lambda: latest_rows(spec, scan), ray,
                                             options, bar.update)
+        stats.stored_passages = target.passage_count
         return stats, target.count
     finally:
         target.close()

@@ -8,6 +8,7 @@ from storage.errors import (
     CollectionUnavailable,
     DocumentNotFound,
     IndexNotFound,
+    InvalidChunking,
     InvalidCollectionName,
     InvalidFilter,
     InvalidMetadata,
@@ -21,6 +22,7 @@ from storage.errors import (
 from storage.manifest import RENAMED_MODELS, Manifest, ModelInfo, check_model, read_manifest
 from storage.metadata import Filter, StoredDocument
 from storage.records import (
+    Chunking,
     CommitStats,
     DocumentInput,
     Hit,
@@ -33,6 +35,7 @@ from storage.records import (
 __all__ = [
     "Backend",
     "CheckReport",
+    "Chunking",
     "Collection",
     "CollectionHandle",
     "CollectionInfo",
@@ -46,6 +49,7 @@ __all__ = [
     "Filter",
     "Hit",
     "IndexNotFound",
+    "InvalidChunking",
     "InvalidCollectionName",
     "InvalidFilter",
     "InvalidMetadata",

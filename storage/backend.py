@@ -21,7 +21,14 @@ from storage.errors import StorageError
 from storage.index_types import SearchParams
 from storage.manifest import Manifest, ModelInfo
 from storage.metadata import Filter, StoredDocument
-from storage.records import CommitStats, DocumentInput, Hit, list_collections, validate_name
+from storage.records import (
+    Chunking,
+    CommitStats,
+    DocumentInput,
+    Hit,
+    list_collections,
+    validate_name,
+)
 
 StorageKind = Literal["faiss", "milvus"]
 STORAGE_KINDS: tuple[StorageKind, ...] = ("faiss", "milvus")
@@ -47,6 +54,9 @@ class CollectionHandle(Protocol):
     @property
     def generation(self) -> int: ...
     unavailable: str | None  # why every request is refused (damaged storage); None when serving
+    chunking: Chunking | None  # how documents are split into passages; None: one vector each
+    @property
+    def passage_count(self) -> int | None: ...
     rebuilds: int  # damaged index files rebuilt from the stored vectors since this handle opened
     def fields(self) -> list[str]: ...
     def manifest(self) -> Manifest: ...
@@ -65,11 +75,14 @@ class Backend(Protocol):
 
     @property
     def kind(self) -> StorageKind: ...
+    @property
+    def stores_passages(self) -> bool: ...  # whether collections may be chunked
     def describe(self) -> str: ...
     def names(self) -> list[str]: ...
     def info(self, name: str) -> CollectionInfo: ...
     def open(self, name: str) -> CollectionHandle: ...
-    def open_or_create(self, name: str, model: ModelInfo) -> CollectionHandle: ...
+    def open_or_create(self, name: str, model: ModelInfo,
+                       chunking: Chunking | None = None) -> CollectionHandle: ...
     def check(self, name: str) -> CheckReport: ...
     def close(self) -> None: ...
 
@@ -78,6 +91,7 @@ class FaissBackend:
     """Collections as folders (FAISS index + SQLite + manifest) under one data dir."""
 
     kind: StorageKind = "faiss"
+    stores_passages = True
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
@@ -94,8 +108,9 @@ class FaissBackend:
     def open(self, name: str) -> Collection:
         return Collection.open(self.data_dir, validate_name(name))
 
-    def open_or_create(self, name: str, model: ModelInfo) -> Collection:
-        return Collection.open_or_create(self.data_dir, name, model)
+    def open_or_create(self, name: str, model: ModelInfo,
+                       chunking: Chunking | None = None) -> Collection:
+        return Collection.open_or_create(self.data_dir, name, model, chunking=chunking)
 
     def check(self, name: str) -> CheckReport:
         """Verify a collection's SQLite, index file and manifest (see storage.check)."""

@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from storage import passages
 from storage.errors import StorageError
 from storage.fileops import write_failure
 from storage.folder import index_file
@@ -30,7 +31,14 @@ from storage.integrity import CHECKSUM_KEY, index_problem, recorded_checksum, un
 from storage.locks import ReadWriteLock
 from storage.manifest import ModelInfo
 from storage.metadata import MetadataStore
-from storage.records import CommitStats, DocumentInput, content_hash, metadata_json, utc_now
+from storage.records import (
+    CommitStats,
+    DocumentInput,
+    PassageInput,
+    content_hash,
+    metadata_json,
+    utc_now,
+)
 from storage.vector_index import FaissIndex
 
 logger = logging.getLogger(__name__)
@@ -79,16 +87,21 @@ def stage(store: MetadataStore, upserts: Sequence[DocumentInput], deletes: Seque
                 store.update(old.rowid, doc.text, meta_json, digest, None)
                 stats.updated += 1
             continue
-        vector = checked_vector(doc, dimension, name)
+        if store.chunked:
+            stage_passages(store, doc, old.rowid if old else None, meta_json, staged, dimension, name)
+        else:
+            vector = checked_vector(doc, dimension, name)
+            if old is None:
+                staged.add_ids.append(store.insert(doc.doc_id, doc.text, meta_json, digest, vector))
+            else:
+                store.update(old.rowid, doc.text, meta_json, digest, vector)
+                staged.remove_ids.append(old.rowid)
+                staged.add_ids.append(old.rowid)
+            staged.add_vectors.append(vector)
         if old is None:
-            staged.add_ids.append(store.insert(doc.doc_id, doc.text, meta_json, digest, vector))
             stats.added += 1
         else:
-            store.update(old.rowid, doc.text, meta_json, digest, vector)
-            staged.remove_ids.append(old.rowid)
-            staged.add_ids.append(old.rowid)
             stats.updated += 1
-        staged.add_vectors.append(vector)
     for doc_id in dict.fromkeys(deletes):
         gone = existing.get(doc_id)
         if gone is None:
@@ -96,9 +109,48 @@ def stage(store: MetadataStore, upserts: Sequence[DocumentInput], deletes: Seque
                 stats.missing.append(doc_id)
             continue
         store.delete([gone.rowid])
-        staged.remove_ids.append(gone.rowid)
+        staged.remove_ids.extend(passages.remove_of(store.conn, [gone.rowid]) if store.chunked
+                                 else [gone.rowid])
         stats.deleted += 1
     return staged
+
+
+def stage_passages(store: MetadataStore, doc: DocumentInput, rowid: int | None, meta_json: str,
+                   staged: Staged, dimension: int, name: str) -> None:
+    """Write a new or changed document of a chunked collection: its row, then all its passages.
+
+    Its old passages (if any) go in the same transaction, so a document never has passages
+    of two versions of its text.
+    """
+    new = checked_passages(doc, dimension, name)
+    digest = content_hash(doc.text)
+    if rowid is None:
+        rowid = store.insert(doc.doc_id, doc.text, meta_json, digest, passages.EMPTY_VECTOR)
+    else:
+        store.update(rowid, doc.text, meta_json, digest, passages.EMPTY_VECTOR)
+        staged.remove_ids.extend(passages.remove_of(store.conn, [rowid]))
+    staged.add_ids.extend(passages.insert(store.conn, rowid, doc.text, new))
+    staged.add_vectors.extend(p.vector for p in new)
+
+
+def checked_passages(doc: DocumentInput, dimension: int, name: str) -> list[PassageInput]:
+    """`doc`'s passages with checked unit vectors and spans inside its text.
+
+    Raises:
+        ValueError: no passages, a span outside the text, or a bad vector.
+    """
+    if not doc.passages:
+        raise ValueError(f"document '{doc.doc_id}' is new or changed but has no passages "
+                         f"(collection '{name}' splits documents into passages)")
+    checked = []
+    for passage in doc.passages:
+        span = passage.span
+        if not 0 <= span.start <= span.end <= len(doc.text):
+            raise ValueError(f"passage {span.index} of '{doc.doc_id}' spans {span.start}:"
+                             f"{span.end}, outside its {len(doc.text)} characters")
+        vector = checked_vector(replace(doc, vector=passage.vector), dimension, name)
+        checked.append(PassageInput(span=span, vector=vector))
+    return checked
 
 
 def checked_vector(doc: DocumentInput, dimension: int, name: str) -> np.ndarray:
@@ -143,7 +195,7 @@ def apply_staged(store: MetadataStore, index: FaissIndex, spec: IndexSpec, stage
     store.set_meta("updated_at", utc_now())
     store.set_meta("index_spec", spec.to_json())
     return index.updated(
-        spec, index.count + stats.added - stats.deleted,
+        spec, index.count + len(staged.add_ids) - len(staged.remove_ids),
         np.array(staged.add_ids, dtype=np.int64),
         np.stack(staged.add_vectors) if staged.add_vectors else np.zeros((0, dimension), np.float32),
         np.array(staged.remove_ids, dtype=np.int64), lambda: store.iter_vectors(dimension))
@@ -198,7 +250,7 @@ class Generations:
         """Load the index of the committed generation, rebuilding it from SQLite if needed."""
         store.conn.execute("BEGIN")  # one snapshot: generation, count and vectors agree
         try:
-            generation, expected = store.generation(), store.count()
+            generation, expected = store.generation(), store.vector_count()
             spec = IndexSpec.from_json(store.get_meta("index_spec"))
             index = self._load_index_file(generation, spec, store.get_meta(CHECKSUM_KEY))
             self._damaged_index = (index is None or index.count != expected

@@ -34,6 +34,7 @@ from storage.collection import CollectionInfo
 from storage.errors import (
     DocumentNotFound,
     IndexNotFound,
+    InvalidChunking,
     StorageError,
     UnknownFilterField,
 )
@@ -43,6 +44,7 @@ from storage.manifest import Manifest, ModelInfo, check_model
 from storage.metadata import Filter, StoredDocument
 from storage.milvus_check import check_milvus_collection
 from storage.records import (
+    Chunking,
     CommitStats,
     DocumentInput,
     Hit,
@@ -79,6 +81,7 @@ class MilvusBackend:
     """Collections in one Milvus database (a milvus-lite `.db` path or a server URI)."""
 
     kind: Literal["milvus"] = "milvus"
+    stores_passages = False  # one vector per document until passages are stored in Milvus
 
     def __init__(self, uri: str, *, data_dir: Path, token: str | None = None,
                  index: str = "flat") -> None:
@@ -143,8 +146,15 @@ class MilvusBackend:
         """Verify a collection against its catalog row (see storage.milvus_check)."""
         return check_milvus_collection(self.client, self.row, validate_name(name), self.describe())
 
-    def open_or_create(self, name: str, model: ModelInfo) -> MilvusCollection:
-        """Open `name`, creating it for `model` if missing; a different model is ManifestMismatch."""
+    def open_or_create(self, name: str, model: ModelInfo,
+                       chunking: Chunking | None = None) -> MilvusCollection:
+        """Open `name`, creating it for `model` if missing; a different model is ManifestMismatch.
+
+        Passages are not stored in Milvus yet: a `chunking` is InvalidChunking.
+        """
+        if chunking is not None:
+            raise InvalidChunking("the milvus storage keeps one vector per document: index "
+                                  "with --no-chunk (passages need the faiss storage for now)")
         row = self.row(validate_name(name)) or self._create(name, model)
         check_model(name, row.model, model.name, model.dimension)
         return MilvusCollection(self, row)
@@ -195,6 +205,8 @@ class MilvusCollection:
         self._replaced = False
         self.unavailable: str | None = None  # Milvus reports its own faults as errors per call
         self.rebuilds = 0  # no local index files to rebuild
+        self.chunking: Chunking | None = None  # one vector per document (no passages in Milvus yet)
+        self.passage_count: int | None = None
         self._polled = time.monotonic()
         self._poll_lock = threading.Lock()
         self._write_mutex = threading.Lock()

@@ -11,6 +11,7 @@ from typing import cast
 
 import numpy as np
 
+from indexer.chunking import ChunkRequest
 from indexer.config import CommonSettings, RuntimeSettings
 from indexer.encoding import EncodedBatch, Encoder, Kind, load_encoder, resolve_model_name
 from indexer.length_routing import LengthRoutedEncoder
@@ -213,7 +214,8 @@ class CollectionRegistry:
         validate_name(name)
         with self._lock:
             if name not in self._open:
-                self._open[name] = open_collection_in(self.backend, name, encoder)
+                # A collection made over HTTP stores passages where the storage can (the default).
+                self._open[name] = open_collection_in(self.backend, name, encoder, ChunkRequest())
         return self.get(name)
 
     def loaded(self) -> list[str]:
