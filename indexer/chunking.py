@@ -130,7 +130,7 @@ def split_passages(text: str, count_tokens: TokenCounter, chunking: Chunking) ->
     A text within the window stays one passage (its blanks at both ends left out). Longer
     texts are packed sentence by sentence; consecutive passages share whole sentences worth up
     to `chunking.overlap` tokens. A sentence longer than the window is cut between words (or
-    CJK characters).
+    CJK characters) into pieces that overlap the same way.
 
     Args:
         text: the document's text.
@@ -152,7 +152,9 @@ def split_passages(text: str, count_tokens: TokenCounter, chunking: Chunking) ->
         if tokens <= chunking.tokens:
             units.append(_Unit(start=start, end=end, tokens=tokens))
         else:
-            units.extend(_cut_sentence(text, start, end, count_tokens, chunking.tokens))
+            # Pieces no longer than the overlap, so windows over them still overlap.
+            piece = max(chunking.overlap, chunking.tokens // 4) if chunking.overlap else chunking.tokens
+            units.extend(_cut_sentence(text, start, end, count_tokens, piece))
     return [PassageSpan(index=i, start=units[a].start, end=units[b - 1].end)
             for i, (a, b) in enumerate(_windows([u.tokens for u in units], chunking))]
 

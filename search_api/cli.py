@@ -10,6 +10,7 @@ import click
 
 import indexer
 from indexer.backends import default_threads
+from indexer.chunking import ChunkRequest
 from indexer.cli import cli, data_dir_option, encoder_backend_option, run_index_job
 from indexer.config import RuntimeSettings
 from indexer.encoding import Encoder, load_encoder
@@ -78,17 +79,26 @@ def ensure_demo_collection(data_dir: Path, runtime: RuntimeSettings | None = Non
     spec = SourceSpec(path=DEMO_CORPUS, text_fields=("title", "text"))
     scan = scan_source(spec)
     if DEMO_COLLECTION in list_collections(data_dir):
-        count = read_info(data_dir, DEMO_COLLECTION).count
-        if count >= scan.documents:
-            click.echo(f"demo collection ready: {count} documents", err=True)
+        info = read_info(data_dir, DEMO_COLLECTION)
+        if info.count >= scan.documents:
+            click.echo(f"demo collection ready: {_holdings(info.count, info.passages)}", err=True)
             return None
     runtime = runtime or RuntimeSettings(backend="auto")
     encoder = load_encoder(DEMO_MODEL, backend=runtime.backend, threads=runtime.threads,
                            cache_dir=runtime.cache_dir)
-    stats, _ = run_index_job(data_dir, DEMO_COLLECTION, encoder, spec, scan, IndexOptions(),
-                             label="indexing demo", quiet=False)
+    stats, count = run_index_job(data_dir, DEMO_COLLECTION, encoder, spec, scan, IndexOptions(),
+                                 label="indexing demo", quiet=False, chunking=ChunkRequest())
     click.echo(f"{DEMO_COLLECTION}: {stats.summary()}", err=True)
+    click.echo(f"{DEMO_COLLECTION}: {_holdings(count, stats.stored_passages)}", err=True)
     return encoder
+
+
+def _holdings(documents: int, passages: int | None) -> str:
+    """What a collection holds, in words: "300 documents → 684 passages" when it has passages."""
+    if passages is None:
+        return f"{documents} documents"
+    return (f"{documents} documents → {passages} passages (long documents split at sentence ends; "
+            "search answers with each document's best passage)")
 
 
 def run_server(settings: ApiSettings, encoders: dict[str, Encoder] | None = None) -> None:
