@@ -11,6 +11,7 @@ from search_api.deps import SearcherDep, SettingsDep
 from search_api.schemas import (
     BatchSearchResponse,
     Hit,
+    Passage,
     QueryResult,
     SearchRequest,
     SearchResponse,
@@ -22,7 +23,11 @@ router = APIRouter(tags=["search"])
 
 def _hits(result: QueryHits) -> list[Hit]:
     return [Hit(id=h.doc_id, score=h.score, text=h.text, metadata=h.metadata,
-                dense_score=h.dense_score, lexical_score=h.lexical_score) for h in result.hits]
+                dense_score=h.dense_score, lexical_score=h.lexical_score,
+                passage=None if h.passage is None else Passage(
+                    text=h.text[h.passage.start:h.passage.end], start=h.passage.start,
+                    end=h.passage.end, index=h.passage.index))
+            for h in result.hits]
 
 
 def _single(outcome: SearchOutcome) -> SearchResponse:

@@ -210,12 +210,14 @@ class CollectionRegistry:
                        for name, handle in list(self._open.items())})
         return health
 
-    def get_or_create(self, name: str, encoder: Encoder) -> Collection:
+    def get_or_create(self, name: str, encoder: Encoder,
+                      chunking: ChunkRequest | None = None) -> Collection:
         validate_name(name)
         with self._lock:
             if name not in self._open:
-                # A collection made over HTTP stores passages where the storage can (the default).
-                self._open[name] = open_collection_in(self.backend, name, encoder, ChunkRequest())
+                # Made over HTTP: passages where the storage keeps them, unless asked otherwise.
+                self._open[name] = open_collection_in(self.backend, name, encoder,
+                                                      chunking or ChunkRequest())
         return self.get(name)
 
     def loaded(self) -> list[str]:
