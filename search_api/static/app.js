@@ -176,8 +176,25 @@ function renderHits(hits) {
       el("div", { class: "hit-head" },
         el("span", { class: "hit-id" }, hit.id),
         el("span", { class: "hit-score", title: `cosine ${hit.score}` }, fmt(hit.score, 2))),
-      el("p", { class: "hit-text" }, hit.text)));
+      hitBody(hit)));
   }
+}
+
+/** A hit's text: its best passage highlighted in context, the whole document on demand. */
+function hitBody(hit) {
+  const p = hit.passage;
+  if (!p || (p.start === 0 && p.end >= hit.text.length)) {
+    return el("p", { class: "hit-text" }, hit.text);  // the document is its one passage
+  }
+  const marked = () => el("mark", { class: "hit-passage" }, p.text);
+  const title = hit.metadata && typeof hit.metadata.title === "string" ? hit.metadata.title : "";
+  return el("div", { class: "hit-body" },
+    title ? el("div", { class: "hit-title" }, title) : "",
+    el("p", { class: "hit-text" }, p.start > 0 ? "… " : "", marked(),
+      p.end < hit.text.length ? " …" : ""),
+    el("details", { class: "hit-full" },
+      el("summary", {}, `Full document (passage ${p.index + 1}, characters ${p.start}–${p.end})`),
+      el("p", { class: "hit-text" }, hit.text.slice(0, p.start), marked(), hit.text.slice(p.end))));
 }
 
 async function onSearch(event) {
