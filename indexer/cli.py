@@ -314,7 +314,8 @@ def collections(as_json: bool, storage: str | None, milvus_uri: str | None,
         for name in backend.names():
             try:
                 info = backend.info(name)
-                rows.append({"name": name, "model": info.model.name, "count": info.count})
+                rows.append({"name": name, "model": info.model.name, "count": info.count,
+                             "passages": info.passages})
             except SemsearchError as exc:
                 rows.append({"name": name, "model": None, "count": None, "error": exc.message})
     finally:
@@ -329,7 +330,8 @@ def collections(as_json: bool, storage: str | None, milvus_uri: str | None,
         if "error" in row:
             click.echo(f"{row['name']}\tERROR: {row['error']}")
         else:
-            click.echo(f"{row['name']}\t{row['model']}\t{row['count']}")
+            held = f" ({row['passages']} passages)" if row["passages"] is not None else ""
+            click.echo(f"{row['name']}\t{row['model']}\t{row['count']}{held}")
 
 
 @cli.command()

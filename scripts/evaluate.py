@@ -46,6 +46,7 @@ EPILOG = """Examples:
   python scripts/evaluate.py --data ../shared/data/scifact/beir --fusion rrf alpha:0.3 alpha:0.7
   python scripts/evaluate.py --faq lcqmc --data ../shared/data --model multilingual-e5-small
   python scripts/evaluate.py --data tests/data/scifact --compare-direct --json
+  python scripts/evaluate.py --data ../shared/data/scifact/beir --via library --no-chunk
 """
 MODES = ("dense", "lexical", "hybrid")
 DEPTH = 100
@@ -77,6 +78,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vector-cache", type=Path, default=None, metavar="STEM",
                         help="precomputed vectors STEM.npy + STEM.keys.jsonl (see "
                              "scripts/vector_cache.py); implies --via library")
+    parser.add_argument("--chunk-tokens", type=int, default=None,
+                        help="passage window for the index (default: the indexer's, 200)")
+    parser.add_argument("--chunk-overlap", type=int, default=None, help="passage overlap in tokens")
+    parser.add_argument("--no-chunk", action="store_true",
+                        help="one vector per document (cut at the model's window)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.vector_cache is not None:
@@ -109,17 +115,28 @@ def semsearch(*args: str) -> list[str]:
     return [sys.executable, "-m", "search_api.cli", *args]
 
 
+def chunk_args(args: argparse.Namespace) -> list[str]:
+    """The passage options given to `semsearch index`."""
+    if args.no_chunk:
+        return ["--no-chunk"]
+    given = [("--chunk-tokens", args.chunk_tokens), ("--chunk-overlap", args.chunk_overlap)]
+    return [part for flag, value in given if value is not None for part in (flag, str(value))]
+
+
 def index_with_cli(args: argparse.Namespace, data_dir: Path) -> tuple[float, int]:
     """Index (or, in a kept work dir, bring up to date) the corpus; seconds and document count."""
     started = time.perf_counter()
     done = subprocess.run(
         semsearch("index", str(args.data / "corpus.jsonl"), "--collection", "beir",
                   "--id-field", "_id", "--text-field", "title,text", "--model", args.model,
-                  "--batch-size", str(args.batch_size), "--quiet", "--data-dir", str(data_dir)),
+                  "--batch-size", str(args.batch_size), "--quiet", "--data-dir", str(data_dir),
+                  *chunk_args(args)),
         capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"semsearch index failed:\n{done.stderr[-3000:]}")
     found = re.search(r"(\d+) documents in collection", done.stdout)
+    passages = re.search(r"in collection \((\d+) passages\)", done.stdout)
+    args.passages = int(passages.group(1)) if passages else None
     return time.perf_counter() - started, int(found.group(1)) if found else -1
 
 
@@ -252,7 +269,8 @@ def evaluate_beir(args: argparse.Namespace) -> dict[str, Any]:
     with work_dir(args) as folder:
         indexing = index_with_cache if args.vector_cache is not None else index_with_cli
         seconds, documents = indexing(args, folder)
-        result.update(documents=documents, index_seconds=round(seconds, 1))
+        result.update(documents=documents, index_seconds=round(seconds, 1),
+                      passages=getattr(args, "passages", None))
         if args.via == "http":
             rankings, p50 = rank_over_http(args, queries, folder)
             result["http_p50_ms"] = p50
@@ -267,7 +285,8 @@ def evaluate_beir(args: argparse.Namespace) -> dict[str, Any]:
 def print_beir(result: dict[str, Any]) -> None:
     source = f" (queries {result['queries_file']})" if result["queries_file"] else ""
     print(f"{result['data']}{source}  model={result['model']}  via {result['via']}  "
-          f"{result['queries']} queries, {result['documents']} docs, indexed in "
+          f"{result['queries']} queries, {result['documents']} docs"
+          f"{' (' + str(result['passages']) + ' passages)' if result.get('passages') else ''}, indexed in "
           f"{result['index_seconds']} s")
     rows = dict(result["modes"])
     if "direct" in result:
