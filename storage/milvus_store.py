@@ -34,7 +34,6 @@ from storage.collection import CollectionInfo
 from storage.errors import (
     DocumentNotFound,
     IndexNotFound,
-    InvalidChunking,
     StorageError,
     UnknownFilterField,
 )
@@ -43,6 +42,7 @@ from storage.locks import in_process_writer
 from storage.manifest import Manifest, ModelInfo, check_model
 from storage.metadata import Filter, StoredDocument
 from storage.milvus_check import check_milvus_collection
+from storage.passages import WithoutPassages, refuse_chunking
 from storage.records import (
     Chunking,
     CommitStats,
@@ -77,11 +77,10 @@ def _call(what: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise StorageError(f"milvus {what} failed: {exc.message}") from exc
 
 
-class MilvusBackend:
+class MilvusBackend(WithoutPassages):
     """Collections in one Milvus database (a milvus-lite `.db` path or a server URI)."""
 
     kind: Literal["milvus"] = "milvus"
-    stores_passages = False  # one vector per document until passages are stored in Milvus
 
     def __init__(self, uri: str, *, data_dir: Path, token: str | None = None,
                  index: str = "flat") -> None:
@@ -148,13 +147,8 @@ class MilvusBackend:
 
     def open_or_create(self, name: str, model: ModelInfo,
                        chunking: Chunking | None = None) -> MilvusCollection:
-        """Open `name`, creating it for `model` if missing; a different model is ManifestMismatch.
-
-        Passages are not stored in Milvus yet: a `chunking` is InvalidChunking.
-        """
-        if chunking is not None:
-            raise InvalidChunking("the milvus storage keeps one vector per document: index "
-                                  "with --no-chunk (passages need the faiss storage for now)")
+        """Open `name`, creating it for `model` if missing; a different model is ManifestMismatch."""
+        refuse_chunking(chunking)
         row = self.row(validate_name(name)) or self._create(name, model)
         check_model(name, row.model, model.name, model.dimension)
         return MilvusCollection(self, row)
@@ -192,7 +186,7 @@ class MilvusBackend:
         self.client.close()
 
 
-class MilvusCollection:
+class MilvusCollection(WithoutPassages):
     """Handle on one collection in Milvus; thread-safe, one writer at a time per handle."""
 
     def __init__(self, backend: MilvusBackend, row: schema.CatalogRow) -> None:
@@ -205,8 +199,6 @@ class MilvusCollection:
         self._replaced = False
         self.unavailable: str | None = None  # Milvus reports its own faults as errors per call
         self.rebuilds = 0  # no local index files to rebuild
-        self.chunking: Chunking | None = None  # one vector per document (no passages in Milvus yet)
-        self.passage_count: int | None = None
         self._polled = time.monotonic()
         self._poll_lock = threading.Lock()
         self._write_mutex = threading.Lock()

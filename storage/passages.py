@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from storage import lexical
-from storage.records import PassageInput, PassageSpan, chunks
+from storage.errors import InvalidChunking
+from storage.records import Chunking, PassageInput, PassageSpan, chunks
 
 TABLE = "passages"
 CHUNKING_KEY = "chunking"  # meta key: the collection's Chunking as JSON (absent: no passages)
@@ -131,3 +132,18 @@ def problems(conn: sqlite3.Connection) -> list[str]:
     if bare:
         found.append(f"{bare} documents have no passages")
     return found
+
+
+class WithoutPassages:
+    """What a storage that keeps one vector per document says about passages (Milvus, for now)."""
+
+    stores_passages = False
+    chunking: Chunking | None = None
+    passage_count: int | None = None
+
+
+def refuse_chunking(chunking: Chunking | None) -> None:
+    """InvalidChunking for a storage without passages asked to make a chunked collection."""
+    if chunking is not None:
+        raise InvalidChunking("this storage keeps one vector per document: index with "
+                              "--no-chunk (passages need the faiss storage for now)")
