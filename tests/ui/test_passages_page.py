@@ -39,7 +39,7 @@ def test_best_passage_is_highlighted_and_the_full_text_opens(browser: Any, serve
         expect(tab.locator(".hit")).to_have_count(2)
         first = tab.locator(".hit").first
         expect(first.locator(".hit-title")).to_have_text(f"Report {best['id']}")
-        assert first.locator(".hit-text > mark").inner_text() == best["passage"]["text"]
+        assert first.locator(".hit-body > .hit-text > mark").inner_text() == best["passage"]["text"]
         full = first.locator(".hit-full .hit-text")
         expect(full).to_be_hidden()
         first.locator(".hit-full summary").click()
