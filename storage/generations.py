@@ -88,7 +88,8 @@ def stage(store: MetadataStore, upserts: Sequence[DocumentInput], deletes: Seque
                 stats.updated += 1
             continue
         if store.chunked:
-            stage_passages(store, doc, old.rowid if old else None, meta_json, staged, dimension, name)
+            stage_passages(store, doc, old.rowid if old else None, (digest, meta_json), staged,
+                           dimension, name)
         else:
             vector = checked_vector(doc, dimension, name)
             if old is None:
@@ -115,15 +116,15 @@ def stage(store: MetadataStore, upserts: Sequence[DocumentInput], deletes: Seque
     return staged
 
 
-def stage_passages(store: MetadataStore, doc: DocumentInput, rowid: int | None, meta_json: str,
-                   staged: Staged, dimension: int, name: str) -> None:
+def stage_passages(store: MetadataStore, doc: DocumentInput, rowid: int | None,
+                   hashed: tuple[str, str], staged: Staged, dimension: int, name: str) -> None:
     """Write a new or changed document of a chunked collection: its row, then all its passages.
 
     Its old passages (if any) go in the same transaction, so a document never has passages
-    of two versions of its text.
+    of two versions of its text. `hashed` is (content hash, metadata JSON) of `doc`.
     """
     new = checked_passages(doc, dimension, name)
-    digest = content_hash(doc.text)
+    digest, meta_json = hashed
     if rowid is None:
         rowid = store.insert(doc.doc_id, doc.text, meta_json, digest, passages.EMPTY_VECTOR)
     else:
