@@ -181,9 +181,6 @@ class MetadataStore:
         return {pid: (docs[document][0], vector, span)
                 for pid, (document, span, vector) in found.items() if document in docs}
 
-    def passages_of(self, rowid: int) -> list[PassageSpan]:
-        return passages.of_document(self.conn, rowid) if self.chunked else []
-
     def get_by_doc_id(self, doc_id: str) -> StoredDocument | None:
         row = self.conn.execute(
             "SELECT id, doc_id, text, metadata FROM documents WHERE doc_id = ?", (doc_id,)

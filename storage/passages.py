@@ -101,13 +101,6 @@ def get(conn: sqlite3.Connection, ids: Sequence[int]
     return found
 
 
-def of_document(conn: sqlite3.Connection, document: int) -> list[PassageSpan]:
-    """The spans of one document's passages, in order."""
-    rows = conn.execute(f"SELECT position, start_char, end_char FROM {TABLE} WHERE document = ? "
-                        "ORDER BY position", (document,))
-    return [PassageSpan(index=p, start=s, end=e) for p, s, e in rows]
-
-
 def matching(conn: sqlite3.Connection, condition: str, params: list[Any]) -> np.ndarray:
     """Passage ids whose document meets an SQL condition on `documents` (a metadata filter)."""
     sql = (f"SELECT {TABLE}.id FROM {TABLE} JOIN documents ON documents.id = {TABLE}.document "
