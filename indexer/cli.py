@@ -12,7 +12,7 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-import indexer
+from indexer.chunking import ChunkRequest
 from indexer.cli_options import (
     WAIT_SECONDS,
     SemsearchGroup,
@@ -38,16 +38,12 @@ from indexer.pipeline import (
     scan_source,
 )
 from indexer.ray_engine import RayEngine, index_documents_ray, require_ray
-from indexer.settings import IndexerSettings, RuntimeSettings
+from indexer.settings import IndexerSettings
 from indexer.sources import FORMATS, SourceSpec
 from indexer.train_cli import train
-from storage import CollectionInfo, SemsearchError, list_collections, read_info
+from storage import CollectionInfo, SemsearchError
 from storage.backend import Backend, CollectionHandle
 from storage.index_types import KINDS, IndexSpec, parse_params
-
-DEMO_COLLECTION = "demo"
-DEMO_MODEL = "all-MiniLM-L6-v2"
-DEMO_CORPUS = Path(indexer.__file__).parent / "demo" / "scifact_demo.jsonl"
 
 
 def _settings(**flags: Any) -> IndexerSettings:
@@ -105,6 +101,13 @@ cli.add_command(train)
               help="Index parameter, repeatable: M, efConstruction, efSearch, nlist, nprobe, "
                    "quantizer (sq8|pq), pq_m, rerank, auto_threshold, auto_kind "
                    "[env SEMSEARCH_INDEX_PARAMS, comma-separated].")
+@click.option("--chunk-tokens", type=click.IntRange(8), default=None,
+              help="Split documents into passages of at most this many model tokens, at sentence "
+                   "ends [env SEMSEARCH_CHUNK_TOKENS, default: the collection's, 200 for a new one].")
+@click.option("--chunk-overlap", type=click.IntRange(0), default=None,
+              help="Tokens consecutive passages share [env SEMSEARCH_CHUNK_OVERLAP, default 50].")
+@click.option("--no-chunk", is_flag=True, default=None,
+              help="One vector per document, cut at the model's window (no passages).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @wait_option
 @storage_options
@@ -112,12 +115,14 @@ cli.add_command(train)
 def index(path: Path, collection: str, model: str | None, fmt: str, id_field: str | None,
           text_field: str, batch_size: int | None, commit_every: int | None, engine: str | None,
           ray_address: str | None, ray_actors: int | None, index_kind: str | None,
-          index_params: tuple[str, ...], quiet: bool,
-          wait: bool, storage: str | None, milvus_uri: str | None, data_dir: Path | None,
+          index_params: tuple[str, ...], chunk_tokens: int | None, chunk_overlap: int | None,
+          no_chunk: bool | None, quiet: bool, wait: bool, storage: str | None,
+          milvus_uri: str | None, data_dir: Path | None,
           encoder_backend: str | None = None, device: str | None = None) -> None:
     """Index (upsert by id) a JSONL, CSV, TSV, Parquet or text file into a collection.
 
-    Re-indexing the same file changes nothing; a changed text replaces its vector.
+    Re-indexing the same file changes nothing; a changed text replaces its vector. Long
+    documents are split into passages (search answers with the document and its best one).
     The whole file is checked before anything is written. Changes are committed every
     --commit-every documents: after a crash, the same command resumes the job.
 
@@ -129,12 +134,14 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
         semsearch index big.jsonl -c big --index hnsw --index-param M=16 --index-param efSearch=64
         semsearch index big.jsonl -c big --engine ray --ray-address auto
         semsearch index big.jsonl -c big --device cuda --batch-size 1024
+        semsearch index reports.jsonl -c reports --chunk-tokens 128 --chunk-overlap 32
     """
     settings = _settings(data_dir=data_dir, batch_size=batch_size, commit_every=commit_every,
                          device=device,
                          engine=engine, ray_address=ray_address, ray_actors=ray_actors,
                          storage=storage, milvus_uri=milvus_uri, index=index_kind,
-                         index_params=",".join(index_params) or None)
+                         index_params=",".join(index_params) or None, chunk_tokens=chunk_tokens,
+                         chunk_overlap=chunk_overlap, no_chunk=no_chunk)
     params = parse_params([settings.index_params])
     IndexSpec().updated(settings.index, params)  # a bad type or parameter fails before any work
     if settings.engine == "ray":
@@ -157,29 +164,36 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
                                commit_growth=settings.commit_growth,
                                index_kind=settings.index, index_params=params,
                                limits=settings.input_limits())
+        request = settings.chunk_request()
+        # The ray engine does not split passages yet: no passages unless asked (then an error).
+        chunking = None if settings.engine == "ray" and not request.explicit else request
         ray = RayEngine(load_encoder=load, address=settings.ray_address, actors=settings.ray_actors,
                         actor_cpus=settings.ray_actor_cpus) if settings.engine == "ray" else None
         stats, count = run_index_job(settings.data_dir, collection, encoder, spec, scan, options,
                                      label=f"indexing {path.name}", quiet=quiet, ray=ray,
-                                     backend=backend)
+                                     backend=backend, chunking=chunking)
     finally:
         backend.close()
-    click.echo(f"{collection}: {stats.summary()}; {count} documents in collection")
+    held = f" ({stats.stored_passages} passages)" if stats.stored_passages is not None else ""
+    click.echo(f"{collection}: {stats.summary()}; {count} documents in collection{held}")
 
 
 def run_index_job(data_dir: Path, collection: str, encoder: Encoder, spec: SourceSpec,
                   scan: SourceScan, options: IndexOptions, *, label: str,
-                  quiet: bool, ray: RayEngine | None = None,
-                  backend: Backend | None = None) -> tuple[IndexStats, int]:
+                  quiet: bool, ray: RayEngine | None = None, backend: Backend | None = None,
+                  chunking: ChunkRequest | None = None) -> tuple[IndexStats, int]:
     """Index a checked file into a collection with a progress bar on stderr (on Ray if `ray`).
 
-    `backend` is where the collection lives (default: FAISS + SQLite in `data_dir`).
+    `backend` is where the collection lives (default: FAISS + SQLite in `data_dir`);
+    `chunking` the passage options (None: one vector per document for a new collection).
 
     Returns:
-        The run's counts, and the number of documents in the collection afterwards.
+        The run's counts, and the number of documents in the collection afterwards (its
+        passages, if it has them, in the counts' `stored_passages`).
     """
-    target: CollectionHandle = (open_collection(data_dir, collection, encoder) if backend is None
-                                else open_collection_in(backend, collection, encoder))
+    target: CollectionHandle = (
+        open_collection(data_dir, collection, encoder, chunking) if backend is None
+        else open_collection_in(backend, collection, encoder, chunking))
     try:
         with tqdm(total=scan.documents, unit="doc", disable=quiet, file=sys.stderr,
                   desc=label) as bar:
@@ -188,35 +202,10 @@ def run_index_job(data_dir: Path, collection: str, encoder: Encoder, spec: Sourc
             else:
                 stats = index_documents_ray(target, encoder, lambda: latest_rows(spec, scan), ray,
                                             options, bar.update)
+        stats.stored_passages = target.passage_count
         return stats, target.count
     finally:
         target.close()
-
-
-def ensure_demo_collection(data_dir: Path, runtime: RuntimeSettings | None = None) -> Encoder | None:
-    """Build the demo collection unless complete (a rerun resumes it); return the model if loaded.
-
-    Args:
-        data_dir: folder of collections.
-        runtime: how the encoder runs (default: backend auto).
-
-    Returns:
-        The loaded encoder, or None if the collection was already complete.
-    """
-    spec = SourceSpec(path=DEMO_CORPUS, text_fields=("title", "text"))
-    scan = scan_source(spec)
-    if DEMO_COLLECTION in list_collections(data_dir):
-        count = read_info(data_dir, DEMO_COLLECTION).count
-        if count >= scan.documents:
-            click.echo(f"demo collection ready: {count} documents", err=True)
-            return None
-    runtime = runtime or RuntimeSettings(backend="auto")
-    encoder = load_encoder(DEMO_MODEL, backend=runtime.backend, threads=runtime.threads,
-                           cache_dir=runtime.cache_dir, device=runtime.device)
-    stats, _ = run_index_job(data_dir, DEMO_COLLECTION, encoder, spec, scan, IndexOptions(),
-                             label="indexing demo", quiet=False)
-    click.echo(f"{DEMO_COLLECTION}: {stats.summary()}", err=True)
-    return encoder
 
 
 def _backend_for(settings: IndexerSettings, collection: str, explicit: str | None,
@@ -298,7 +287,8 @@ def collections(as_json: bool, storage: str | None, milvus_uri: str | None,
         for name in backend.names():
             try:
                 info = backend.info(name)
-                rows.append({"name": name, "model": info.model.name, "count": info.count})
+                rows.append({"name": name, "model": info.model.name, "count": info.count,
+                             "passages": info.passages})
             except SemsearchError as exc:
                 rows.append({"name": name, "model": None, "count": None, "error": exc.message})
     finally:
@@ -312,7 +302,8 @@ def collections(as_json: bool, storage: str | None, milvus_uri: str | None,
         if "error" in row:
             click.echo(f"{row['name']}\tERROR: {row['error']}")
         else:
-            click.echo(f"{row['name']}\t{row['model']}\t{row['count']}")
+            held = f" ({row['passages']} passages)" if row["passages"] is not None else ""
+            click.echo(f"{row['name']}\t{row['model']}\t{row['count']}{held}")
 
 
 @cli.command()

@@ -25,6 +25,8 @@ class IndexStats:
     updated: int = 0
     unchanged: int = 0
     truncated: int = 0
+    passages: int = 0  # passages encoded (chunked collections)
+    stored_passages: int | None = None  # passages in the collection after the run (if chunked)
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -32,4 +34,5 @@ class IndexStats:
         return (
             f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
             f"truncated {self.truncated}, {self.seconds:.1f} s ({rate:.0f} docs/s)"
+            + (f", {self.passages} passages encoded" if self.passages else "")
         )

@@ -7,17 +7,22 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
+from indexer.chunking import ChunkRequest, check_chunking, split_passages
 from indexer.encoding import Encoder, Kind
 from indexer.models import IndexStats, SourceDocument
 from indexer.sources import SourceError, SourceSpec, read_documents
 from storage import Collection, CommitStats, DocumentInput, ModelInfo, check_model
 from storage.backend import Backend, CollectionHandle, CollectionWriting
+from storage.errors import InvalidChunking
 from storage.limits import InputLimits, check_field_count
+from storage.records import Chunking, PassageInput
 
 ProgressCallback = Callable[[int], None]
+C = TypeVar("C", bound=CollectionHandle)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,14 +84,41 @@ def latest_rows(spec: SourceSpec, scan: SourceScan) -> Iterator[SourceDocument]:
     return (doc for doc in read_documents(spec) if scan.last_line.get(doc.doc_id) == doc.line)
 
 
-def open_collection(data_dir: Path, name: str, encoder: Encoder) -> Collection:
-    """Open (or create) a collection for `encoder`; a different model is a ManifestMismatch."""
-    return Collection.open_or_create(data_dir, name, encoder_model_info(encoder))
+def open_collection(data_dir: Path, name: str, encoder: Encoder,
+                    chunking: ChunkRequest | None = None) -> Collection:
+    """Open (or create) a collection for `encoder`; a different model is a ManifestMismatch.
+
+    `chunking` (None: no passages) applies to a new collection; given explicitly to an
+    existing one, it must be what that collection was made with (InvalidChunking).
+    """
+    wanted = chunking.resolve(encoder.max_length) if chunking is not None else None
+    collection = Collection.open_or_create(data_dir, name, encoder_model_info(encoder),
+                                           chunking=wanted)
+    return _checked_chunking(collection, chunking, encoder)
 
 
-def open_collection_in(backend: Backend, name: str, encoder: Encoder) -> CollectionHandle:
-    """Open (or create) a collection for `encoder` in any storage backend (faiss or milvus)."""
-    return backend.open_or_create(name, encoder_model_info(encoder))
+def open_collection_in(backend: Backend, name: str, encoder: Encoder,
+                       chunking: ChunkRequest | None = None) -> CollectionHandle:
+    """Open (or create) a collection for `encoder` in any storage backend (faiss or milvus).
+
+    A default ChunkRequest makes passages where the backend stores them (faiss), and one
+    vector per document elsewhere; explicit options the backend cannot keep are an error.
+    """
+    wanted = None
+    if chunking is not None and (chunking.explicit or backend.stores_passages):
+        wanted = chunking.resolve(encoder.max_length)
+    return _checked_chunking(backend.open_or_create(name, encoder_model_info(encoder), wanted),
+                             chunking, encoder)
+
+
+def _checked_chunking(collection: C, chunking: ChunkRequest | None, encoder: Encoder) -> C:
+    if chunking is not None:
+        try:
+            check_chunking(collection.name, collection.chunking, chunking, encoder.max_length)
+        except InvalidChunking:
+            collection.close()
+            raise
+    return collection
 
 
 def encoder_model_info(encoder: Encoder) -> ModelInfo:
@@ -183,6 +215,8 @@ def attach_vectors(collection: CollectionHandle, encoder: Encoder, docs: Sequenc
     """
     needs = collection.needs_vectors([(d.doc_id, d.text) for d in docs])
     changed = [d for d, need in zip(docs, needs, strict=True) if need]
+    if collection.chunking is not None:
+        return attach_passages(encoder, docs, changed, collection.chunking, batch_size)
     vectors: dict[int, np.ndarray] = {}  # by object: one request may repeat an id
     truncated = 0
     for start in range(0, len(changed), max(1, batch_size)):
@@ -193,12 +227,46 @@ def attach_vectors(collection: CollectionHandle, encoder: Encoder, docs: Sequenc
     return [replace(d, vector=vectors.get(id(d))) for d in docs], truncated
 
 
+def attach_passages(encoder: Encoder, docs: Sequence[DocumentInput],
+                    changed: Sequence[DocumentInput], chunking: Chunking,
+                    batch_size: int = 64) -> tuple[list[DocumentInput], int]:
+    """Split the changed documents into passages and encode every passage.
+
+    Args:
+        encoder: the collection's model.
+        docs: all the documents of the commit, in order.
+        changed: those among `docs` whose text is new or changed.
+        chunking: the collection's window and overlap.
+        batch_size: passages per encode call.
+
+    Returns:
+        The documents, the changed ones with their passages; and how many passages were cut
+        (none, unless the tokenizer disagrees with its own counts).
+    """
+    spans = {id(d): split_passages(d.text, encoder.count_tokens, chunking) for d in changed}
+    pieces = [(id(d), span) for d in changed for span in spans[id(d)]]
+    texts = [d.text for d in changed for _ in spans[id(d)]]
+    found: dict[int, list[PassageInput]] = {id(d): [] for d in changed}
+    truncated = 0
+    step = max(1, batch_size)
+    for start in range(0, len(pieces), step):
+        batch = pieces[start:start + step]
+        encoded = encoder.encode_batch([texts[start + i][s.start:s.end]
+                                        for i, (_, s) in enumerate(batch)], "document")
+        truncated += sum(encoded.truncated)
+        for (key, span), vector in zip(batch, encoded.vectors, strict=True):
+            found[key].append(PassageInput(span=span, vector=vector))
+    return [replace(d, passages=tuple(found[id(d)])) if id(d) in found else d
+            for d in docs], truncated
+
+
 def _prepare(collection: CollectionHandle, encoder: Encoder, batch: list[SourceDocument],
              stats: IndexStats) -> list[DocumentInput]:
     stats.read += len(batch)
     docs = [DocumentInput(doc_id=d.doc_id, text=d.text, metadata=d.metadata) for d in batch]
     prepared, truncated = attach_vectors(collection, encoder, docs, "document", len(docs))
     stats.truncated += truncated
+    stats.passages += sum(len(d.passages or ()) for d in prepared)
     return prepared
 
 

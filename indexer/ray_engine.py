@@ -28,6 +28,7 @@ from indexer.pipeline import (
 )
 from storage import DocumentInput, SemsearchError, check_model
 from storage.backend import CollectionHandle
+from storage.errors import InvalidChunking
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,10 @@ def index_documents_ray(
     """
     ray = require_ray()
     check_model(collection.name, collection.model, encoder.name, encoder.dimension)
+    if collection.chunking is not None:
+        raise InvalidChunking(f"collection '{collection.name}' stores passages, which the ray "
+                              "engine does not split yet: use --engine local, or --no-chunk for "
+                              "a new collection")
     stats = IndexStats()
     started = time.perf_counter()
     with collection.writer(timeout=options.lock_timeout) as writer, _RaySession(ray, engine) as session:

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from indexer.chunking import ChunkRequest
 from indexer.encoding import DEFAULT_MODEL, E5
 from indexer.encoding.backends import BACKEND_CHOICES
 from storage.backend import Backend
@@ -113,6 +114,16 @@ class IndexerSettings(CommonSettings):
         default=0.0, ge=0.0, le=10.0,
         description="a bulk commit also waits for this fraction of the collection's size, so the "
                     "index files written over a job total O(N), not O(N^2)")
+    chunk_tokens: int | None = Field(
+        default=None, ge=8, le=100_000,
+        description="passage window in the model's tokens for a new collection (default 200)")
+    chunk_overlap: int | None = Field(
+        default=None, ge=0, description="tokens consecutive passages share (default 50)")
+    no_chunk: bool = Field(default=False, description="one vector per document, no passages")
+
+    def chunk_request(self) -> ChunkRequest:
+        """The passage options asked for (none: the collection's own, or the default)."""
+        return ChunkRequest(tokens=self.chunk_tokens, overlap=self.chunk_overlap, off=self.no_chunk)
 
 
 

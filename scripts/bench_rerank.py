@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import COLLECTION, DATA, bench_index, load_data, machine, serving  # noqa: E402
-from indexer.metrics import mean, ndcg_at_k  # noqa: E402
+from evallib.metrics import mean, ndcg_at_k  # noqa: E402
 
 EPILOG = """Example:
   python scripts/bench_rerank.py --limit 1000 --queries 100 --depths 0,20,50,100

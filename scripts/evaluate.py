@@ -57,6 +57,7 @@ EPILOG = """Examples:
   python scripts/evaluate.py --data tests/data/scifact --compare-direct --json
   python scripts/evaluate.py --data ../shared/data/scifact/beir --modes hybrid --rerank 20 50 \
       --via library --max-queries 100
+  python scripts/evaluate.py --data ../shared/data/scifact/beir --via library --no-chunk
 """
 MODES = ("dense", "lexical", "hybrid")
 DEPTH = 100
@@ -95,6 +96,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also rerank each mode's top N with a cross-encoder (N <= 100)")
     parser.add_argument("--rerank-model", default="ms-marco-MiniLM-L-12-v2",
                         help="cross-encoder: the built-in, or a folder (see indexer.rerank)")
+    parser.add_argument("--chunk-tokens", type=int, default=None,
+                        help="passage window for the index (default: the indexer's, 200)")
+    parser.add_argument("--chunk-overlap", type=int, default=None, help="passage overlap in tokens")
+    parser.add_argument("--no-chunk", action="store_true",
+                        help="one vector per document (cut at the model's window)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.vector_cache is not None:
@@ -127,6 +133,14 @@ def semsearch(*args: str) -> list[str]:
     return [sys.executable, "-m", "search_api.cli", *args]
 
 
+def chunk_args(args: argparse.Namespace) -> list[str]:
+    """The passage options given to `semsearch index`."""
+    if args.no_chunk:
+        return ["--no-chunk"]
+    given = [("--chunk-tokens", args.chunk_tokens), ("--chunk-overlap", args.chunk_overlap)]
+    return [part for flag, value in given if value is not None for part in (flag, str(value))]
+
+
 def index_with_cli(args: argparse.Namespace, data_dir: Path, storage: str) -> tuple[float, int]:
     """Index (or, in a kept work dir, bring up to date) the corpus; seconds and document count."""
     started = time.perf_counter()
@@ -134,11 +148,13 @@ def index_with_cli(args: argparse.Namespace, data_dir: Path, storage: str) -> tu
         semsearch("index", str(args.data / "corpus.jsonl"), "--collection", "beir",
                   "--id-field", "_id", "--text-field", "title,text", "--model", args.model,
                   "--batch-size", str(args.batch_size), "--quiet", "--data-dir", str(data_dir),
-                  "--storage", storage),
+                  "--storage", storage, *chunk_args(args)),
         capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"semsearch index failed:\n{done.stderr[-3000:]}")
     found = re.search(r"(\d+) documents in collection", done.stdout)
+    passages = re.search(r"in collection \((\d+) passages\)", done.stdout)
+    args.passages = int(passages.group(1)) if passages else None
     return time.perf_counter() - started, int(found.group(1)) if found else -1
 
 
@@ -328,7 +344,13 @@ def evaluate_beir(args: argparse.Namespace) -> dict[str, Any]:
     per_storage: dict[str, dict[str, dict[str, float]]] = {}
     with work_dir(args) as folder:
         if args.via == "library" or args.vector_cache is not None:
-            seconds, documents = index_with_library(args, folder)
+            if args.no_chunk or args.vector_cache is not None:
+                seconds, documents = index_with_library(args, folder)
+            else:  # passages are split by the indexer: index through it
+                seconds = 0.0
+                for storage in args.storage:
+                    took, documents = index_with_cli(args, folder, storage)
+                    seconds += took
             vectors = library_encoder(args).encode(list(queries.values()), "query")
             for storage in args.storage:
                 rankings = rank_with_library(args, queries, folder, storage, vectors)
@@ -349,7 +371,8 @@ def evaluate_beir(args: argparse.Namespace) -> dict[str, Any]:
                      for label, ms in p50.items()})
                 per_storage[storage] = {label: scores(ranked, qrels)
                                         for label, ranked in rankings.items()}
-        result.update(documents=documents, index_seconds=round(seconds, 1))
+        result.update(documents=documents, index_seconds=round(seconds, 1),
+                      passages=getattr(args, "passages", None))
     result["modes"] = per_storage[args.storage[0]]
     if len(args.storage) > 1:
         result["storage"] = per_storage
@@ -361,7 +384,8 @@ def evaluate_beir(args: argparse.Namespace) -> dict[str, Any]:
 def print_beir(result: dict[str, Any]) -> None:
     source = f" (queries {result['queries_file']})" if result["queries_file"] else ""
     print(f"{result['data']}{source}  model={result['model']}  via {result['via']}  "
-          f"{result['queries']} queries, {result['documents']} docs, indexed in "
+          f"{result['queries']} queries, {result['documents']} docs"
+          f"{' (' + str(result['passages']) + ' passages)' if result.get('passages') else ''}, indexed in "
           f"{result['index_seconds']} s")
     rows = dict(result["modes"])
     for storage, modes in list(result.get("storage", {}).items())[1:]:

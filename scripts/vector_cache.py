@@ -62,3 +62,5 @@ class CachedEncoder:
     def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray:
         return self.encode_batch(texts, kind).vectors
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._real().count_tokens(texts)

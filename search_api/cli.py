@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from indexer import cli as indexer_cli
+from indexer import demo as indexer_demo
 from indexer.cli_options import (
     SemsearchGroup,
     data_dir_option,
@@ -80,7 +81,7 @@ def demo(host: str | None, port: int | None, no_serve: bool, data_dir: Path | No
         semsearch demo     # then open http://127.0.0.1:8000/docs
     """
     settings = _api_settings(host=host, port=port, data_dir=data_dir, backend=encoder_backend)
-    encoder = indexer_cli.ensure_demo_collection(settings.data_dir, settings)
+    encoder = indexer_demo.ensure_demo_collection(settings.data_dir, settings)
     if not no_serve:
         run_server(settings, {encoder.name: encoder} if encoder else None)
 

@@ -6,6 +6,7 @@ from storage.errors import (
     CollectionUnavailable,
     DocumentNotFound,
     IndexNotFound,
+    InvalidChunking,
     InvalidCollectionName,
     InvalidFilter,
     InvalidMetadata,
@@ -24,6 +25,7 @@ from storage.filters import Filter
 from storage.info import CheckReport, CollectionInfo, StoredDocument
 from storage.manifest import RENAMED_MODELS, Manifest, ModelInfo, check_model, read_manifest
 from storage.records import (
+    Chunking,
     CommitStats,
     DocumentInput,
     Hit,
@@ -36,6 +38,7 @@ from storage.records import (
 __all__ = [
     "Backend",
     "CheckReport",
+    "Chunking",
     "Collection",
     "CollectionHandle",
     "CollectionInfo",
@@ -49,6 +52,7 @@ __all__ = [
     "Filter",
     "Hit",
     "IndexNotFound",
+    "InvalidChunking",
     "InvalidCollectionName",
     "InvalidFilter",
     "InvalidMetadata",

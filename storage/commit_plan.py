@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 import numpy as np
 
-from storage.records import CommitStats, DocumentInput, content_hash, metadata_json
+from storage.records import CommitStats, DocumentInput, PassageInput, content_hash, metadata_json
 
 Change = Literal["new", "text", "metadata"]
 
@@ -24,13 +24,17 @@ class StoredState(Protocol):
 
 @dataclass(frozen=True, kw_only=True)
 class PlannedUpsert:
-    """One document the commit writes; `vector` is None for a metadata-only change."""
+    """One document the commit writes; `vector` is None for a metadata-only change.
+
+    In a collection of passages the vectors are the passages' (`passages`), never `vector`.
+    """
 
     doc: DocumentInput
     change: Change
     digest: str
     metadata_json: str
     vector: np.ndarray | None
+    passages: list[PassageInput] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,7 +55,7 @@ def ids_to_look_up(upserts: Sequence[DocumentInput], deletes: Sequence[str]) -> 
 def plan_commit(upserts: Sequence[DocumentInput], deletes: Sequence[str],
                 existing: Mapping[str, StoredState], *, dimension: int, name: str,
                 check_document: Callable[[DocumentInput], None] | None = None,
-                generation: int = 0) -> CommitPlan:
+                generation: int = 0, chunked: bool = False) -> CommitPlan:
     """Decide what a commit changes, checking every new vector first.
 
     Args:
@@ -62,6 +66,8 @@ def plan_commit(upserts: Sequence[DocumentInput], deletes: Sequence[str],
         name: the collection's name (for messages).
         check_document: a backend's own limits, applied to every upserted document.
         generation: the committed generation (the stats' starting value).
+        chunked: the collection stores passages: new or changed documents carry their
+            passages' vectors instead of one of their own.
 
     Returns:
         The plan; `plan.stats.changed` is False when the commit would change nothing.
@@ -89,9 +95,15 @@ def plan_commit(upserts: Sequence[DocumentInput], deletes: Sequence[str],
                                          metadata_json=meta_json, vector=None))
             stats.updated += 1
             continue
-        planned.append(PlannedUpsert(doc=doc, change="new" if old is None else "text", digest=digest,
-                                     metadata_json=meta_json,
-                                     vector=checked_vector(doc, dimension, name)))
+        change: Change = "new" if old is None else "text"
+        if chunked:
+            planned.append(PlannedUpsert(doc=doc, change=change, digest=digest,
+                                         metadata_json=meta_json, vector=None,
+                                         passages=checked_passages(doc, dimension, name)))
+        else:
+            planned.append(PlannedUpsert(doc=doc, change=change, digest=digest,
+                                         metadata_json=meta_json,
+                                         vector=checked_vector(doc, dimension, name)))
         stats.added += old is None
         stats.updated += old is not None
     upserted = {doc.doc_id for doc in upserts}
@@ -118,3 +130,23 @@ def checked_vector(doc: DocumentInput, dimension: int, name: str) -> np.ndarray:
     if not np.isfinite(norm) or abs(norm - 1.0) > 1e-3:
         raise ValueError(f"vector for '{doc.doc_id}' is not L2-normalised (norm {norm})")
     return vector
+
+
+def checked_passages(doc: DocumentInput, dimension: int, name: str) -> list[PassageInput]:
+    """`doc`'s passages with checked unit vectors and spans inside its text.
+
+    Raises:
+        ValueError: no passages, a span outside the text, or a bad vector.
+    """
+    if not doc.passages:
+        raise ValueError(f"document '{doc.doc_id}' is new or changed but has no passages "
+                         f"(collection '{name}' splits documents into passages)")
+    checked = []
+    for passage in doc.passages:
+        span = passage.span
+        if not 0 <= span.start <= span.end <= len(doc.text):
+            raise ValueError(f"passage {span.index} of '{doc.doc_id}' spans {span.start}:"
+                             f"{span.end}, outside its {len(doc.text)} characters")
+        vector = checked_vector(replace(doc, vector=passage.vector), dimension, name)
+        checked.append(PassageInput(span=span, vector=vector))
+    return checked

@@ -62,6 +62,13 @@ class CollectionLocked(SemsearchError):
     status = 409
 
 
+class InvalidChunking(SemsearchError):
+    """Passage window / overlap out of range, or not what the collection was built with."""
+
+    code = "invalid_chunking"
+    status = 422
+
+
 class InvalidMetadata(SemsearchError):
     """Metadata that cannot be stored as JSON (NaN, too deep, not a JSON type)."""
 

@@ -137,9 +137,11 @@ def _fused_hit(dense: Hit | None, lexical: Hit | None, score: float) -> Hit:
     """One fused hit (built only for the k returned: candidates are many, hits are few)."""
     source = dense or lexical
     assert source is not None
+    # The best passage is the dense channel's where it saw the document (the lexical one's else).
     return Hit(doc_id=source.doc_id, score=score, text=source.text, metadata=source.metadata,
                dense_score=dense.score if dense is not None else None,
-               lexical_score=lexical.score if lexical is not None else None)
+               lexical_score=lexical.score if lexical is not None else None,
+               passage=source.passage)
 
 
 def _rrf(hits: Sequence[Hit], weight: float, rrf_k: int) -> dict[str, float]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storage.manifest import ModelInfo
+from storage.records import Chunking
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -15,8 +16,10 @@ class CollectionInfo:
     name: str
     model: ModelInfo
     created_at: str
-    count: int
+    count: int  # documents
     generation: int
+    chunking: Chunking | None = None  # None: one vector per document
+    passages: int | None = None  # passages stored, in a chunked collection
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -51,9 +51,16 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     index: dict[str, Any] = field(default_factory=dict)  # type, spec and layout of the index
     index_checksum: str = ""  # of index_file, as committed with the generation ("" if none)
+    # Passage window and overlap in tokens, and passages stored; absent in collections with one
+    # vector per document (every collection made before passages existed).
+    chunking: dict[str, int] | None = None
+    passages: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.chunking is None:  # unchanged manifests for collections without passages
+            del data["chunking"], data["passages"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:

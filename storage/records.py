@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from storage.errors import InvalidCollectionName, InvalidMetadata
+from storage.errors import InvalidChunking, InvalidCollectionName, InvalidMetadata
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 DB_FILE = "metadata.db"
@@ -26,13 +26,61 @@ MAX_ID_CHARS = 512
 
 
 @dataclass(frozen=True, kw_only=True)
+class Chunking:
+    """How a collection splits documents into passages: a window and an overlap, in tokens."""
+
+    tokens: int = 200
+    overlap: int = 50
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.tokens <= 100_000:
+            raise InvalidChunking(f"chunk tokens must be between 8 and 100000, got {self.tokens}")
+        if not 0 <= self.overlap <= self.tokens // 2:
+            raise InvalidChunking(f"chunk overlap must be between 0 and half the window "
+                                  f"({self.tokens // 2}), got {self.overlap}")
+
+    def to_json(self) -> str:
+        return json.dumps({"tokens": self.tokens, "overlap": self.overlap}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Chunking | None:
+        """The chunking recorded in a collection; None (absent) means one passage per document."""
+        if not text:
+            return None
+        data = json.loads(text)
+        return cls(tokens=int(data["tokens"]), overlap=int(data["overlap"]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PassageSpan:
+    """Passage `index` of a document: its characters `text[start:end]`."""
+
+    index: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PassageInput:
+    """A passage to store with its vector (chunked collections)."""
+
+    span: PassageSpan
+    vector: np.ndarray
+
+
+@dataclass(frozen=True, kw_only=True)
 class DocumentInput:
-    """A document to upsert; `vector` may be None when its text is already stored unchanged."""
+    """A document to upsert; `vector` may be None when its text is already stored unchanged.
+
+    In a chunked collection a new or changed text comes with `passages` (each with its
+    vector) instead of `vector`.
+    """
 
     doc_id: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
     vector: np.ndarray | None = None
+    passages: tuple[PassageInput, ...] | None = None
 
 
 @dataclass(kw_only=True)
@@ -60,6 +108,7 @@ class Hit:
     metadata: dict[str, Any]
     dense_score: float | None = None  # cosine similarity, when the dense channel saw this document
     lexical_score: float | None = None  # BM25, when the lexical channel matched it
+    passage: PassageSpan | None = None  # the best passage, in a chunked collection
 
 
 T = TypeVar("T")

@@ -18,11 +18,13 @@ PACKAGES = ("storage", "indexer", "search_api")
 ABOVE = {"storage": ("indexer", "search_api"), "indexer": ("search_api",), "search_api": ()}
 # What the service needs from the indexer, and no more: encoders (the encoding package), the
 # encode-then-search step (query), writes (pipeline, with its document type in models), FAQ
-# files and matching (faq), settings, and file reading (sources).
+# files and matching (faq), settings, file reading (sources), how documents split into passages
+# (chunking) and the cross-encoder layer beside the encoders (rerank).
 SEARCH_API_MAY_IMPORT = ("indexer.encoding", "indexer.query", "indexer.pipeline", "indexer.faq",
-                         "indexer.settings", "indexer.sources", "indexer.models")
+                         "indexer.settings", "indexer.sources", "indexer.models",
+                         "indexer.chunking", "indexer.rerank")
 COMPOSITION_ROOT = "search_api.cli"
-COMMAND_MODULES = ("indexer.cli", "indexer.faq_cli", "indexer.cli_options")
+COMMAND_MODULES = ("indexer.cli", "indexer.faq_cli", "indexer.cli_options", "indexer.demo")
 
 
 def modules(root: Path) -> dict[str, Path]:

@@ -202,6 +202,10 @@ class OnnxEncoder(_EncoderBase):
             prompted = [t.lower() for t in prompted]
         return self._tokenizer(prompted)
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        lowered = [t.lower() for t in texts] if self._layout.do_lower_case else list(texts)
+        return self._tokenizer.count(lowered)
+
     def encode_tokens(self, ids: list[list[int]], truncated: list[bool]) -> EncodedBatch:
         """Vectors of already tokenized texts (see `tokenize`); not locked: callers serialise."""
         vectors = np.zeros((len(ids), self.dimension), np.float32)

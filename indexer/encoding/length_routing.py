@@ -73,6 +73,9 @@ class LengthRoutedEncoder(_EncoderBase):
         short_backend = getattr(short, "backend", "short")
         self.backend = f"auto ({short_backend} up to {short_tokens} tokens, {long_backend} above)"
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._short.count_tokens(texts)
+
     def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
         ids, truncated = self._short.tokenize(texts, kind)
         if kind == "query":  # one or a few at a time: int8's lower cost per call wins at any length

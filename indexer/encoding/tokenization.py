@@ -34,6 +34,10 @@ class ModelTokenizer:
 
             self._fast = Tokenizer.from_str(tokenizer_json)
             self._fast.no_padding()
+            # A second copy without truncation counts whole texts (the passage splitter).
+            self._counter = Tokenizer.from_str(tokenizer_json)
+            self._counter.no_padding()
+            self._counter.no_truncation()
             self._fast.enable_truncation(max_length=max_length)
             pad = config.get("pad_token")
             pad_text = pad.get("content") if isinstance(pad, dict) else pad
@@ -47,6 +51,13 @@ class ModelTokenizer:
     @property
     def uses_transformers(self) -> bool:
         return self._slow is not None
+
+    def count(self, texts: list[str]) -> list[int]:
+        """Tokens of each text without special tokens, never truncated."""
+        if self._fast is not None:
+            return [len(e.ids) for e in self._counter.encode_batch(texts, add_special_tokens=False)]
+        ids = self._slow(texts, add_special_tokens=False, truncation=False, verbose=False)
+        return [len(row) for row in ids["input_ids"]]
 
     def __call__(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
         if self._fast is not None:

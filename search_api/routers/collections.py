@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.convertors import Convertor, register_url_convertor
 
+from indexer.chunking import ChunkRequest
 from search_api.deps import CollectionsDep, DocumentsDep, ServicesDep
 from search_api.schemas.core import (
+    ChunkingOut,
     CollectionInfo,
     CollectionList,
     CollectionSummary,
@@ -42,7 +44,8 @@ def list_all(service: CollectionsDep) -> CollectionList:
     return CollectionList(collections=[
         CollectionSummary(name=item.name, kind=item.kind,
                           model=item.info.model.name if item.info else None,
-                          count=item.info.count if item.info else None, error=item.error)
+                          count=item.info.count if item.info else None,
+                          passages=item.info.passages if item.info else None, error=item.error)
         for item in service.list_all()
     ])
 
@@ -52,7 +55,9 @@ def describe(name: str, service: CollectionsDep) -> CollectionInfo:
     """Model, size, generation and metadata fields of one collection."""
     manifest, fields = service.describe(name)
     return CollectionInfo(name=name, model=ModelOut(**manifest.model.__dict__),
-                          count=manifest.count, generation=manifest.generation,
+                          count=manifest.count, passages=manifest.passages,
+                          chunking=ChunkingOut(**manifest.chunking) if manifest.chunking else None,
+                          generation=manifest.generation,
                           created_at=manifest.created_at, updated_at=manifest.updated_at,
                           fields=fields)
 
@@ -60,7 +65,8 @@ def describe(name: str, service: CollectionsDep) -> CollectionInfo:
 @router.post("/{name}/documents", response_model=UpsertResponse)
 def upsert(name: str, body: UpsertRequest, documents: DocumentsDep) -> UpsertResponse:
     """Add or replace documents by id (one commit); creates the collection if missing."""
-    outcome = documents.upsert(name, [d.model_dump() for d in body.documents], body.model)
+    chunking = ChunkRequest(tokens=body.chunk_tokens, overlap=body.chunk_overlap, off=body.no_chunk)
+    outcome = documents.upsert(name, [d.model_dump() for d in body.documents], body.model, chunking)
     target = outcome.collection
     return UpsertResponse(collection=name, model=target.model.name, added=outcome.added,
                           updated=outcome.updated, unchanged=outcome.unchanged,

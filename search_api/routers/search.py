@@ -11,6 +11,7 @@ from search_api.deps import SearcherDep, SettingsDep
 from search_api.schemas.core import (
     BatchSearchResponse,
     Hit,
+    Passage,
     QueryResult,
     RerankOptions,
     SearchRequest,
@@ -18,6 +19,7 @@ from search_api.schemas.core import (
 )
 from search_api.services.reranking import RerankSpec
 from search_api.services.search import QueryHits, SearchOutcome
+from storage import Hit as StoredHit
 
 router = APIRouter(tags=["search"])
 
@@ -27,7 +29,16 @@ def _hits(result: QueryHits) -> list[Hit]:
     cut = result.rerank_truncated or [None] * len(result.hits)
     return [Hit(id=h.doc_id, score=h.score, text=h.text, metadata=h.metadata,
                 dense_score=h.dense_score, lexical_score=h.lexical_score, rerank_score=s,
-                rerank_truncated=c) for h, s, c in zip(result.hits, scores, cut, strict=True)]
+                rerank_truncated=c, passage=_passage(h))
+            for h, s, c in zip(result.hits, scores, cut, strict=True)]
+
+
+def _passage(hit: StoredHit) -> Passage | None:
+    if hit.passage is None:
+        return None
+    span = hit.passage
+    return Passage(text=hit.text[span.start:span.end], start=span.start, end=span.end,
+                   index=span.index)
 
 
 def _rerank_spec(rerank: bool | RerankOptions) -> RerankSpec | None:

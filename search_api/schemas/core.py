@@ -113,6 +113,13 @@ class SearchRequest(_Strict):
         return [self.query] if self.query is not None else list(self.queries or [])
 
 
+class Passage(BaseModel):
+    text: str = Field(description="the passage: the document's text[start:end]")
+    start: int = Field(description="offset of its first character in the document's text")
+    end: int = Field(description="offset just past its last character")
+    index: int = Field(description="its position among the document's passages, from 0")
+
+
 class Hit(BaseModel):
     id: str
     score: float = Field(description="higher is better: cosine similarity in dense mode, BM25 in "
@@ -127,6 +134,8 @@ class Hit(BaseModel):
                                                                  "if the request reranked this hit")
     rerank_truncated: bool | None = Field(default=None, description="query + text were cut to "
                                                                     "the reranker's window")
+    passage: Passage | None = Field(default=None, description="the document's best passage, in a "
+                                                              "collection that stores passages")
 
 
 class QueryResult(BaseModel):
@@ -173,6 +182,13 @@ class DocumentIn(_Strict):
 class UpsertRequest(_Strict):
     documents: list[DocumentIn] = Field(min_length=1)
     model: Text | None = Field(default=None, description="model for a new collection")
+    chunk_tokens: int | None = Field(default=None, ge=8, le=100_000, description=(
+        "passage window in model tokens for a new collection (default 200); an existing "
+        "collection keeps its own"))
+    chunk_overlap: int | None = Field(default=None, ge=0, description="tokens consecutive "
+                                      "passages share (default 50)")
+    no_chunk: bool = Field(default=False, description="a new collection keeps one vector per "
+                           "document (cut at the model's window) instead of passages")
 
 
 class UpsertResponse(BaseModel):
@@ -200,10 +216,18 @@ class ModelOut(BaseModel):
     normalized: bool
 
 
+class ChunkingOut(BaseModel):
+    tokens: int
+    overlap: int
+
+
 class CollectionInfo(BaseModel):
     name: str
     model: ModelOut
-    count: int
+    count: int = Field(description="documents")
+    passages: int | None = Field(default=None, description="passages, if it stores them")
+    chunking: ChunkingOut | None = Field(default=None, description="passage window and overlap "
+                                         "in tokens; null: one vector per document")
     generation: int
     created_at: str
     updated_at: str
@@ -216,6 +240,7 @@ class CollectionSummary(BaseModel):
         description="faq: built by `semsearch faq import`, answers POST /faq/{name}/match")
     model: str | None
     count: int | None
+    passages: int | None = None
     error: str | None = Field(default=None, description="why the collection cannot be used")
 
 

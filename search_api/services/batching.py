@@ -97,6 +97,9 @@ class MicroBatcher:
     def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray:
         return self.encode_batch(texts, kind).vectors
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._inner.count_tokens(texts)
+
     def close(self, timeout: float = 30.0) -> None:
         """Later calls encode directly; queued requests are still answered by their batch."""
         self._closing.set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from indexer.chunking import ChunkRequest, check_chunking
 from indexer.encoding import alias_name
 from indexer.models import SourceDocument
 from indexer.pipeline import IndexOptions, delete_documents, index_documents
@@ -41,11 +42,20 @@ class DocumentService:
         self._collections = collections
         self._encoders = encoders
 
-    def upsert(self, name: str, documents: list[dict[str, Any]],
-               model: str | None) -> UpsertOutcome:
-        """Add or replace documents by id in one commit, creating the collection if needed."""
+    def upsert(self, name: str, documents: list[dict[str, Any]], model: str | None,
+               chunking: ChunkRequest | None = None) -> UpsertOutcome:
+        """Add or replace documents by id in one commit, creating the collection if needed.
+
+        Args:
+            name: the collection.
+            documents: dicts with id, text and metadata.
+            model: the model of a new collection (an existing one's must match).
+            chunking: passage options (none given: the collection's own, or the default
+                for a new one); options that differ from an existing collection's are an error.
+        """
+        chunking = chunking or ChunkRequest()
         self._check_documents(documents)
-        collection = self._collection_for_write(name, model)
+        collection = self._collection_for_write(name, model, chunking)
         encoder = self._encoders.get(collection.model.name)
         rows = [SourceDocument(doc_id=d["id"], text=d["text"], metadata=d["metadata"], line=i)
                 for i, d in enumerate(documents)]
@@ -63,11 +73,14 @@ class DocumentService:
             raise DocumentNotFound(f"document '{doc_id}' not found in collection '{name}'")
         return collection
 
-    def _collection_for_write(self, name: str, model: str | None) -> CollectionHandle:
+    def _collection_for_write(self, name: str, model: str | None,
+                              chunking: ChunkRequest) -> CollectionHandle:
         try:
             collection = self._collections.get(name)
         except IndexNotFound:
-            return self._collections.get_or_create(name, self._encoders.get(self._allowed(model)))
+            return self._collections.get_or_create(name, self._encoders.get(self._allowed(model)),
+                                                   chunking)
+        check_chunking(name, collection.chunking, chunking, collection.model.max_length)
         if model is not None:  # compared by name: a client never makes the server load a model
             stored = collection.model
             check_model(name, stored, alias_name(model), stored.dimension)

@@ -109,3 +109,6 @@ class CachedEncoder:
 
     def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray:
         return self.encode_batch(texts, kind).vectors
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._inner.count_tokens(texts)

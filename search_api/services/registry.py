@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.chunking import ChunkRequest
 from indexer.encoding import EncodedBatch, Encoder, Kind, load_encoder, resolve_model_name
 from indexer.encoding.length_routing import LengthRoutedEncoder
 from indexer.pipeline import open_collection_in
@@ -42,6 +43,9 @@ class ObservedEncoder:
 
     def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray:
         return self.encode_batch(texts, kind).vectors
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._inner.count_tokens(texts)
 
 
 class EncoderRegistry:
@@ -201,11 +205,14 @@ class CollectionRegistry:
                        for name, handle in list(self._open.items())})
         return health
 
-    def get_or_create(self, name: str, encoder: Encoder) -> CollectionHandle:
+    def get_or_create(self, name: str, encoder: Encoder,
+                      chunking: ChunkRequest | None = None) -> CollectionHandle:
         validate_name(name)
         with self._lock:
             if name not in self._open:
-                self._open[name] = open_collection_in(self.backend, name, encoder)
+                # Made over HTTP: passages where the storage keeps them, unless asked otherwise.
+                self._open[name] = open_collection_in(self.backend, name, encoder,
+                                                      chunking or ChunkRequest())
         return self.get(name)
 
     def loaded(self) -> list[str]:

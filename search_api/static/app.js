@@ -192,14 +192,16 @@ function toggleText(button) {
 function renderHits(hits, mode) {
   const list = $("search-results");
   list.replaceChildren();
-  const texts = hits.map((hit, i) => {
-    const text = el("p", { class: "hit-text", id: `hit-text-${i}` }, hit.text);
+  const texts = [];
+  hits.forEach((hit, i) => {
+    const passage = passageBody(hit);
+    const text = passage ? null : el("p", { class: "hit-text", id: `hit-text-${i}` }, hit.text);
+    if (text) texts.push(text);
     list.append(el("li", { class: "hit" },
       el("div", { class: "hit-head" },
         el("span", { class: "hit-id" }, hit.id),
         el("span", { class: "hit-score", title: scoreTitle(mode, hit) }, fmt(hit.score, 2))),
-      text));
-    return text;
+      passage || text));
   });
   // Texts are clamped to a few lines by the stylesheet; measure them all, then add buttons
   // (reading and writing layout in turn would lay the page out once per hit).
@@ -210,6 +212,21 @@ function renderHits(hits, mode) {
     button.addEventListener("click", () => toggleText(button));
     text.after(button);
   }
+}
+
+/** A long document's best passage highlighted in context, the whole document on demand. */
+function passageBody(hit) {
+  const p = hit.passage;
+  if (!p || (p.start === 0 && p.end >= hit.text.length)) return null;  // one passage: the text
+  const marked = () => el("mark", { class: "hit-passage" }, p.text);
+  const title = hit.metadata && typeof hit.metadata.title === "string" ? hit.metadata.title : "";
+  return el("div", { class: "hit-body" },
+    title ? el("div", { class: "hit-title" }, title) : "",
+    el("p", { class: "hit-text" }, p.start > 0 ? "… " : "", marked(),
+      p.end < hit.text.length ? " …" : ""),
+    el("details", { class: "hit-full" },
+      el("summary", {}, `Full document (passage ${p.index + 1}, characters ${p.start}–${p.end})`),
+      el("p", { class: "hit-text" }, hit.text.slice(0, p.start), marked(), hit.text.slice(p.end))));
 }
 
 function searchStatus(data) {

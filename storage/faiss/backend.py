@@ -10,13 +10,14 @@ from storage.faiss.check import check_collection
 from storage.faiss.collection import Collection, read_info
 from storage.info import CheckReport, CollectionInfo
 from storage.manifest import ModelInfo
-from storage.records import list_collections, validate_name
+from storage.records import Chunking, list_collections, validate_name
 
 
 class FaissBackend:
     """Collections as folders (FAISS index + SQLite + manifest) under one data dir."""
 
     kind: StorageKind = "faiss"
+    stores_passages = True
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
@@ -33,8 +34,9 @@ class FaissBackend:
     def open(self, name: str) -> Collection:
         return Collection.open(self.data_dir, validate_name(name))
 
-    def open_or_create(self, name: str, model: ModelInfo) -> Collection:
-        return Collection.open_or_create(self.data_dir, name, model)
+    def open_or_create(self, name: str, model: ModelInfo,
+                       chunking: Chunking | None = None) -> Collection:
+        return Collection.open_or_create(self.data_dir, name, model, chunking=chunking)
 
     def check(self, name: str) -> CheckReport:
         """Verify a collection's SQLite, index file and manifest (see storage.faiss.check)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from storage.errors import SemsearchError
+from storage.faiss import passages
 from storage.faiss.collection import read_info
 from storage.faiss.integrity import CHECKSUM_KEY, index_problem
 from storage.faiss.metadata import MetadataStore
@@ -79,6 +80,8 @@ def _check_sqlite(store: MetadataStore, report: CheckReport) -> None:
     result = store.conn.execute("PRAGMA integrity_check").fetchone()[0]
     if result != "ok":
         report.errors.append(f"SQLite integrity_check: {result}")
+    if store.chunked:
+        report.errors.extend(passages.problems(store.conn))
 
 
 def _check_vectors(store: MetadataStore, dimension: int, report: CheckReport) -> np.ndarray:

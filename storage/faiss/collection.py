@@ -25,12 +25,14 @@ from storage.errors import (
     ManifestMismatch,
     StorageError,
 )
-from storage.faiss.folder import build_empty, file_identity, index_file
+from storage.faiss import passage_search
+from storage.faiss.folder import build_empty, chunking_fields, file_identity, index_file
 from storage.faiss.folder import read_info as read_info  # re-exported
 from storage.faiss.generations import Generations
 from storage.faiss.hits import dense_hits, lexical_hits
 from storage.faiss.integrity import CHECKSUM_KEY, database_problem, is_damage, unavailable
 from storage.faiss.metadata import MetadataStore, ReaderPool
+from storage.faiss.passages import CHUNKING_KEY
 from storage.faq_store import FaqConfig, read_faq_config, write_faq_config
 from storage.fileops import sweep_temp_files, write_failure
 from storage.filters import Filter
@@ -38,7 +40,15 @@ from storage.index_types import IndexSpec, SearchParams
 from storage.info import StoredDocument
 from storage.locks import WriterLock, in_process_writer
 from storage.manifest import Manifest, ModelInfo, check_model, read_manifest, write_manifest
-from storage.records import DB_FILE, CommitStats, DocumentInput, Hit, content_hash, validate_name
+from storage.records import (
+    DB_FILE,
+    Chunking,
+    CommitStats,
+    DocumentInput,
+    Hit,
+    content_hash,
+    validate_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +67,10 @@ class Collection(Generations):
         self._readers = ReaderPool(folder / DB_FILE)
         self._writer_store: MetadataStore | None = None
         self.unavailable: str | None = None  # why requests are refused (a damaged database)
+        self._documents = (-1, 0)  # (generation, documents) cached for `count`
         try:
             with self._reading() as store:
+                self.chunking = Chunking.from_json(store.get_meta(CHUNKING_KEY))
                 problem = database_problem(store.conn)
                 if problem is not None:
                     raise unavailable(name, folder, problem)
@@ -80,11 +92,12 @@ class Collection(Generations):
 
     @classmethod
     def create(cls, data_dir: Path, name: str, model: ModelInfo,
-               index: IndexSpec | None = None) -> Collection:
+               index: IndexSpec | None = None, chunking: Chunking | None = None) -> Collection:
         """Create an empty collection atomically (built in a temp folder, then renamed).
 
         `index` (default `auto`) is the index type of a new collection; an existing one keeps
-        its own (change it with `CollectionWriter.set_index`).
+        its own (change it with `CollectionWriter.set_index`). So does `chunking`: a new
+        collection with one stores passages (storage.faiss.passages), without, one vector per document.
         """
         data_dir = Path(data_dir)
         folder = data_dir / validate_name(name)
@@ -95,7 +108,7 @@ class Collection(Generations):
         if not folder.exists():
             tmp = data_dir / f".{name}.creating-{uuid.uuid4().hex[:8]}"
             try:
-                build_empty(tmp, name, model, index or IndexSpec())
+                build_empty(tmp, name, model, index or IndexSpec(), chunking)
             except (OSError, sqlite3.Error, RuntimeError) as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
                 failure = write_failure(exc, f"new collection '{name}'", data_dir)
@@ -110,9 +123,10 @@ class Collection(Generations):
 
     @classmethod
     def open_or_create(cls, data_dir: Path, name: str, model: ModelInfo,
-                       index: IndexSpec | None = None) -> Collection:
-        """Open `name`, creating it for `model` if missing; a different model is an error."""
-        collection = cls.create(data_dir, name, model, index)
+                       index: IndexSpec | None = None,
+                       chunking: Chunking | None = None) -> Collection:
+        """Open `name`, creating it for `model` (and `chunking`) if missing; a different model is an error."""
+        collection = cls.create(data_dir, name, model, index, chunking)
         try:
             check_model(name, collection.model, model.name, model.dimension)
         except ManifestMismatch:
@@ -127,7 +141,19 @@ class Collection(Generations):
 
     @property
     def count(self) -> int:
-        return self._index.count
+        """Documents in the committed generation served."""
+        if self.chunking is None:
+            return self._index.count
+        generation = self._generation
+        if self._documents[0] != generation:
+            with self._reading() as store:
+                self._documents = (generation, store.count())
+        return self._documents[1]
+
+    @property
+    def passage_count(self) -> int | None:
+        """Passages in the generation served; None when each document is one vector."""
+        return None if self.chunking is None else self._index.count
 
     def replaced_on_disk(self) -> bool:
         """True if the folder was deleted or recreated since this handle opened it."""
@@ -149,7 +175,8 @@ class Collection(Generations):
                         generation=self._generation, created_at=self.created_at,
                         updated_at=updated_at, index_file=index_file(self._generation),
                         index=self.index_info(),
-                        index_checksum=checksum if generation == str(self._generation) else "")
+                        index_checksum=checksum if generation == str(self._generation) else "",
+                        **chunking_fields(self.chunking, self._index.count))
 
     @contextmanager
     def _reading(self) -> Iterator[MetadataStore]:
@@ -238,6 +265,8 @@ class Collection(Generations):
             with self._rw.reading():
                 if self._index.count == 0:
                     return [[] for _ in range(len(vectors))]
+                if store.chunked:
+                    return passage_search.dense(store, self._index, vectors, k, allowed, params)
                 _, ids = self._index.search(vectors, k, allowed, params)
                 rows = store.get_by_rowids(sorted({int(i) for i in ids.ravel() if i >= 0}))
         # An approximate index may return more candidates than k (rerank): keep the best k.
@@ -248,6 +277,8 @@ class Collection(Generations):
         """Top-k documents per query text by BM25 over the lexical index (`score` = BM25)."""
         self.refresh()
         with self._reading() as store:
+            if store.chunked:
+                return [passage_search.lexical(store, text, k, filter_) for text in texts]
             ranked = [store.lexical_search(text, k, filter_) for text in texts]
             rows = store.get_by_rowids(sorted({rowid for found in ranked for rowid, _ in found}))
         return [lexical_hits(found, rows) for found in ranked]

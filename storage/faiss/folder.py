@@ -6,15 +6,17 @@ import json
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from storage.errors import IndexNotFound
 from storage.faiss.integrity import CHECKSUM_KEY, recorded_checksum, unavailable
 from storage.faiss.metadata import MetadataStore, create_schema
+from storage.faiss.passages import CHUNKING_KEY
 from storage.faiss.vector_index import FaissIndex
 from storage.index_types import IndexSpec
 from storage.info import CollectionInfo
 from storage.manifest import Manifest, ModelInfo, write_manifest
-from storage.records import DB_FILE, MANIFEST_FILE, utc_now, validate_name
+from storage.records import DB_FILE, MANIFEST_FILE, Chunking, utc_now, validate_name
 
 
 def index_file(generation: int) -> str:
@@ -22,18 +24,33 @@ def index_file(generation: int) -> str:
     return f"index-{generation}.faiss"
 
 
-def build_empty(folder: Path, name: str, model: ModelInfo, index: IndexSpec) -> None:
-    """Write the files of an empty collection (generation 0) into a new folder."""
+def build_empty(folder: Path, name: str, model: ModelInfo, index: IndexSpec,
+                chunking: Chunking | None = None) -> None:
+    """Write the files of an empty collection (generation 0) into a new folder.
+
+    A `chunking` makes a collection of passages (storage.faiss.passages); None, one vector per document.
+    """
     folder.mkdir()
     created_at = utc_now()
     checksum = FaissIndex.create(model.dimension).save(folder / index_file(0))
     meta = {"model": json.dumps(model.__dict__), "created_at": created_at, "generation": "0",
             "name": name, "index_spec": index.to_json(),
             CHECKSUM_KEY: recorded_checksum(0, checksum)}
-    create_schema(folder / DB_FILE, meta)
+    if chunking is not None:
+        meta[CHUNKING_KEY] = chunking.to_json()
+    create_schema(folder / DB_FILE, meta, chunked=chunking is not None)
     write_manifest(folder, Manifest(name=name, model=model, count=0, generation=0,
                                     created_at=created_at, updated_at=created_at,
-                                    index_file=index_file(0), index_checksum=checksum))
+                                    index_file=index_file(0), index_checksum=checksum,
+                                    **chunking_fields(chunking, 0)))
+
+
+def chunking_fields(chunking: Chunking | None, passages: int) -> dict[str, Any]:
+    """The manifest's `chunking` and `passages` (both absent for one vector per document)."""
+    if chunking is None:
+        return {}
+    return {"chunking": {"tokens": chunking.tokens, "overlap": chunking.overlap},
+            "passages": passages}
 
 
 def file_identity(path: Path) -> tuple[int, int]:
@@ -57,7 +74,9 @@ def read_info(data_dir: Path, name: str) -> CollectionInfo:
                 raise ValueError(f"no model recorded in {DB_FILE}")
             return CollectionInfo(name=name, model=ModelInfo(**json.loads(model_json)),
                                   created_at=store.get_meta("created_at") or "",
-                                  count=store.count(), generation=store.generation())
+                                  count=store.count(), generation=store.generation(),
+                                  chunking=Chunking.from_json(store.get_meta(CHUNKING_KEY)),
+                                  passages=store.vector_count() if store.chunked else None)
         finally:
             store.close()
     except (sqlite3.Error, ValueError, TypeError) as exc:

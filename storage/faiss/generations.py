@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from storage.commit_plan import ids_to_look_up, plan_commit
+from storage.commit_plan import PlannedUpsert, ids_to_look_up, plan_commit
 from storage.errors import StorageError
+from storage.faiss import passages
 from storage.faiss.folder import index_file
 from storage.faiss.integrity import CHECKSUM_KEY, index_problem, recorded_checksum, unit_vectors
 from storage.faiss.metadata import MetadataStore
@@ -65,10 +66,13 @@ def stage(store: MetadataStore, upserts: Sequence[DocumentInput], deletes: Seque
     """
     existing = store.existing(ids_to_look_up(upserts, deletes))
     plan = plan_commit(upserts, deletes, existing, dimension=dimension, name=name,
-                       generation=stats.generation)
+                       generation=stats.generation, chunked=store.chunked)
     staged = Staged(add_ids=[], add_vectors=[], remove_ids=[], fields=plan.fields)
     for item in plan.upserts:
         doc, old = item.doc, existing.get(item.doc.doc_id)
+        if item.passages is not None:
+            _stage_passages(store, item, old.rowid if old else None, staged)
+            continue
         if old is None:
             assert item.vector is not None
             staged.add_ids.append(store.insert(doc.doc_id, doc.text, item.metadata_json,
@@ -82,10 +86,28 @@ def stage(store: MetadataStore, upserts: Sequence[DocumentInput], deletes: Seque
             staged.add_vectors.append(item.vector)
     gone = [existing[doc_id].rowid for doc_id in plan.deletes]
     store.delete(gone)
-    staged.remove_ids.extend(gone)
+    staged.remove_ids.extend(passages.remove_of(store.conn, gone) if store.chunked else gone)
     for key in ("added", "updated", "unchanged", "deleted", "missing"):
         setattr(stats, key, getattr(plan.stats, key))
     return staged
+
+
+def _stage_passages(store: MetadataStore, item: PlannedUpsert, rowid: int | None,
+                    staged: Staged) -> None:
+    """Write a new or changed document of a chunked collection: its row, then all its passages.
+
+    Its old passages (if any) go in the same transaction, so a document never has passages
+    of two versions of its text.
+    """
+    doc, new = item.doc, item.passages or []
+    if rowid is None:
+        rowid = store.insert(doc.doc_id, doc.text, item.metadata_json, item.digest,
+                             passages.EMPTY_VECTOR)
+    else:
+        store.update(rowid, doc.text, item.metadata_json, item.digest, passages.EMPTY_VECTOR)
+        staged.remove_ids.extend(passages.remove_of(store.conn, [rowid]))
+    staged.add_ids.extend(passages.insert(store.conn, rowid, doc.text, new))
+    staged.add_vectors.extend(p.vector for p in new)
 
 
 def apply_staged(store: MetadataStore, index: FaissIndex, spec: IndexSpec, staged: Staged,
@@ -109,7 +131,7 @@ def apply_staged(store: MetadataStore, index: FaissIndex, spec: IndexSpec, stage
     store.set_meta("updated_at", utc_now())
     store.set_meta("index_spec", spec.to_json())
     return index.updated(
-        spec, index.count + stats.added - stats.deleted,
+        spec, index.count + len(staged.add_ids) - len(staged.remove_ids),
         np.array(staged.add_ids, dtype=np.int64),
         np.stack(staged.add_vectors) if staged.add_vectors else np.zeros((0, dimension), np.float32),
         np.array(staged.remove_ids, dtype=np.int64), lambda: store.iter_vectors(dimension))
@@ -164,7 +186,7 @@ class Generations:
         """Load the index of the committed generation, rebuilding it from SQLite if needed."""
         store.conn.execute("BEGIN")  # one snapshot: generation, count and vectors agree
         try:
-            generation, expected = store.generation(), store.count()
+            generation, expected = store.generation(), store.vector_count()
             spec = IndexSpec.from_json(store.get_meta("index_spec"))
             index = self._load_index_file(generation, spec, store.get_meta(CHECKSUM_KEY))
             self._damaged_index = (index is None or index.count != expected

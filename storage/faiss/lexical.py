@@ -85,7 +85,8 @@ def backfill(conn: sqlite3.Connection) -> int:
 
 
 def search(conn: sqlite3.Connection, query: str, k: int,
-           where: tuple[str, list[Any]] | None = None) -> list[tuple[int, float]]:
+           where: tuple[str, list[Any]] | None = None,
+           ids: str = "SELECT id FROM documents") -> list[tuple[int, float]]:
     """Top-k (row id, BM25 score) for one query, best first; BM25 here is higher-is-better.
 
     Args:
@@ -94,6 +95,8 @@ def search(conn: sqlite3.Connection, query: str, k: int,
         k: how many rows at most.
         where: an SQL condition on `documents` and its parameters (a metadata filter); only
             rows meeting it are returned.
+        ids: the SELECT of the row ids the condition restricts (passage ids in a chunked
+            collection, storage.faiss.passages.id_query).
     """
     expression = match_expression(tokenize(query))
     if expression is None:
@@ -102,7 +105,7 @@ def search(conn: sqlite3.Connection, query: str, k: int,
     params: list[Any] = [expression]
     if where is not None:
         condition, where_params = where
-        sql += f" AND rowid IN (SELECT id FROM documents WHERE {condition})"
+        sql += f" AND rowid IN ({ids} WHERE {condition})"
         params.extend(where_params)
     sql += " ORDER BY rank LIMIT ?"
     params.append(int(k))

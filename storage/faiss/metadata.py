@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from storage.faiss import lexical
+from storage.faiss import lexical, passages
 from storage.filters import (  # noqa: F401  (Filter re-exported)
     MAX_LISTED_FIELDS,
     Filter,
@@ -26,6 +26,7 @@ from storage.filters import (  # noqa: F401  (Filter re-exported)
 from storage.info import StoredDocument
 from storage.records import (
     DB_FILE,  # noqa: F401  (re-exported)
+    PassageSpan,
     chunks,
 )
 
@@ -50,8 +51,14 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def create_schema(path: Path, meta: dict[str, str]) -> None:
-    """Create the tables of a new collection database (WAL mode, readers never block)."""
+def create_schema(path: Path, meta: dict[str, str], chunked: bool = False) -> None:
+    """Create the tables of a new collection database (WAL mode, readers never block).
+
+    Args:
+        path: the database file to create.
+        meta: the rows of the `meta` table.
+        chunked: give it a passages table (its vectors are passages; storage.faiss.passages).
+    """
     db = sqlite_utils.Database(connect(path))
     db.enable_wal()
     # AUTOINCREMENT: a deleted row id is never reused, so a FAISS id means one document forever.
@@ -69,6 +76,8 @@ def create_schema(path: Path, meta: dict[str, str]) -> None:
     db.table("meta").create({"key": str, "value": str}, pk="key")
     db.table("meta").insert_all([{"key": k, "value": v} for k, v in meta.items()])
     lexical.create_table(db.conn)
+    if chunked:
+        passages.create_table(db.conn)
     db.conn.close()
 
 
@@ -113,6 +122,8 @@ class MetadataStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.conn = connect(path)
+        # Fixed at creation: a chunked collection's vectors (FAISS and lexical ids) are passages.
+        self.chunked = passages.has_table(self.conn)
 
     def close(self) -> None:
         self.conn.close()
@@ -126,7 +137,12 @@ class MetadataStore:
         return int(self.get_meta("generation") or 0)
 
     def count(self) -> int:
+        """Documents stored."""
         return int(self.conn.execute("SELECT count(*) FROM documents").fetchone()[0])
+
+    def vector_count(self) -> int:
+        """Vectors stored (what the FAISS index holds): passages in a chunked collection."""
+        return passages.count(self.conn) if self.chunked else self.count()
 
     def existing(self, doc_ids: Sequence[str]) -> dict[str, ExistingState]:
         found: dict[str, ExistingState] = {}
@@ -151,6 +167,14 @@ class MetadataStore:
                 docs[rowid] = (doc, np.frombuffer(vector, dtype=np.float32))
         return docs
 
+    def get_passages(self, ids: Sequence[int]
+                     ) -> dict[int, tuple[StoredDocument, np.ndarray, PassageSpan]]:
+        """Passages by passage id: their document, vector and span (missing ids left out)."""
+        found = passages.get(self.conn, ids)
+        docs = self.get_by_rowids(sorted({document for document, _, _ in found.values()}))
+        return {pid: (docs[document][0], vector, span)
+                for pid, (document, span, vector) in found.items() if document in docs}
+
     def get_by_doc_id(self, doc_id: str) -> StoredDocument | None:
         row = self.conn.execute(
             "SELECT id, doc_id, text, metadata FROM documents WHERE doc_id = ?", (doc_id,)
@@ -161,6 +185,9 @@ class MetadataStore:
 
     def iter_vectors(self, dimension: int, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (ids, vectors) in batches, for rebuilding the FAISS index from SQLite."""
+        if self.chunked:
+            yield from passages.iter_vectors(self.conn, dimension, batch)
+            return
         cursor = self.conn.execute("SELECT id, vector FROM documents ORDER BY id")
         while rows := cursor.fetchmany(batch):
             ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -187,8 +214,10 @@ class MetadataStore:
         return names, total
 
     def matching_rowids(self, filter_: Filter) -> np.ndarray:
-        """Row ids whose metadata equals every filter value (a list value means any of)."""
+        """FAISS ids whose document's metadata equals every filter value (a list means any of)."""
         condition, params = self.filter_condition(filter_)
+        if self.chunked:  # the FAISS ids of matching documents are their passages' ids
+            return passages.matching(self.conn, condition, params)
         sql = "SELECT id FROM documents WHERE " + condition
         return np.array([r[0] for r in self.conn.execute(sql, params)], dtype=np.int64)
 
@@ -209,6 +238,8 @@ class MetadataStore:
     def lexical_search(self, query: str, k: int, filter_: Filter | None = None) -> list[tuple[int, float]]:
         """Top-k (row id, BM25 score) for `query`, restricted to rows matching `filter_`."""
         where = self.filter_condition(filter_) if filter_ else None
+        if self.chunked:
+            return lexical.search(self.conn, query, k, where, passages.id_query())
         return lexical.search(self.conn, query, k, where)
 
     def lexical_coverage(self, query: str) -> float:
@@ -241,7 +272,8 @@ class MetadataStore:
             (doc_id, text, metadata_json, content_hash, _blob(vector)),
         )
         assert cursor.lastrowid is not None
-        lexical.index_text(self.conn, cursor.lastrowid, text)
+        if not self.chunked:  # there the lexical index holds passages (storage.faiss.passages)
+            lexical.index_text(self.conn, cursor.lastrowid, text)
         return int(cursor.lastrowid)
 
     def update(self, rowid: int, text: str, metadata_json: str, content_hash: str,
@@ -255,11 +287,13 @@ class MetadataStore:
             "UPDATE documents SET text = ?, metadata = ?, content_hash = ?, vector = ? WHERE id = ?",
             (text, metadata_json, content_hash, _blob(vector), rowid),
         )
-        lexical.index_text(self.conn, rowid, text)
+        if not self.chunked:
+            lexical.index_text(self.conn, rowid, text)
 
     def delete(self, rowids: Sequence[int]) -> None:
         self.conn.executemany("DELETE FROM documents WHERE id = ?", [(int(r),) for r in rowids])
-        lexical.remove(self.conn, rowids)
+        if not self.chunked:
+            lexical.remove(self.conn, rowids)
 
     def add_fields(self, names: set[str]) -> None:
         self.conn.executemany(

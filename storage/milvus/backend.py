@@ -19,8 +19,10 @@ from storage.manifest import ModelInfo, check_model
 from storage.milvus import lexical, migrate, schema
 from storage.milvus.check import check_milvus_collection
 from storage.milvus.client import call
+from storage.milvus.passages import WithoutPassages, refuse_chunking
 from storage.milvus.store import MilvusCollection
 from storage.records import (
+    Chunking,
     utc_now,
     validate_name,
 )
@@ -47,7 +49,7 @@ CATALOG_FIELDS = ["name", "uid", "collection", "model", "index_type", "created_a
                   "generation", "doc_count", "fields"]
 
 
-class MilvusBackend:
+class MilvusBackend(WithoutPassages):
     """Collections in one Milvus database (a milvus-lite `.db` path or a server URI)."""
 
     kind: Literal["milvus"] = "milvus"
@@ -115,8 +117,10 @@ class MilvusBackend:
         """Verify a collection against its catalog row (see storage.milvus.check)."""
         return check_milvus_collection(self.client, self.row, validate_name(name), self.describe())
 
-    def open_or_create(self, name: str, model: ModelInfo) -> MilvusCollection:
+    def open_or_create(self, name: str, model: ModelInfo,
+                       chunking: Chunking | None = None) -> MilvusCollection:
         """Open `name`, creating it for `model` if missing; a different model is ManifestMismatch."""
+        refuse_chunking(chunking)
         row = self.row(validate_name(name)) or self._create(name, model)
         check_model(name, row.model, model.name, model.dimension)
         return MilvusCollection(self, row)

@@ -41,6 +41,7 @@ from storage.locks import in_process_writer
 from storage.manifest import Manifest
 from storage.milvus import faq, lexical, schema
 from storage.milvus.client import call
+from storage.milvus.passages import WithoutPassages
 from storage.records import (
     CommitStats,
     DocumentInput,
@@ -81,7 +82,7 @@ CATALOG_FIELDS = ["name", "uid", "collection", "model", "index_type", "created_a
                   "generation", "doc_count", "fields"]
 
 
-class MilvusCollection:
+class MilvusCollection(WithoutPassages):
     """Handle on one collection in Milvus; thread-safe, one writer at a time per handle."""
 
     def __init__(self, backend: Catalog, row: schema.CatalogRow) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import indexer.cli as indexer_cli
+import indexer.demo as indexer_demo
 import search_api.cli as cli_module
 from indexer.pipeline import scan_source
 from indexer.sources import SourceSpec
@@ -16,7 +16,7 @@ from storage import Collection
 
 
 def test_bundled_demo_corpus_is_valid() -> None:
-    spec = SourceSpec(path=indexer_cli.DEMO_CORPUS, text_fields=("title", "text"))
+    spec = SourceSpec(path=indexer_demo.DEMO_CORPUS, text_fields=("title", "text"))
     assert scan_source(spec).documents == 300
 
 
@@ -25,7 +25,7 @@ def test_demo_builds_once_then_reuses(tmp_path: Path, monkeypatch: pytest.Monkey
     rows = [{"id": str(i), "title": f"Title {i}", "text": f"Abstract number {i} about topic {i}",
              "source": "SciFact"} for i in range(5)]
     corpus.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    monkeypatch.setattr(indexer_cli, "DEMO_CORPUS", corpus)
+    monkeypatch.setattr(indexer_demo, "DEMO_CORPUS", corpus)
     data_dir = tmp_path / "data"
 
     first = CliRunner().invoke(cli_module.cli, ["demo", "--no-serve", "--data-dir", str(data_dir)])

@@ -100,7 +100,8 @@ def test_long_query_is_truncated_and_reported(client: TestClient) -> None:
 def test_collections_listing_and_description(client: TestClient) -> None:
     listing = client.get("/collections").json()
     assert listing == {"collections": [{"name": "docs", "kind": "documents",
-                                        "model": "all-MiniLM-L6-v2", "count": 8, "error": None}]}
+                                        "model": "all-MiniLM-L6-v2", "count": 8,
+                                        "passages": None, "error": None}]}
     info = client.get("/collections/docs").json()
     assert info["model"] == {"name": "all-MiniLM-L6-v2", "dimension": 384, "max_length": 256,
                              "normalized": True}

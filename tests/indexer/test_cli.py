@@ -133,14 +133,15 @@ def test_model_mismatch_is_refused(tmp_path: Path) -> None:
 def test_delete_and_collections(tmp_path: Path) -> None:
     run("index", str(write_jsonl(tmp_path / "docs.jsonl", DOCS)), "-c", "c1", "-q", data_dir=tmp_path)
     code, out, _ = run("collections", data_dir=tmp_path)
-    assert code == 0 and out.strip() == "c1\tall-MiniLM-L6-v2\t3"
+    assert code == 0 and out.strip() == "c1\tall-MiniLM-L6-v2\t3 (3 passages)"
 
     code, out, _ = run("delete", "--collection", "c1", "a", "b", data_dir=tmp_path)
     assert code == 0 and "deleted 2" in out
     code, out, err = run("delete", "--collection", "c1", "c", "nope", data_dir=tmp_path)
     assert code == 1 and "deleted 1" in out and "nope" in err
     code, out, _ = run("collections", "--json", data_dir=tmp_path)
-    assert json.loads(out) == [{"name": "c1", "model": "all-MiniLM-L6-v2", "count": 0}]
+    assert json.loads(out) == [{"name": "c1", "model": "all-MiniLM-L6-v2", "count": 0,
+                                "passages": 0}]
 
     code, _, err = run("delete", "--collection", "nope", "a", data_dir=tmp_path)
     assert code == 1 and "does not exist" in err

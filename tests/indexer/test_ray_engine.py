@@ -172,7 +172,7 @@ def _fail_midway(corpus: Path, data_dir: Path, name: str, driver: Encoder) -> in
 
 def test_ray_engine_builds_the_same_collection_as_local_and_resumes(
         ray_session: Any, corpus: Path, tmp_path: Path, minilm: Encoder) -> None:
-    local_out = _index(corpus, tmp_path, "local")
+    local_out = _index(corpus, tmp_path, "local", "--no-chunk")  # ray does not split passages
     assert f"added {DOCS}, updated 0, unchanged 0" in local_out
 
     driver = load_encoder("all-MiniLM-L6-v2", backend=BACKEND)
