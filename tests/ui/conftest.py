@@ -82,8 +82,10 @@ def server(ui_tmp: Path) -> Iterator[str]:
     corpus = ui_tmp / "docs.jsonl"
     corpus.write_text("".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n"
                               for i, t in DOCS.items()), encoding="utf-8")
-    _run_cli("index", str(corpus), "-c", "docs", "-m", MODEL, "-q", "--data-dir", str(data_dir),
-             env=env)
+    # One vector per document: the page's excerpt of a long text is tested on it (the page of a
+    # collection of passages, in test_passages_page).
+    _run_cli("index", str(corpus), "-c", "docs", "-m", MODEL, "-q", "--no-chunk",
+             "--data-dir", str(data_dir), env=env)
     faq = ui_tmp / "faq.jsonl"
     faq.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in FAQ),
                    encoding="utf-8")
