@@ -21,7 +21,7 @@ from typing import Any
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from storage.errors import SemsearchError
-from storage.milvus.client import call
+from storage.milvus.client import call, queries_per_request
 from storage.tokens import MAX_QUERY_TERMS, iter_tokens, tokenize
 
 LEXICAL_FIELD = "lexical"  # the spelled tokens (analysed by Milvus)
@@ -110,9 +110,13 @@ def search(client: MilvusClient, collection: str, texts: Sequence[str], k: int,
     results: list[list[dict[str, Any]]] = [[] for _ in texts]
     if not asked:
         return results
-    found = call("lexical search", client.search, collection, data=[terms[i] for i in asked],
-                 anns_field=SPARSE_FIELD, limit=k, filter=expression,
-                 output_fields=["text", "metadata"], search_params={"metric_type": "BM25"})
+    found: list[Any] = []
+    step = queries_per_request(k)
+    for start in range(0, len(asked), step):
+        found.extend(call("lexical search", client.search, collection,
+                          data=[terms[i] for i in asked[start:start + step]],
+                          anns_field=SPARSE_FIELD, limit=k, filter=expression,
+                          output_fields=["text", "metadata"], search_params={"metric_type": "BM25"}))
     for i, hits in zip(asked, found, strict=True):
         # milvus-lite reports BM25 negated (a distance), a server as is: the magnitude is BM25.
         results[i] = [{"doc_id": str(hit["doc_id"]), "score": abs(float(hit["distance"])),

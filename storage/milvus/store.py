@@ -40,7 +40,7 @@ from storage.info import StoredDocument
 from storage.locks import in_process_writer
 from storage.manifest import Manifest
 from storage.milvus import faq, lexical, schema
-from storage.milvus.client import call
+from storage.milvus.client import call, queries_per_request
 from storage.milvus.passages import WithoutPassages
 from storage.records import (
     CommitStats,
@@ -168,10 +168,14 @@ class MilvusCollection(WithoutPassages):
             return []
         self._poll()  # keeps count and generation (for /metrics) close to what is stored
         expression = self._expression(filter_) if filter_ else ""
-        found = call("search", self._client.search, self._row.collection, data=vectors.tolist(),
-                      limit=min(k, schema.MAX_TOP_K), filter=expression, anns_field="vector",
-                      output_fields=["text", "metadata"],
-                      search_params=schema.search_params(self._row.index_type, k))
+        limit = min(k, schema.MAX_TOP_K)
+        found: list[Any] = []
+        for start in range(0, len(vectors), queries_per_request(limit)):
+            found.extend(call("search", self._client.search, self._row.collection,
+                              data=vectors[start:start + queries_per_request(limit)].tolist(),
+                              limit=limit, filter=expression, anns_field="vector",
+                              output_fields=["text", "metadata"],
+                              search_params=schema.search_params(self._row.index_type, k)))
         return [[self._hit(hit) for hit in hits] for hits in found]
 
     @staticmethod

@@ -300,3 +300,28 @@ def test_faq_import_calibrate_and_match_on_milvus(tmp_path: Path, milvus_lite_ur
             require_faq(plain.faq_config(), plain.name)
     finally:
         backend.close()
+
+
+def test_many_queries_are_split_into_requests_gRPC_can_answer(
+        tmp_path: Path, milvus_lite_uri: str, corpus: Corpus, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hits carry their texts: 3,219 queries x top 100 once made a 504 MB answer (gRPC: 256 MB)."""
+    from storage.milvus import client
+
+    backend = open_backend("milvus", data_dir=tmp_path, milvus_uri=milvus_lite_uri)
+    try:
+        collection = backend.open_or_create(f"split-{uuid.uuid4().hex[:8]}", corpus.model)
+        with collection.writer() as writer:
+            writer.commit(corpus.documents())
+        texts = ["bread baking", "football final", "galaxy telescope", "neural networks"]
+        whole = (collection.search(corpus.query_vectors, 3), collection.lexical_search(texts, 3))
+        monkeypatch.setattr(client, "HITS_PER_REQUEST", 3)  # one query per request
+        assert client.queries_per_request(3) == 1 and client.queries_per_request(10_000) == 1
+        split = (collection.search(corpus.query_vectors, 3), collection.lexical_search(texts, 3))
+        for got, want in zip(split, whole, strict=True):
+            assert [[h.doc_id for h in hits] for hits in got] == [[h.doc_id for h in hits]
+                                                                  for hits in want]
+            assert [h.score for hits in got for h in hits] == pytest.approx(
+                [h.score for hits in want for h in hits], abs=1e-5)
+        assert len(split[0]) == 4 and all(len(hits) == 3 for hits in split[0])
+    finally:
+        backend.close()
