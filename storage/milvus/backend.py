@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,18 +31,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, kw_only=True)
-class Stored:
-    """A stored document's state, as commit planning reads it."""
-
-    content_hash: str
-    metadata_json: str
-
-POLL_SECONDS = 1.0  # how stale a handle's view of the catalog (count, generation, fields) may be
-ROWS_PER_REQUEST = 256  # keeps each upsert far below Milvus's 64 MB request limit
-IDS_PER_QUERY = 500
-MAX_CACHED_TERMS = 100_000  # term presence remembered per handle (cleared on a new generation)
 MAX_COLLECTIONS = 16_384
 CATALOG_FIELDS = ["name", "uid", "collection", "model", "index_type", "created_at", "updated_at",
                   "generation", "doc_count", "fields"]

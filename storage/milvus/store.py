@@ -73,13 +73,11 @@ class Stored:
     content_hash: str
     metadata_json: str
 
+
 POLL_SECONDS = 1.0  # how stale a handle's view of the catalog (count, generation, fields) may be
 ROWS_PER_REQUEST = 256  # keeps each upsert far below Milvus's 64 MB request limit
 IDS_PER_QUERY = 500
 MAX_CACHED_TERMS = 100_000  # term presence remembered per handle (cleared on a new generation)
-MAX_COLLECTIONS = 16_384
-CATALOG_FIELDS = ["name", "uid", "collection", "model", "index_type", "created_at", "updated_at",
-                  "generation", "doc_count", "fields"]
 
 
 class MilvusCollection(WithoutPassages):
