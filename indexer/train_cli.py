@@ -61,6 +61,7 @@ def train(path: Path, model: str | None, output: Path, overwrite: bool, epochs: 
 
     Example:
 
+        \b
         semsearch train faq.yaml --model all-MiniLM-L6-v2 --output models/support-minilm
         semsearch train pairs.jsonl -m multilingual-e5-small -o models/zh --epochs 3
         semsearch faq import faq.yaml --name support --model models/support-minilm
