@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from search_api.schemas.core import Text
 
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+# Declared in one spelling: generated clients refuse an enum of "Right" and "right".
+RightOnly = Annotated[Literal["right"], BeforeValidator(_lower)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -76,8 +83,8 @@ class TeiRerankRequest(_Strict):
     return_text: bool = Field(default=False, description="echo each text")
     truncate: bool | None = Field(default=None, description="false: refuse pairs over the "
                                                             "window (413); default: cut them")
-    truncation_direction: Literal["Right", "right"] = Field(
-        default="Right", description="only Right (the end is cut)")
+    truncation_direction: RightOnly = Field(
+        default="right", description="only right (the end is cut); TEI's 'Right' is accepted too")
 
 
 class TeiRank(BaseModel):

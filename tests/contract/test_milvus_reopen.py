@@ -61,7 +61,7 @@ def reopen_and_use(tmp_path: Path, uri: str | None) -> None:
     """List, check, upsert into and search the collection, each from a new process."""
     env, data = milvus_env(uri), str(tmp_path / "data")
     listed = json.loads(semsearch(env, "collections", "--json", "--data-dir", data))
-    assert listed == [{"name": NAME, "model": MODEL, "count": 4}]
+    assert listed == [{"name": NAME, "model": MODEL, "count": 4, "passages": None}]
     assert f"{NAME}: ok (generation 1, 4 documents)" in semsearch(env, "check", "--data-dir", data)
 
     out = semsearch(env, "index", str(write_jsonl(tmp_path / "updates.jsonl", UPDATES)), "-c", NAME,

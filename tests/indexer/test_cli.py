@@ -204,7 +204,7 @@ def test_collections_reports_a_broken_one(tmp_path: Path) -> None:
     assert code == 0
     lines = out.strip().splitlines()
     assert lines[0].startswith("bad\tERROR:") and "unreadable" in lines[0]
-    assert lines[1] == "ok\tall-MiniLM-L6-v2\t3"
+    assert lines[1] == "ok\tall-MiniLM-L6-v2\t3 (3 passages)"
 
 
 def test_second_writer_fails_or_waits(tmp_path: Path) -> None:
