@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_COLLECTIONS = 16_384
+LITE_CONNECT_SECONDS = 60.0
 CATALOG_FIELDS = ["name", "uid", "collection", "model", "index_type", "created_at", "updated_at",
                   "generation", "doc_count", "fields"]
 
@@ -50,7 +51,10 @@ class MilvusBackend(WithoutPassages):
         if "://" not in uri:  # a milvus-lite database folder, created on first use
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.client = MilvusClient(uri=uri, token=token or "")
+            # milvus-lite starts (or joins) a local server for the .db: give a busy machine time;
+            # an unreachable remote server still fails at pymilvus's own default.
+            self.client = MilvusClient(uri=uri, token=token or "",
+                                       timeout=LITE_CONNECT_SECONDS if "://" not in uri else None)
         except MilvusException as exc:
             raise StorageError(f"cannot connect to {self.describe()}: {exc.message}") from exc
         self._ensure_catalog()
