@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 MAX_COLLECTIONS = 16_384
 LITE_CONNECT_SECONDS = 60.0
+# pymilvus pings an idle channel every 10 s; milvus-lite's gRPC server answers a few of those
+# with GOAWAY "too many pings" and the shared connection then fails ("Fail connecting to server").
+# Idle channels stay quiet; a call on a dead one still reconnects.
+GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": 0}
 CATALOG_FIELDS = ["name", "uid", "collection", "model", "index_type", "created_at", "updated_at",
                   "generation", "doc_count", "fields"]
 
@@ -54,7 +58,8 @@ class MilvusBackend(WithoutPassages):
             # milvus-lite starts (or joins) a local server for the .db: give a busy machine time;
             # an unreachable remote server still fails at pymilvus's own default.
             self.client = MilvusClient(uri=uri, token=token or "",
-                                       timeout=LITE_CONNECT_SECONDS if "://" not in uri else None)
+                                       timeout=LITE_CONNECT_SECONDS if "://" not in uri else None,
+                                       grpc_options=GRPC_OPTIONS)
         except MilvusException as exc:
             raise StorageError(f"cannot connect to {self.describe()}: {exc.message}") from exc
         self._ensure_catalog()
