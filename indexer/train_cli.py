@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
+from indexer.cli_options import device_option, settings_from_flags
 from indexer.encoding import resolve_model_name
 from indexer.encoding.backends import model_path
-from indexer.encoding.devices import DEVICE_CHOICES, resolve_device
+from indexer.encoding.devices import resolve_device
 from indexer.settings import IndexerSettings
 from indexer.training.card import TrainOptions
 from indexer.training.data import read_train_file
@@ -42,9 +43,7 @@ from indexer.training.loop import train_model
 @click.option("--max-length", type=click.IntRange(8, 8192), default=128, show_default=True,
               help="Tokens per text while training.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(DEVICE_CHOICES), default=None,
-              help="auto (cuda where torch sees a GPU, else cpu), cpu, cuda "
-                   "[env SEMSEARCH_DEVICE, default auto].")
+@device_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(path: Path, model: str | None, output: Path, overwrite: bool, epochs: int,
           batch_size: int, learning_rate: float, hard_negatives: int, val_fraction: float,
@@ -66,7 +65,7 @@ def train(path: Path, model: str | None, output: Path, overwrite: bool, epochs: 
         semsearch train pairs.jsonl -m multilingual-e5-small -o models/zh --epochs 3
         semsearch faq import faq.yaml --name support --model models/support-minilm
     """
-    settings = IndexerSettings() if device is None else IndexerSettings(device=device)
+    settings = settings_from_flags(IndexerSettings, device=device)
     concrete = resolve_device(settings.device)
     if output.exists() and not overwrite:
         raise click.ClickException(f"output folder {output} exists; choose another --output or "

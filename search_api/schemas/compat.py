@@ -10,13 +10,16 @@ from search_api.schemas.core import Text
 from search_api.schemas.similarity import SimilarityRequest
 
 PromptName = Literal["query", "passage", "document"]
-def _lower(value: object) -> object:
+
+
+def lower_case(value: object) -> object:
+    """A string lower-cased (enum values clients send in either case); anything else as is."""
     return value.lower() if isinstance(value, str) else value
 
 
 # TEI's own docs spell these Left / Right, Hugging Face's client left / right: take either,
 # declare one spelling (a generated client's enum cannot hold both).
-Direction = Annotated[Literal["left", "right"], BeforeValidator(_lower)]
+Direction = Annotated[Literal["left", "right"], BeforeValidator(lower_case)]
 
 
 class _Strict(BaseModel):

@@ -6,15 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from search_api.schemas.compat import lower_case
 from search_api.schemas.core import Text
 
-
-def _lower(value: object) -> object:
-    return value.lower() if isinstance(value, str) else value
-
-
 # Declared in one spelling: generated clients refuse an enum of "Right" and "right".
-RightOnly = Annotated[Literal["right"], BeforeValidator(_lower)]
+RightOnly = Annotated[Literal["right"], BeforeValidator(lower_case)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")

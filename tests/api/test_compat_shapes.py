@@ -18,15 +18,9 @@ from search_api.cli import cli
 from search_api.config import ApiSettings, parse_served_names
 from search_api.main import create_app
 from tests.api.test_errors import assert_error
+from tests.api.test_similarity import CANDIDATES, SOURCE
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "stsb_zh" / "ranking.jsonl"
-SOURCE = "吃完海鲜可以喝牛奶吗?"
-CANDIDATES = [
-    "不可以，早晨喝牛奶不科学",
-    "吃了海鲜后是不能再喝牛奶的，因为牛奶中含得有维生素C，如果海鲜喝牛奶一起服用会对人体造成一定的伤害",
-    "吃海鲜是不能同时喝牛奶吃水果，这个至少间隔6小时以上才可以。",
-    "吃海鲜是不可以吃柠檬的因为其中的维生素C会和海鲜中的矿物质形成砷",
-]
 SERVED = "text-embedding-3-small=all-MiniLM-L6-v2, mxbai-embed-large = multilingual-e5-small"
 
 
