@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from indexer.encoding.backends import length_sorted_batches, onnx_session
 from indexer.encoding.bundled import RERANKER_DIR, model_folder
 from indexer.encoding.encoders import clip_for_tokenizer
+from indexer.encoding.onnx_model import length_sorted_batches, onnx_session
 from storage import SemsearchError
 
 MINILM_RERANKER = "ms-marco-MiniLM-L-12-v2"

@@ -9,7 +9,7 @@ Sections (all on SciFact, all-MiniLM-L6-v2 from the bundled package, this machin
            FAISS + SQLite commits) vs txtai `Embeddings(content=True)` with faiss, model loaded
   latency  our `/search` over HTTP (a real `semsearch serve` on loopback; p50/p99, one client)
            vs txtai's in-process `search` on the same documents
-  load     QPS of our `/search` under 1, 8 and 32 concurrent clients (async, keep-alive), on the
+  load     QPS of our `/search` under 1, 8 and 32 concurrent clients (raw keep-alive sockets), on the
            default server (adaptive micro-batching) and, for comparison, with micro-batching off
 
 The corpus subset (--limit) always holds the relevant documents of the evaluated queries, so
@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evallib.beir import find_qrels, load_qrels, load_queries  # noqa: E402
+from evallib.loadgen import closed_loop  # noqa: E402
 from evallib.metrics import mean, ndcg_at_k  # noqa: E402
 from evaluate import corpus_texts  # noqa: E402
 from local_service import running_service  # noqa: E402
@@ -337,35 +338,18 @@ def bench_latency(url: str, queries: list[str], txtai: Any) -> Rows:
                 t99, higher_is_better=False)]
 
 
-async def _load(url: str, queries: list[str], clients: int, duration: float) -> tuple[float, list[float]]:
-    """`clients` closed-loop clients for `duration` s: (QPS, latencies); any non-200 aborts."""
-    search = f"{url}/collections/{COLLECTION}/search"
+def _load(url: str, queries: list[str], clients: int, duration: float) -> tuple[float, list[float]]:
+    """`clients` closed-loop keep-alive clients for `duration` s: (QPS, latencies); non-200 aborts."""
     texts = itertools.cycle(queries)
-    latencies: list[float] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-        await asyncio.gather(*(client.post(search, json={"query": f"warm-up {i}", "top_k": 10})
-                               for i in range(clients)))
-        started = time.perf_counter()
-        deadline = started + duration
-
-        async def one_client() -> None:
-            while time.perf_counter() < deadline:
-                sent = time.perf_counter()
-                response = await client.post(search, json={"query": next(texts), "top_k": 10})
-                response.raise_for_status()
-                latencies.append(time.perf_counter() - sent)
-
-        await asyncio.gather(*(one_client() for _ in range(clients)))
-        elapsed = time.perf_counter() - started
-    return len(latencies) / elapsed, latencies
+    return asyncio.run(closed_loop(f"{url}/collections/{COLLECTION}/search",
+                                   lambda: {"query": next(texts), "top_k": 10}, clients, duration))
 
 
 def bench_load(url: str, queries: list[str], levels: list[int], duration: float, label: str) -> Rows:
     rows: Rows = []
     single = None
     for clients in levels:
-        qps, latencies = asyncio.run(_load(url, queries, clients, duration))
+        qps, latencies = _load(url, queries, clients, duration)
         p50, p99 = percentiles(latencies)
         print(f"{label}, {clients} clients: {qps:.1f} QPS, p50 {p50:.1f} ms, p99 {p99:.1f} ms",
               file=sys.stderr)

@@ -23,7 +23,7 @@ from indexer.cli_options import (
     settings_from_flags,
 )
 from indexer.encoding import Encoder
-from indexer.encoding.backends import default_threads
+from indexer.encoding.devices import default_threads
 from indexer.faq_cli import faq
 from search_api.config import ApiSettings, parse_served_names
 

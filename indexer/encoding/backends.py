@@ -9,32 +9,26 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from indexer.encoding.bundled import BGE_SMALL_DIR, model_folder
-from indexer.encoding.devices import CPU, CUDA, resolve_device
+from indexer.encoding.devices import CPU, CUDA, default_threads, resolve_device
 from indexer.encoding.e5_folder import ensure_e5_folder
 from indexer.encoding.encoders import (
     BGE_SMALL,
     E5,
     MINILM,
     E5Q4Encoder,
-    EncodedBatch,
     Encoder,
-    Kind,
     SentenceTransformerEncoder,
     UnknownModel,
-    _EncoderBase,
     resolve_model_name,
     unknown_model_message,
 )
 from indexer.encoding.length_routing import LengthRoutedEncoder
 from indexer.encoding.onnx_export import StModelLayout, UnsupportedForOnnx, ensure_onnx, read_layout
-from indexer.encoding.tokenization import ModelTokenizer
+from indexer.encoding.onnx_model import OnnxModel
 from storage import SemsearchError
 
 logger = logging.getLogger(__name__)
@@ -105,65 +99,8 @@ def resolve_backend(name: str) -> str:
     return name
 
 
-def default_threads() -> int:
-    """CPUs this process may run on (its affinity mask, which containers narrow), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
-    """Index batches of similar length (longest first) so that padding wastes little work.
-
-    Args:
-        lengths: token count of each input.
-        batch_size: inputs per batch.
-
-    Returns:
-        Arrays of positions into `lengths`; together they cover every position once.
-    """
-    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), max(1, batch_size))]
-
-
-def pool(hidden: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarray:
-    """sentence-transformers pooling in numpy: hidden [b, s, h], mask [b, s] → [b, h * len(modes)]."""
-    weights = mask[:, :, None].astype(np.float32)
-    counts = np.clip(weights.sum(axis=1), 1e-9, None)
-    parts = []
-    for mode in modes:
-        if mode == "cls_token":
-            parts.append(hidden[:, 0])
-        elif mode == "max_tokens":
-            parts.append(np.where(weights > 0, hidden, np.float32(-1e9)).max(axis=1))
-        elif mode == "mean_tokens":
-            parts.append((hidden * weights).sum(axis=1) / counts)
-        elif mode == "mean_sqrt_len_tokens":
-            parts.append((hidden * weights).sum(axis=1) / np.sqrt(counts))
-        elif mode == "lasttoken":  # inputs are right-padded: the last real token is at length - 1
-            last = mask.astype(np.int64).sum(axis=1) - 1
-            parts.append(hidden[np.arange(len(hidden)), np.clip(last, 0, None)])
-        else:
-            raise UnsupportedForOnnx(f"pooling mode '{mode}'")
-    return np.concatenate(parts, axis=1).astype(np.float32)
-
-
-def onnx_session(path: Path, threads: int | None = None) -> Any:
-    """An onnxruntime CPU session on `path` with `threads` intra-op threads (default: all CPUs)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or default_threads()
-    options.inter_op_num_threads = 1
-    # Idle worker threads sleep instead of spinning: spinning made a /search request cost
-    # 18-23 ms of CPU instead of 10.5 and ran slower whenever the cores were shared.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-class OnnxEncoder(_EncoderBase):
-    """A sentence-transformers model run by onnxruntime (fp32 or dynamic int8), pooled in numpy."""
+class OnnxEncoder(OnnxModel):
+    """A sentence-transformers folder on onnxruntime (fp32 or dynamic int8), exported on first use."""
 
     def __init__(self, name: str, model_dir: Path, *, quantized: bool, batch_size: int = 32,
                  threads: int | None = None, cache_dir: Path | None = None,
@@ -173,61 +110,6 @@ class OnnxEncoder(_EncoderBase):
                            trust_remote_code=trust_remote_code, reduce_range=not has_vnni(cpu_flags()))
         self._setup(name, layout, path, backend="onnx-int8" if quantized else "onnx",
                     batch_size=batch_size, threads=threads)
-
-    def _setup(self, name: str, layout: StModelLayout, path: Path, *, backend: str,
-               batch_size: int, threads: int | None) -> None:
-        """Open the ONNX model at `path`, read as `layout` says (also used by built-in exports)."""
-        super().__init__()
-        self._layout = layout
-        self._tokenizer = ModelTokenizer(self._layout.transformer_dir, self._layout.max_seq_length)
-        self._session = onnx_session(path, threads)
-        self._inputs = [i.name for i in self._session.get_inputs()]
-        hidden = self._session.get_outputs()[0].shape[-1]
-        self.name = name
-        self.backend = backend
-        self.dimension = int(hidden) * len(self._layout.pooling_modes)
-        self.max_length = self._layout.max_seq_length
-        self._batch_size = batch_size
-        self._pad_id = self._tokenizer.pad_id
-
-    def _prompt(self, kind: Kind) -> str:
-        candidates = ("query",) if kind == "query" else ("document", "passage")
-        return next((self._layout.prompts[c] for c in candidates if self._layout.prompts.get(c)), "")
-
-    def tokenize(self, texts: Sequence[str], kind: Kind) -> tuple[list[list[int]], list[bool]]:
-        """Token ids (prompt and special tokens included, cut to max_length) and truncation flags."""
-        prompt = self._prompt(kind)
-        prompted = [prompt + t for t in texts]
-        if self._layout.do_lower_case:
-            prompted = [t.lower() for t in prompted]
-        return self._tokenizer(prompted)
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        lowered = [t.lower() for t in texts] if self._layout.do_lower_case else list(texts)
-        return self._tokenizer.count(lowered)
-
-    def encode_tokens(self, ids: list[list[int]], truncated: list[bool]) -> EncodedBatch:
-        """Vectors of already tokenized texts (see `tokenize`); not locked: callers serialise."""
-        vectors = np.zeros((len(ids), self.dimension), np.float32)
-        for batch in length_sorted_batches([len(x) for x in ids], self._batch_size):
-            vectors[batch] = self._run([ids[i] for i in batch])
-        vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
-        return EncodedBatch(vectors=vectors, truncated=truncated)
-
-    def _encode(self, texts: list[str], kind: Kind) -> EncodedBatch:
-        return self.encode_tokens(*self.tokenize(texts, kind))
-
-    def _run(self, batch_ids: list[list[int]]) -> np.ndarray:
-        width = max(len(x) for x in batch_ids)
-        input_ids = np.full((len(batch_ids), width), self._pad_id, np.int64)
-        mask = np.zeros((len(batch_ids), width), np.int64)
-        for row, ids in enumerate(batch_ids):
-            input_ids[row, :len(ids)] = ids
-            mask[row, :len(ids)] = 1
-        feeds = {"input_ids": input_ids, "attention_mask": mask,
-                 "token_type_ids": np.zeros_like(input_ids)}
-        hidden = self._session.run(None, {k: feeds[k] for k in self._inputs})[0]
-        return pool(np.asarray(hidden, np.float32), mask, self._layout.pooling_modes)
 
 
 def load_encoder(model: str, *, backend: str = AUTO, allow_download: bool = False,

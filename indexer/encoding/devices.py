@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from storage import SemsearchError
@@ -66,3 +67,11 @@ def cuda_status() -> tuple[bool, str]:
     if not torch.cuda.is_available():
         return False, "torch sees no usable CUDA GPU (driver or CUDA_VISIBLE_DEVICES)"
     return True, ""
+
+
+def default_threads() -> int:
+    """CPUs this process may run on (its affinity mask, which containers narrow), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)

@@ -85,6 +85,12 @@ class Encoder(Protocol):
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
 
+def parallel_kinds(encoder: object) -> frozenset[Kind]:
+    """The kinds of text whose calls `encoder` runs side by side (none unless it says so)."""
+    kinds: frozenset[Kind] = getattr(encoder, "parallel_kinds", frozenset())
+    return kinds
+
+
 # An estimate for encoders without a tokenizer of their own: words plus CJK characters.
 _ESTIMATE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|\w+")
 
@@ -95,6 +101,7 @@ class _EncoderBase:
     name: str
     dimension: int
     max_length: int
+    parallel_kinds: frozenset[Kind] = frozenset()  # kinds whose calls may run side by side, unlocked
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -103,8 +110,11 @@ class _EncoderBase:
         texts, clipped = clip_for_tokenizer(texts, self.max_length)
         if not texts:
             return EncodedBatch(vectors=np.zeros((0, self.dimension), np.float32), truncated=[])
-        with self._lock:
+        if kind in self.parallel_kinds:
             encoded = self._encode(texts, kind)
+        else:
+            with self._lock:
+                encoded = self._encode(texts, kind)
         if not any(clipped):
             return encoded
         return EncodedBatch(vectors=encoded.vectors, truncated=[

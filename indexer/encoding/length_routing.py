@@ -25,7 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
-from indexer.encoding.encoders import EncodedBatch, Encoder, Kind, _EncoderBase
+from indexer.encoding.encoders import EncodedBatch, Encoder, Kind, _EncoderBase, parallel_kinds
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ class LengthRoutedEncoder(_EncoderBase):
         self._long_texts_to_load = long_texts_to_load
         self._long_texts_seen = 0
         self.name, self.dimension, self.max_length = short.name, short.dimension, short.max_length
+        # Queries only ever take the short route (see _encode); documents may load the long one.
+        self.parallel_kinds = parallel_kinds(short) & {"query"}
         short_backend = getattr(short, "backend", "short")
         self.backend = f"auto ({short_backend} up to {short_tokens} tokens, {long_backend} above)"
 

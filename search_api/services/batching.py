@@ -8,6 +8,10 @@ then hands over to the next queued caller in turn. Batches therefore grow exactl
 requests pile up: one client pays nothing, 32 clients share model calls (a model call costs much
 more than the per-text work for short queries). An optional `wait_ms` lets a promoted caller wait
 a little longer for more company; it never applies to a request that arrived alone.
+
+Encoders that run concurrent calls side by side (`parallel_kinds`: onnxruntime, one thread
+per call) are not batched for those kinds: on their own threads the calls use every core,
+and a shared call would cost more per text than separate ones (indexer.encoding.onnx_model).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from indexer.encoding import EncodedBatch, Encoder, Kind
+from indexer.encoding import EncodedBatch, Encoder, Kind, parallel_kinds
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +70,7 @@ class MicroBatcher:
         if wait_ms < 0 or max_batch < 1:
             raise ValueError("micro-batching needs wait_ms >= 0 and max_batch >= 1")
         self._inner = inner
+        self._side_by_side = parallel_kinds(inner)
         self.name, self.dimension, self.max_length = inner.name, inner.dimension, inner.max_length
         self._wait_s = wait_ms / 1000.0
         self._max_batch = max_batch
@@ -76,7 +81,8 @@ class MicroBatcher:
 
     def encode_batch(self, texts: Sequence[str], kind: Kind = "document") -> EncodedBatch:
         texts = list(texts)
-        if not texts or len(texts) >= self._max_batch or self._closing.is_set():
+        if (not texts or len(texts) >= self._max_batch or self._closing.is_set()
+                or kind in self._side_by_side):
             return self._inner.encode_batch(texts, kind)
         request = _Request(texts=texts, kind=kind)
         with self._lock:

@@ -262,3 +262,28 @@ def test_concurrent_searches_get_their_own_results(tmp_path: Path, fp32: Encoder
                            (("kind", "query"), ("model", "all-MiniLM-L6-v2")))]
     # Disabled: one model call per request; enabled: the concurrent half shared calls.
     assert model_calls == 2 * len(QUERIES) if not batching else model_calls < 2 * len(QUERIES)
+
+
+class SideBySide(Recording):
+    """A real encoder that says its query calls may run side by side (as onnxruntime's do)."""
+
+    parallel_kinds = frozenset({"query"})
+
+
+def test_calls_an_encoder_runs_side_by_side_are_not_merged(fp32: Encoder) -> None:
+    recording = SideBySide(fp32)
+    batcher = MicroBatcher(recording, wait_ms=100, max_batch=64)
+    texts = [f"sentence {i} about {topic}" for i, topic in enumerate(["cats", "trains"] * 8)]
+    try:
+        queries = _concurrently(16, lambda i: batcher.encode_batch([texts[i]], "query"))
+        documents = _concurrently(16, lambda i: batcher.encode_batch([texts[i]], "document"))
+    finally:
+        batcher.close()
+    query_calls = [n for kind, n in recording.calls if kind == "query"]
+    document_calls = [n for kind, n in recording.calls if kind == "document"]
+    assert query_calls == [1] * 16  # each query went straight to the encoder
+    assert len(document_calls) < 16 and sum(document_calls) == 16  # documents still shared calls
+    for i, (query, document) in enumerate(zip(queries, documents, strict=True)):
+        assert isinstance(query, EncodedBatch) and isinstance(document, EncodedBatch)
+        np.testing.assert_allclose(query.vectors, fp32.encode_batch([texts[i]], "query").vectors,
+                                   atol=1e-5)

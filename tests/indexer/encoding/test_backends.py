@@ -22,11 +22,10 @@ from indexer.encoding.backends import (
     choose_backend,
     cpu_flags,
     has_vnni,
-    length_sorted_batches,
-    pool,
     resolve_backend,
 )
 from indexer.encoding.onnx_export import MODEL_FILE, ensure_onnx
+from indexer.encoding.onnx_model import length_sorted_batches, pool
 from search_api.cli import cli
 from search_api.config import ApiSettings
 from search_api.main import create_app

@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 
 from indexer.encoding import BGE_SMALL, Encoder, load_encoder
 from indexer.encoding.backends import BGE_QUERY_PREFIX as QUERY_PREFIX
-from indexer.encoding.backends import UnsupportedBackend, onnx_session
+from indexer.encoding.backends import UnsupportedBackend
 from indexer.encoding.bundled import BGE_SMALL_DIR, model_folder
+from indexer.encoding.onnx_model import onnx_session
 from indexer.pipeline import index_documents, open_collection
 from search_api.config import ApiSettings
 from search_api.main import create_app
