@@ -20,10 +20,11 @@ from indexer.encoding.encoders import (
     SentenceTransformerEncoder,
     UnknownModel,
     alias_name,
+    parallel_calls,
     parallel_kinds,
     resolve_model_name,
 )
 
 __all__ = ["BGE_SMALL", "BUILTIN_MODELS", "DEFAULT_MODEL", "E5", "MINILM", "EncodedBatch", "Encoder",
            "FakeEncoder", "Kind", "SentenceTransformerEncoder", "UnknownModel", "alias_name",
-           "load_encoder", "parallel_kinds", "resolve_model_name"]
+           "load_encoder", "parallel_calls", "parallel_kinds", "resolve_model_name"]

@@ -85,6 +85,11 @@ class Encoder(Protocol):
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
 
+def parallel_calls(encoder: object) -> int:
+    """How many calls of its `parallel_kinds` `encoder` runs at once to use every core (1: serial)."""
+    return int(getattr(encoder, "parallel_calls", 1))
+
+
 def parallel_kinds(encoder: object) -> frozenset[Kind]:
     """The kinds of text whose calls `encoder` runs side by side (none unless it says so)."""
     kinds: frozenset[Kind] = getattr(encoder, "parallel_kinds", frozenset())
@@ -102,6 +107,7 @@ class _EncoderBase:
     dimension: int
     max_length: int
     parallel_kinds: frozenset[Kind] = frozenset()  # kinds whose calls may run side by side, unlocked
+    parallel_calls = 1  # calls that together use every core (see parallel_calls)
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -25,7 +25,14 @@ from typing import Protocol
 
 import numpy as np
 
-from indexer.encoding.encoders import EncodedBatch, Encoder, Kind, _EncoderBase, parallel_kinds
+from indexer.encoding.encoders import (
+    EncodedBatch,
+    Encoder,
+    Kind,
+    _EncoderBase,
+    parallel_calls,
+    parallel_kinds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +79,7 @@ class LengthRoutedEncoder(_EncoderBase):
         self.name, self.dimension, self.max_length = short.name, short.dimension, short.max_length
         # Queries only ever take the short route (see _encode); documents may load the long one.
         self.parallel_kinds = parallel_kinds(short) & {"query"}
+        self.parallel_calls = parallel_calls(short)
         short_backend = getattr(short, "backend", "short")
         self.backend = f"auto ({short_backend} up to {short_tokens} tokens, {long_backend} above)"
 

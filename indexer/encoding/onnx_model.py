@@ -112,6 +112,7 @@ class OnnxModel(_EncoderBase):
         self._pool_lock = threading.Lock()
         # The fast tokenizer is safe to share between threads; transformers' Python ones are not.
         self.parallel_kinds = frozenset() if self._tokenizer.uses_transformers else ALL_KINDS
+        self.parallel_calls = self._workers
         self._inputs = [i.name for i in self._session.get_inputs()]
         hidden = self._session.get_outputs()[0].shape[-1]
         self.name = name

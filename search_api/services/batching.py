@@ -9,9 +9,9 @@ requests pile up: one client pays nothing, 32 clients share model calls (a model
 more than the per-text work for short queries). An optional `wait_ms` lets a promoted caller wait
 a little longer for more company; it never applies to a request that arrived alone.
 
-Encoders that run concurrent calls side by side (`parallel_kinds`: onnxruntime, one thread
-per call) are not batched for those kinds: on their own threads the calls use every core,
-and a shared call would cost more per text than separate ones (indexer.encoding.onnx_model).
+An encoder that runs calls side by side (onnxruntime: one thread per call, see
+indexer.encoding.onnx_model) gets as many running calls as it runs at once, one per core:
+requests start at once while a core is free and queue only when every core is busy.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from indexer.encoding import EncodedBatch, Encoder, Kind, parallel_kinds
+from indexer.encoding import EncodedBatch, Encoder, Kind, parallel_calls, parallel_kinds
 
 logger = logging.getLogger(__name__)
 
@@ -70,26 +70,27 @@ class MicroBatcher:
         if wait_ms < 0 or max_batch < 1:
             raise ValueError("micro-batching needs wait_ms >= 0 and max_batch >= 1")
         self._inner = inner
-        self._side_by_side = parallel_kinds(inner)
+        # Encoders that run calls side by side get as many running calls as they run at once.
+        self._slots = parallel_calls(inner) if parallel_kinds(inner) else 1
         self.name, self.dimension, self.max_length = inner.name, inner.dimension, inner.max_length
         self._wait_s = wait_ms / 1000.0
         self._max_batch = max_batch
         self._lock = threading.Lock()
-        self._busy = False  # a caller is encoding; while set, new calls queue
+        self._running = 0  # callers encoding now; new calls queue while all slots are taken
         self._pending: collections.deque[_Request] = collections.deque()
         self._closing = threading.Event()
 
     def encode_batch(self, texts: Sequence[str], kind: Kind = "document") -> EncodedBatch:
         texts = list(texts)
-        if (not texts or len(texts) >= self._max_batch or self._closing.is_set()
-                or kind in self._side_by_side):
+        if not texts or len(texts) >= self._max_batch or self._closing.is_set():
             return self._inner.encode_batch(texts, kind)
         request = _Request(texts=texts, kind=kind)
         with self._lock:
-            queued = self._busy
+            queued = self._running >= self._slots
             if queued:
                 self._pending.append(request)
-            self._busy = True
+            else:
+                self._running += 1
         if queued:
             request.answered.wait()
             if not request.lead:
@@ -125,7 +126,7 @@ class MicroBatcher:
                 if self._pending:
                     self._pending.popleft().promote()
                 else:
-                    self._busy = False
+                    self._running -= 1
 
     def _encode(self, batch: list[_Request]) -> None:
         try:

@@ -11,7 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from indexer.chunking import ChunkRequest
-from indexer.encoding import EncodedBatch, Encoder, Kind, load_encoder, parallel_kinds, resolve_model_name
+from indexer.encoding import (
+    EncodedBatch,
+    Encoder,
+    Kind,
+    load_encoder,
+    parallel_calls,
+    parallel_kinds,
+    resolve_model_name,
+)
 from indexer.encoding.length_routing import LengthRoutedEncoder
 from indexer.pipeline import open_collection_in
 from indexer.settings import CommonSettings, RuntimeSettings
@@ -35,6 +43,7 @@ class ObservedEncoder:
         self._observe = observe
         self.name, self.dimension, self.max_length = inner.name, inner.dimension, inner.max_length
         self.parallel_kinds = parallel_kinds(inner)
+        self.parallel_calls = parallel_calls(inner)
 
     def encode_batch(self, texts: Sequence[str], kind: Kind = "document") -> EncodedBatch:
         started = time.perf_counter()

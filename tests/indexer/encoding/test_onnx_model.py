@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from indexer.encoding import MINILM, load_encoder, parallel_kinds
+from indexer.encoding import MINILM, load_encoder, parallel_calls, parallel_kinds
 from indexer.encoding.backends import OnnxEncoder
 from indexer.encoding.onnx_model import length_sorted_batches
 
@@ -76,6 +76,7 @@ def test_a_large_call_spread_over_workers_equals_one_worker(int8: OnnxEncoder) -
 
 def test_which_kinds_run_side_by_side(int8: OnnxEncoder) -> None:
     assert parallel_kinds(int8) == {"query", "document"}
+    assert parallel_calls(int8) == 2  # one call per thread it was given
     # Documents may take torch's long-text route, which keeps its lock.
     assert parallel_kinds(load_encoder(MINILM, backend="auto")) <= {"query"}
     assert parallel_kinds(load_encoder(MINILM, backend="torch")) == frozenset()
