@@ -9,9 +9,10 @@ requests pile up: one client pays nothing, 32 clients share model calls (a model
 more than the per-text work for short queries). An optional `wait_ms` lets a promoted caller wait
 a little longer for more company; it never applies to a request that arrived alone.
 
-An encoder that runs calls side by side (onnxruntime: one thread per call, see
-indexer.encoding.onnx_model) gets as many running calls as it runs at once, one per core:
-requests start at once while a core is free and queue only when every core is busy.
+Queries and documents queue separately. For the kinds an encoder runs side by side
+(onnxruntime: one thread per call, see indexer.encoding.onnx_model) it gets as many running
+calls as it runs at once, one per core: requests start at once while a core is free and
+queue only when every core is busy; other kinds run one call at a time.
 """
 
 from __future__ import annotations
@@ -51,6 +52,15 @@ class _Request:
         self.answered.set()
 
 
+@dataclass(kw_only=True)
+class _Lane:
+    """The queue of one kind of text: callers encoding now, and callers waiting for a slot."""
+
+    slots: int
+    running: int = 0
+    pending: collections.deque[_Request] = field(default_factory=collections.deque)
+
+
 class MicroBatcher:
     """An Encoder that lets concurrent calls to `inner` share model calls (see the module doc).
 
@@ -70,14 +80,16 @@ class MicroBatcher:
         if wait_ms < 0 or max_batch < 1:
             raise ValueError("micro-batching needs wait_ms >= 0 and max_batch >= 1")
         self._inner = inner
-        # Encoders that run calls side by side get as many running calls as they run at once.
-        self._slots = parallel_calls(inner) if parallel_kinds(inner) else 1
+        # Each kind queues on its own: an encoder that runs one kind's calls side by side gets
+        # as many of those running at once as it runs; every other kind gets one at a time.
+        side_by_side = parallel_kinds(inner)
+        self._lanes: dict[Kind, _Lane] = {
+            kind: _Lane(slots=parallel_calls(inner) if kind in side_by_side else 1)
+            for kind in ("query", "document")}
         self.name, self.dimension, self.max_length = inner.name, inner.dimension, inner.max_length
         self._wait_s = wait_ms / 1000.0
         self._max_batch = max_batch
         self._lock = threading.Lock()
-        self._running = 0  # callers encoding now; new calls queue while all slots are taken
-        self._pending: collections.deque[_Request] = collections.deque()
         self._closing = threading.Event()
 
     def encode_batch(self, texts: Sequence[str], kind: Kind = "document") -> EncodedBatch:
@@ -85,12 +97,13 @@ class MicroBatcher:
         if not texts or len(texts) >= self._max_batch or self._closing.is_set():
             return self._inner.encode_batch(texts, kind)
         request = _Request(texts=texts, kind=kind)
+        lane = self._lanes[kind]
         with self._lock:
-            queued = self._running >= self._slots
+            queued = lane.running >= lane.slots
             if queued:
-                self._pending.append(request)
+                lane.pending.append(request)
             else:
-                self._running += 1
+                lane.running += 1
         if queued:
             request.answered.wait()
             if not request.lead:
@@ -98,7 +111,7 @@ class MicroBatcher:
             request.answered.clear()  # promoted: from here on it waits for its own batch's answer
             if self._wait_s:
                 self._closing.wait(self._wait_s)  # close() cuts the wait short
-        self._lead(request)
+        self._lead(request, lane)
         return _outcome(request)
 
     def encode(self, texts: Sequence[str], kind: Kind = "document") -> np.ndarray:
@@ -111,22 +124,22 @@ class MicroBatcher:
         """Later calls encode directly; queued requests are still answered by their batch."""
         self._closing.set()
 
-    def _lead(self, first: _Request) -> None:
+    def _lead(self, first: _Request, lane: _Lane) -> None:
         """Encode `first` and what is queued behind it, then promote the next queued caller."""
         batch = [first]
         try:
             with self._lock:
                 count = len(first.texts)
-                while self._pending and count + len(self._pending[0].texts) <= self._max_batch:
-                    batch.append(self._pending.popleft())
+                while lane.pending and count + len(lane.pending[0].texts) <= self._max_batch:
+                    batch.append(lane.pending.popleft())
                     count += len(batch[-1].texts)
             self._encode(batch)
         finally:
             with self._lock:
-                if self._pending:
-                    self._pending.popleft().promote()
+                if lane.pending:
+                    lane.pending.popleft().promote()
                 else:
-                    self._running -= 1
+                    lane.running -= 1
 
     def _encode(self, batch: list[_Request]) -> None:
         try:

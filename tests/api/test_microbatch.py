@@ -210,7 +210,7 @@ def test_requests_queued_behind_a_busy_model_share_one_call(fp32: Encoder) -> No
         while not gate.threads:  # the first call holds the model
             time.sleep(0.01)
         queued = [pool.submit(batcher.encode, [t], "query") for t in texts]
-        while len(batcher._pending) < len(texts):
+        while len(batcher._lanes["query"].pending) < len(texts):
             time.sleep(0.01)
         gate.release.set()
         results = [f.result(timeout=60) for f in queued]
@@ -265,38 +265,42 @@ def test_concurrent_searches_get_their_own_results(tmp_path: Path, fp32: Encoder
 
 
 class SideBySide(Recording):
-    """A real encoder that says two of its calls may run at once (as onnxruntime's do on 2 cores)."""
+    """A real encoder whose query calls may run two at once (as `auto`'s int8 route on 2 cores)."""
 
     parallel_kinds = frozenset({"query"})
     parallel_calls = 2
 
     def __init__(self, inner: Encoder) -> None:
         super().__init__(inner)
-        self.running = self.most_running = 0
+        self.running = {"query": 0, "document": 0}
+        self.most_running = {"query": 0, "document": 0}
 
     def encode_batch(self, texts: Sequence[str], kind: Kind = "document") -> EncodedBatch:
         with self._lock:
-            self.running += 1
-            self.most_running = max(self.most_running, self.running)
+            self.running[kind] += 1
+            self.most_running[kind] = max(self.most_running[kind], self.running[kind])
         try:
             time.sleep(0.05)  # long enough for the other callers to arrive
             return super().encode_batch(texts, kind)
         finally:
             with self._lock:
-                self.running -= 1
+                self.running[kind] -= 1
 
 
-def test_an_encoder_that_runs_calls_side_by_side_gets_that_many_running(fp32: Encoder) -> None:
+def test_kinds_an_encoder_runs_side_by_side_get_that_many_running_calls(fp32: Encoder) -> None:
     recording = SideBySide(fp32)
     batcher = MicroBatcher(recording, max_batch=64)
     texts = [f"sentence {i} about {topic}" for i, topic in enumerate(["cats", "trains"] * 8)]
+    kinds: list[Kind] = ["query", "document"]
     try:
-        results = _concurrently(16, lambda i: batcher.encode_batch([texts[i]], "query"))
+        results = _concurrently(32, lambda i: batcher.encode_batch([texts[i % 16]], kinds[i // 16]))
     finally:
         batcher.close()
-    assert recording.most_running == 2  # two calls ran at once, never more
-    assert len(recording.calls) < 16 and sum(n for _, n in recording.calls) == 16  # the rest shared
-    for text, result in zip(texts, results, strict=True):
+    assert recording.most_running == {"query": 2, "document": 1}
+    for kind in kinds:  # the callers that found no free slot shared calls
+        calls = [n for k, n in recording.calls if k == kind]
+        assert len(calls) < 16 and sum(calls) == 16
+    for i, result in enumerate(results):
         assert isinstance(result, EncodedBatch)
-        np.testing.assert_allclose(result.vectors, fp32.encode_batch([text], "query").vectors,
-                                   atol=1e-5)
+        expected = fp32.encode_batch([texts[i % 16]], kinds[i // 16]).vectors
+        np.testing.assert_allclose(result.vectors, expected, atol=1e-5)
