@@ -164,14 +164,11 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
                                commit_growth=settings.commit_growth,
                                index_kind=settings.index, index_params=params,
                                limits=settings.input_limits())
-        request = settings.chunk_request()
-        # The ray engine does not split passages yet: no passages unless asked (then an error).
-        chunking = None if settings.engine == "ray" and not request.explicit else request
         ray = RayEngine(load_encoder=load, address=settings.ray_address, actors=settings.ray_actors,
                         actor_cpus=settings.ray_actor_cpus) if settings.engine == "ray" else None
         stats, count = run_index_job(settings.data_dir, collection, encoder, spec, scan, options,
                                      label=f"indexing {path.name}", quiet=quiet, ray=ray,
-                                     backend=backend, chunking=chunking)
+                                     backend=backend, chunking=settings.chunk_request())
     finally:
         backend.close()
     held = f" ({stats.stored_passages} passages)" if stats.stored_passages is not None else ""

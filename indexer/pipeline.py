@@ -101,8 +101,8 @@ def open_collection_in(backend: Backend, name: str, encoder: Encoder,
                        chunking: ChunkRequest | None = None) -> CollectionHandle:
     """Open (or create) a collection for `encoder` in any storage backend (faiss or milvus).
 
-    A default ChunkRequest makes passages where the backend stores them (faiss), and one
-    vector per document elsewhere; explicit options the backend cannot keep are an error.
+    A default ChunkRequest makes passages where the backend stores them (both backends do),
+    and one vector per document elsewhere; explicit options it cannot keep are an error.
     """
     wanted = None
     if chunking is not None and (chunking.explicit or backend.stores_passages):

@@ -1,4 +1,8 @@
-"""Bulk encoding on Ray: Ray Data `map_batches` over an actor pool of encoders; the driver commits."""
+"""Bulk encoding on Ray: Ray Data `map_batches` over an actor pool of encoders; the driver commits.
+
+In a chunked collection the actors also split each text into passages (indexer.chunking, with
+the model's own token counter, as the local engine does) and return one row per passage.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.chunking import split_passages
 from indexer.encoding import Encoder
 from indexer.models import IndexStats, SourceDocument
 from indexer.pipeline import (
@@ -28,7 +33,7 @@ from indexer.pipeline import (
 )
 from storage import DocumentInput, SemsearchError, check_model
 from storage.backend import CollectionHandle
-from storage.errors import InvalidChunking
+from storage.records import Chunking, PassageInput, PassageSpan
 
 logger = logging.getLogger(__name__)
 
@@ -93,28 +98,48 @@ def require_ray() -> Any:
 
 
 class EncodeActor:
-    """One encoder per actor, loaded once; encodes a batch of {doc_id, text, crc} rows."""
+    """One encoder per actor, loaded once; encodes a batch of {doc_id, text, crc} rows.
 
-    def __init__(self, load_encoder: Callable[..., Encoder], threads: int) -> None:
+    With a `chunking` it returns one row per passage instead: `count` passages of the
+    document, passage `index` spanning `start:end` of its text.
+    """
+
+    def __init__(self, load_encoder: Callable[..., Encoder], threads: int,
+                 chunking: Chunking | None = None) -> None:
         # Without `threads` each actor's encoder would take every core of the node for itself.
         self._encoder = load_encoder(threads=threads)
+        self._chunking = chunking
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        encoded = self._encoder.encode_batch([str(text) for text in batch["text"]], "document")
-        return {
-            "doc_id": batch["doc_id"],
-            "crc": batch["crc"],
-            "vector": encoded.vectors,
-            "truncated": np.asarray(encoded.truncated, dtype=bool),
-        }
+        texts = [str(text) for text in batch["text"]]
+        if self._chunking is None:
+            encoded = self._encoder.encode_batch(texts, "document")
+            return {"doc_id": batch["doc_id"], "crc": batch["crc"], "vector": encoded.vectors,
+                    "truncated": np.asarray(encoded.truncated, dtype=bool)}
+        spans = [split_passages(text, self._encoder.count_tokens, self._chunking) for text in texts]
+        owner = np.asarray([row for row, found in enumerate(spans) for _ in found], dtype=np.int64)
+        flat = [span for found in spans for span in found]
+        encoded = self._encoder.encode_batch(
+            [texts[row][span.start:span.end] for row, span in zip(owner, flat, strict=True)],
+            "document")
+        return {"doc_id": batch["doc_id"][owner], "crc": batch["crc"][owner],
+                "vector": encoded.vectors, "truncated": np.asarray(encoded.truncated, dtype=bool),
+                "count": np.asarray([len(spans[row]) for row in owner], dtype=np.int64),
+                "index": np.asarray([span.index for span in flat], dtype=np.int64),
+                "start": np.asarray([span.start for span in flat], dtype=np.int64),
+                "end": np.asarray([span.end for span in flat], dtype=np.int64)}
 
 
 @dataclass(frozen=True, kw_only=True)
 class _Encoded:
+    """One row of the actors' output: a document's vector, or one of its `count` passages'."""
+
     doc_id: str
     crc: int
     vector: np.ndarray
     truncated: bool
+    count: int = 0
+    span: PassageSpan | None = None
 
 
 def index_documents_ray(
@@ -146,10 +171,6 @@ def index_documents_ray(
     """
     ray = require_ray()
     check_model(collection.name, collection.model, encoder.name, encoder.dimension)
-    if collection.chunking is not None:
-        raise InvalidChunking(f"collection '{collection.name}' stores passages, which the ray "
-                              "engine does not split yet: use --engine local, or --no-chunk for "
-                              "a new collection")
     stats = IndexStats()
     started = time.perf_counter()
     with collection.writer(timeout=options.lock_timeout) as writer, _RaySession(ray, engine) as session:
@@ -159,7 +180,7 @@ def index_documents_ray(
         refs = [session.put(block)
                 for block in _changed_blocks(collection, rows(), options.batch_size, sent)]
         logger.info("%d of %d documents are new or changed: encoding them on Ray", sum(sent), len(sent))
-        with closing(session.encode(refs, options.batch_size)) as encoded:
+        with closing(session.encode(refs, options.batch_size, collection.chunking)) as encoded:
             pending: list[DocumentInput] = []
             try:
                 for batch in batches(rows(), options.batch_size):
@@ -220,7 +241,8 @@ class _RaySession:
         self._init()
         return self._ray.put(block)
 
-    def encode(self, refs: list[Any], batch_size: int) -> Generator[_Encoded, None, None]:
+    def encode(self, refs: list[Any], batch_size: int,
+               chunking: Chunking | None = None) -> Generator[_Encoded, None, None]:
         """The encoded rows of `refs` (pyarrow blocks in the object store), in input order."""
         if not refs:
             return
@@ -237,21 +259,26 @@ class _RaySession:
             dataset = ray.data.from_arrow_refs(refs).map_batches(
                 EncodeActor, batch_size=batch_size, batch_format="numpy",
                 fn_constructor_kwargs={"load_encoder": self._engine.load_encoder,
-                                       "threads": max(1, round(self._engine.actor_cpus))},
+                                       "threads": max(1, round(self._engine.actor_cpus)),
+                                       "chunking": chunking},
                 num_cpus=self._engine.actor_cpus,
                 compute=ray.data.ActorPoolStrategy(size=min(actors, len(refs))),
             )
             with _quiet_ray():
                 for batch in dataset.iter_batches(batch_size=None, batch_format="numpy",
                                                   prefetch_batches=2):
-                    for doc_id, crc, vector, truncated in zip(
-                            batch["doc_id"], batch["crc"], batch["vector"], batch["truncated"],
-                            strict=True):
-                        yield _Encoded(doc_id=str(doc_id), crc=int(crc),
-                                       vector=np.asarray(vector, dtype=np.float32),
-                                       truncated=bool(truncated))
+                    yield from _rows(batch)
         finally:
             context.execution_options.preserve_order, context.enable_progress_bars = saved
+
+
+def _rows(batch: dict[str, np.ndarray]) -> Iterator[_Encoded]:
+    for row, (doc_id, crc) in enumerate(zip(batch["doc_id"], batch["crc"], strict=True)):
+        span = None if "count" not in batch else PassageSpan(
+            index=int(batch["index"][row]), start=int(batch["start"][row]), end=int(batch["end"][row]))
+        yield _Encoded(doc_id=str(doc_id), crc=int(crc), truncated=bool(batch["truncated"][row]),
+                       vector=np.asarray(batch["vector"][row], dtype=np.float32),
+                       count=int(batch["count"][row]) if span is not None else 0, span=span)
 
 
 def _check_reachable(address: str) -> None:
@@ -315,14 +342,28 @@ def _with_vectors(batch: list[SourceDocument], first: int, sent: bytearray, stat
     if first + len(batch) > len(sent):
         raise EncodingFailed(_SOURCE_CHANGED)
     for position, doc in enumerate(batch, start=first):
-        vector = None
+        vector, passages = None, None
         if sent[position]:
-            result = next(encoded, None)
-            if result is None or result.doc_id != doc.doc_id or result.crc != _crc(doc.text):
-                raise EncodingFailed(_SOURCE_CHANGED)
+            result = _next_of(doc, encoded)
             vector = result.vector
             stats.truncated += result.truncated
-        yield DocumentInput(doc_id=doc.doc_id, text=doc.text, metadata=doc.metadata, vector=vector)
+            if result.span is not None:  # the first of its passages: take the others
+                results = [result, *(_next_of(doc, encoded) for _ in range(result.count - 1))]
+                passages = tuple(PassageInput(span=r.span, vector=r.vector)
+                                 for r in results if r.span is not None)
+                vector = None
+                stats.truncated += sum(r.truncated for r in results[1:])
+                stats.passages += len(passages)
+        yield DocumentInput(doc_id=doc.doc_id, text=doc.text, metadata=doc.metadata, vector=vector,
+                            passages=passages)
+
+
+def _next_of(doc: SourceDocument, encoded: Iterator[_Encoded]) -> _Encoded:
+    """The next encoded row, which must be `doc`'s (same id and text)."""
+    result = next(encoded, None)
+    if result is None or result.doc_id != doc.doc_id or result.crc != _crc(doc.text):
+        raise EncodingFailed(_SOURCE_CHANGED)
+    return result
 
 
 def _last_line(exc: BaseException) -> str:

@@ -1,9 +1,7 @@
 """Search in a chunked collection: fetch passages, rank each document by its best passage.
 
-`top_k` counts documents: passages are over-fetched (OVERFETCH per document asked for) and
-fetched again, four times as many, while a query has fewer than k distinct documents and the
-index holds more. A document's score is its best passage's (the maximum: scripts/evaluate.py
-compares it with the sum of the two best), and its hit carries that passage's span.
+The grouping and over-fetching are shared with the Milvus backend (storage.passage_ranking);
+this module fetches from the FAISS passage index and the SQLite lexical index.
 """
 
 from __future__ import annotations
@@ -17,10 +15,11 @@ from storage.faiss.vector_index import FaissIndex
 from storage.filters import Filter
 from storage.index_types import SearchParams
 from storage.info import StoredDocument
+from storage.passage_ranking import Fetched, PassageMatch, rank_documents
 from storage.records import Hit, PassageSpan
 
-OVERFETCH = 4  # passages fetched per document asked for (SciFact: 2.2 passages per document)
-MIN_FETCH = 32
+# FTS5 answers any depth: the lexical channel stops when it returns fewer passages than asked.
+UNBOUNDED = 1 << 62
 
 PassageRows = dict[int, tuple[StoredDocument, np.ndarray, PassageSpan]]
 
@@ -37,46 +36,34 @@ def dense(store: MetadataStore, index: FaissIndex, vectors: np.ndarray, k: int,
         allowed: passage ids a filter allows (None: all).
         params: efSearch / nprobe overrides.
     """
-    limit = index.count if allowed is None else len(allowed)
-    fetch = min(limit, max(k * OVERFETCH, MIN_FETCH))
-    while True:
-        _, ids = index.search(vectors, fetch, allowed, params)
+    def fetch(size: int) -> list[Fetched]:
+        _, ids = index.search(vectors, size, allowed, params)
         rows = store.get_passages(sorted({int(i) for i in ids.ravel() if i >= 0}))
-        hits = [best_dense(query, row, rows) for query, row in zip(vectors, ids, strict=True)]
-        if fetch >= limit or all(len(found) >= k for found in hits):
-            return [found[:k] for found in hits]
-        fetch = min(limit, fetch * 4)
+        # `returned` is the asked size: an approximate index may answer short of what it holds.
+        return [Fetched(matches=matches(query, row, rows), returned=size)
+                for query, row in zip(vectors, ids, strict=True)]
+
+    return rank_documents(fetch, k, index.count if allowed is None else len(allowed), "dense")
 
 
 def lexical(store: MetadataStore, text: str, k: int, filter_: Filter | None) -> list[Hit]:
     """Top-k documents for one query text, each scored by the BM25 of its best passage."""
-    fetch = max(k * OVERFETCH, MIN_FETCH)
-    while True:
-        found = store.lexical_search(text, fetch, filter_)
+    def fetch(size: int) -> list[Fetched]:
+        found = store.lexical_search(text, size, filter_)
         rows = store.get_passages([pid for pid, _ in found])
-        hits: dict[str, Hit] = {}
-        for pid, score in found:  # best first: a document's first passage is its best
-            if pid in rows and rows[pid][0].doc_id not in hits:
-                doc, _, span = rows[pid]
-                hits[doc.doc_id] = Hit(doc_id=doc.doc_id, score=score, text=doc.text,
-                                       metadata=doc.metadata, lexical_score=score, passage=span)
-        if len(hits) >= k or len(found) < fetch:
-            return list(hits.values())[:k]
-        fetch *= 4
+        return [Fetched(matches=[PassageMatch(doc=rows[pid][0], span=rows[pid][2], score=score)
+                                 for pid, score in found if pid in rows],
+                        returned=len(found))]
+
+    return rank_documents(fetch, k, UNBOUNDED, "lexical")[0]
 
 
-def best_dense(query: np.ndarray, ids: Sequence[int], rows: PassageRows) -> list[Hit]:
-    """One hit per document, scored by its best passage's cosine (from the stored vector)."""
-    best: dict[str, tuple[float, StoredDocument, PassageSpan]] = {}
+def matches(query: np.ndarray, ids: Sequence[int], rows: PassageRows) -> list[PassageMatch]:
+    """The passages found for one query, scored by cosine with their stored vectors."""
+    found = []
     for pid in ids:
-        found = rows.get(int(pid))
-        if found is None:
-            continue
-        doc, vector, span = found
-        score = float(np.dot(query, vector))
-        if doc.doc_id not in best or score > best[doc.doc_id][0]:
-            best[doc.doc_id] = (score, doc, span)
-    hits = [Hit(doc_id=doc.doc_id, score=score, text=doc.text, metadata=doc.metadata,
-                dense_score=score, passage=span) for score, doc, span in best.values()]
-    hits.sort(key=lambda hit: hit.score, reverse=True)
-    return hits
+        row = rows.get(int(pid))
+        if row is not None:
+            doc, vector, span = row
+            found.append(PassageMatch(doc=doc, span=span, score=float(np.dot(query, vector))))
+    return found

@@ -15,10 +15,9 @@ from storage.errors import (
 )
 from storage.info import CollectionInfo
 from storage.manifest import ModelInfo, check_model
-from storage.milvus import lexical, migrate, schema
+from storage.milvus import lexical, migrate, passages, schema
 from storage.milvus.check import check_milvus_collection
 from storage.milvus.client import call
-from storage.milvus.passages import WithoutPassages, refuse_chunking
 from storage.milvus.store import MilvusCollection
 from storage.records import (
     Chunking,
@@ -41,10 +40,11 @@ CATALOG_FIELDS = ["name", "uid", "collection", "model", "index_type", "created_a
                   "generation", "doc_count", "fields"]
 
 
-class MilvusBackend(WithoutPassages):
+class MilvusBackend:
     """Collections in one Milvus database (a milvus-lite `.db` path or a server URI)."""
 
     kind: Literal["milvus"] = "milvus"
+    stores_passages = True  # in a passages collection beside the documents (storage.milvus.passages)
 
     def __init__(self, uri: str, *, data_dir: Path, token: str | None = None,
                  index: str = "flat") -> None:
@@ -76,9 +76,11 @@ class MilvusBackend(WithoutPassages):
         # process that opens a .db), and a query on a released collection fails.
         call("load catalog", self.client.load_collection, schema.CATALOG)
 
-    def _create_collection(self, name: str, fields: Any, index: Any) -> None:
+    def _create_collection(self, name: str, fields: Any, index: Any,
+                           properties: dict[str, str] | None = None) -> None:
         """Create, index and load a collection (raises MilvusException)."""
-        self.client.create_collection(name, schema=fields, consistency_level="Strong")
+        self.client.create_collection(name, schema=fields, consistency_level="Strong",
+                                      **({"properties": properties} if properties else {}))
         # sync=False: pymilvus would otherwise poll the index state with a fixed 0.5 s sleep;
         # an empty collection has nothing to build, and Milvus searches unindexed data exactly.
         self.client.create_index(name, index, sync=False)
@@ -103,8 +105,12 @@ class MilvusBackend(WithoutPassages):
 
     def info(self, name: str) -> CollectionInfo:
         row = self._existing_row(name)
+        described = call("describe", self.client.describe_collection, row.collection)
+        chunking = passages.chunking_of(described)
+        stored = passages.passages_of(described) if chunking is not None else None
         return CollectionInfo(name=row.name, model=row.model, created_at=row.created_at,
-                              count=row.count, generation=row.generation)
+                              count=row.count, generation=row.generation, chunking=chunking,
+                              passages=None if stored is None else passages.count(self.client, stored))
 
     def open(self, name: str) -> MilvusCollection:
         return MilvusCollection(self, self._existing_row(name))
@@ -115,9 +121,11 @@ class MilvusBackend(WithoutPassages):
 
     def open_or_create(self, name: str, model: ModelInfo,
                        chunking: Chunking | None = None) -> MilvusCollection:
-        """Open `name`, creating it for `model` if missing; a different model is ManifestMismatch."""
-        refuse_chunking(chunking)
-        row = self.row(validate_name(name)) or self._create(name, model)
+        """Open `name`, creating it for `model` (and `chunking`) if missing.
+
+        An existing collection keeps its own chunking; a different model is ManifestMismatch.
+        """
+        row = self.row(validate_name(name)) or self._create(name, model, chunking)
         check_model(name, row.model, model.name, model.dimension)
         return MilvusCollection(self, row)
 
@@ -127,18 +135,25 @@ class MilvusBackend(WithoutPassages):
             raise IndexNotFound(f"collection '{name}' does not exist in {self.describe()}")
         return row
 
-    def _create(self, name: str, model: ModelInfo) -> schema.CatalogRow:
-        """Create the documents collection, then its catalog row (the row makes it visible)."""
+    def _create(self, name: str, model: ModelInfo, chunking: Chunking | None) -> schema.CatalogRow:
+        """Create the Milvus collection(s), then the catalog row (the row makes it visible)."""
         target = schema.milvus_name(name)
-        if call("has_collection", self.client.has_collection, target):
-            # Left by a create that crashed before its catalog row: reuse it if it fits.
-            described = call("describe", self.client.describe_collection, target)
-            dims = [f.get("params", {}).get("dim") for f in described["fields"] if f["name"] == "vector"]
-            if dims != [model.dimension] or not lexical.has_lexical(described):
-                call("drop_collection", self.client.drop_collection, target)
-        if not call("has_collection", self.client.has_collection, target):
-            call("create_collection", self._create_collection, target,
-                  schema.data_schema(model.dimension), schema.data_index(self.client, self.index))
+        stored = passages.passages_name(target)
+        if not self._left_over_fits(target, model, chunking):
+            # Left by a create that crashed before its catalog row, for another layout.
+            for leftover in (target, stored):
+                if self._has(leftover):
+                    call("drop_collection", self.client.drop_collection, leftover)
+        if chunking is not None and not self._has(stored):
+            call("create_collection", self._create_collection, stored,
+                  passages.passages_schema(model.dimension), schema.data_index(self.client, self.index))
+        if not self._has(target):
+            if chunking is None:
+                call("create_collection", self._create_collection, target,
+                      schema.data_schema(model.dimension), schema.data_index(self.client, self.index))
+            else:
+                call("create_collection", self._create_collection, target, passages.documents_schema(),
+                      passages.documents_index(self.client), passages.properties(chunking, target))
         created = utc_now()
         row = schema.CatalogRow(name=name, uid=uuid.uuid4().hex, collection=target, model=model,
                          index_type=self.index, created_at=created, updated_at=created,
@@ -150,11 +165,33 @@ class MilvusBackend(WithoutPassages):
         logger.info("created milvus collection %s for %s (%s)", target, name, self.index)
         return row
 
+    def _left_over_fits(self, target: str, model: ModelInfo, chunking: Chunking | None) -> bool:
+        """Whether Milvus collections left at `target` (if any) have the layout wanted."""
+        stored = passages.passages_name(target)
+        if self._has(target):
+            described = call("describe", self.client.describe_collection, target)
+            if passages.chunking_of(described) != chunking:
+                return False
+            if chunking is None:
+                return self._vectors_fit(described, model)
+        if not self._has(stored):
+            return True
+        return chunking is not None and self._vectors_fit(
+            call("describe", self.client.describe_collection, stored), model)
+
+    def _has(self, collection: str) -> bool:
+        return bool(call("has_collection", self.client.has_collection, collection))
+
+    @staticmethod
+    def _vectors_fit(described: dict[str, Any], model: ModelInfo) -> bool:
+        dims = [f.get("params", {}).get("dim") for f in described["fields"] if f["name"] == "vector"]
+        return dims == [model.dimension] and lexical.has_lexical(described)
+
     def upgrade(self, name: str) -> str:
         """Give a collection written before the BM25 field one (see storage.milvus.migrate)."""
         row = self._existing_row(name)
         described = call("describe", self.client.describe_collection, row.collection)
-        if lexical.has_lexical(described):
+        if lexical.has_lexical(described) or passages.chunking_of(described) is not None:
             return f"collection '{name}' is up to date"
         copied = migrate.add_lexical(self.client, row, self._create_collection,
                                      schema.data_index(self.client, row.index_type), self.write_row)

@@ -105,9 +105,27 @@ def missing(name: str) -> LexicalIndexMissing:
 def search(client: MilvusClient, collection: str, texts: Sequence[str], k: int,
            expression: str) -> list[list[dict[str, Any]]]:
     """Per query text, Milvus's BM25 hits (best first; `score` >= 0), with text and metadata."""
+    found = search_entities(client, collection, texts, k, expression, ["text", "metadata"])
+    return [[{"doc_id": str(hit["doc_id"]), "score": score, "text": hit["entity"]["text"],
+              "metadata": hit["entity"]["metadata"]} for hit, score in hits] for hits in found]
+
+
+def search_entities(client: MilvusClient, collection: str, texts: Sequence[str], k: int,
+                    expression: str, output_fields: list[str]
+                    ) -> list[list[tuple[dict[str, Any], float]]]:
+    """Per query text, Milvus's BM25 hits as (hit, BM25) pairs, best first.
+
+    Args:
+        client: the connected client.
+        collection: the Milvus collection (documents, or passages in a chunked collection).
+        texts: the query texts; one without terms finds nothing.
+        k: hits per text.
+        expression: a filter expression ("" for none).
+        output_fields: the fields each hit's `entity` carries.
+    """
     terms = [" ".join(query_terms(text)) for text in texts]
     asked = [i for i, spelled in enumerate(terms) if spelled]
-    results: list[list[dict[str, Any]]] = [[] for _ in texts]
+    results: list[list[tuple[dict[str, Any], float]]] = [[] for _ in texts]
     if not asked:
         return results
     found: list[Any] = []
@@ -116,12 +134,10 @@ def search(client: MilvusClient, collection: str, texts: Sequence[str], k: int,
         found.extend(call("lexical search", client.search, collection,
                           data=[terms[i] for i in asked[start:start + step]],
                           anns_field=SPARSE_FIELD, limit=k, filter=expression,
-                          output_fields=["text", "metadata"], search_params={"metric_type": "BM25"}))
+                          output_fields=output_fields, search_params={"metric_type": "BM25"}))
     for i, hits in zip(asked, found, strict=True):
         # milvus-lite reports BM25 negated (a distance), a server as is: the magnitude is BM25.
-        results[i] = [{"doc_id": str(hit["doc_id"]), "score": abs(float(hit["distance"])),
-                       "text": hit["entity"]["text"], "metadata": hit["entity"]["metadata"]}
-                      for hit in hits]
+        results[i] = [(hit, abs(float(hit["distance"]))) for hit in hits]
     return results
 
 

@@ -6,8 +6,9 @@ metadata filters, counts, get by id, the model check. The URI is a milvus-lite `
 (in-process) or a server such as http://host:19530.
 
 Each semsearch collection is one Milvus collection (`semsearch_<name>`, documents keyed by
-`doc_id`); the `semsearch_catalog` collection keeps one row per collection: its model,
-generation, document count and metadata fields. What differs from FAISS + SQLite:
+`doc_id`), plus a passages collection when it splits documents into passages (see
+storage.milvus.passages); the `semsearch_catalog` collection keeps one row per collection: its
+model, generation, document count and metadata fields. What differs from FAISS + SQLite:
 - a commit is several Milvus requests, not one transaction: a crash mid-commit can leave
   part of it applied (re-running the same job completes it: upserts are idempotent);
 - one writer per collection is enforced inside a process only, not across processes;
@@ -22,12 +23,12 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from pymilvus import MilvusClient
 
-from storage.commit_plan import ids_to_look_up, plan_commit
+from storage.commit_plan import CommitPlan, ids_to_look_up, plan_commit
 from storage.errors import (
     DocumentNotFound,
     StorageError,
@@ -39,10 +40,10 @@ from storage.index_types import InvalidIndexSpec, SearchParams
 from storage.info import StoredDocument
 from storage.locks import in_process_writer
 from storage.manifest import Manifest
-from storage.milvus import faq, lexical, schema
+from storage.milvus import faq, lexical, passages, schema
 from storage.milvus.client import call, queries_per_request
-from storage.milvus.passages import WithoutPassages
 from storage.records import (
+    Chunking,
     CommitStats,
     DocumentInput,
     Hit,
@@ -51,9 +52,6 @@ from storage.records import (
     metadata_json,
     utc_now,
 )
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +78,7 @@ IDS_PER_QUERY = 500
 MAX_CACHED_TERMS = 100_000  # term presence remembered per handle (cleared on a new generation)
 
 
-class MilvusCollection(WithoutPassages):
+class MilvusCollection:
     """Handle on one collection in Milvus; thread-safe, one writer at a time per handle."""
 
     def __init__(self, backend: Catalog, row: schema.CatalogRow) -> None:
@@ -96,7 +94,14 @@ class MilvusCollection(WithoutPassages):
         self._write_mutex = threading.Lock()
         call("load_collection", self._client.load_collection, row.collection)
         described = call("describe", self._client.describe_collection, row.collection)
-        self.has_lexical = lexical.has_lexical(described)
+        self.chunking: Chunking | None = passages.chunking_of(described)
+        self._passages: passages.MilvusPassages | None = None
+        self._passage_total = (-1, 0)  # (generation, passages) cached for `passage_count`
+        if self.chunking is not None:
+            stored = passages.passages_of(described) or passages.passages_name(row.collection)
+            call("load_collection", self._client.load_collection, stored)
+            self._passages = passages.MilvusPassages(self._client, stored, row.index_type, self._rows)
+        self.has_lexical = self._passages is not None or lexical.has_lexical(described)
         self._terms: dict[str, bool] = {}  # term -> occurs in the collection, in generation:
         self._terms_generation = row.generation
 
@@ -108,6 +113,16 @@ class MilvusCollection(WithoutPassages):
     @property
     def generation(self) -> int:
         return self._row.generation
+
+    @property
+    def passage_count(self) -> int | None:
+        """Passages in the generation served; None when each document is one vector."""
+        if self._passages is None:
+            return None
+        generation = self._row.generation
+        if self._passage_total[0] != generation:
+            self._passage_total = (generation, self._passages.count())
+        return self._passage_total[1]
 
     def _poll(self, force: bool = False) -> bool:
         """Re-read the catalog row (at most once per POLL_SECONDS unless forced)."""
@@ -141,7 +156,10 @@ class MilvusCollection(WithoutPassages):
         row = self._row
         return Manifest(name=self.name, model=self.model, count=row.count, generation=row.generation,
                         created_at=row.created_at, updated_at=row.updated_at,
-                        index_file="", index=self.index_info())
+                        index_file="", index=self.index_info(),
+                        chunking=None if self.chunking is None else
+                        {"tokens": self.chunking.tokens, "overlap": self.chunking.overlap},
+                        passages=self.passage_count)
 
     def index_info(self) -> dict[str, Any]:
         """The Milvus index in use (SEMSEARCH_MILVUS_INDEX when the collection was made)."""
@@ -166,6 +184,8 @@ class MilvusCollection(WithoutPassages):
             return []
         self._poll()  # keeps count and generation (for /metrics) close to what is stored
         expression = self._expression(filter_) if filter_ else ""
+        if self._passages is not None:
+            return self._passages.dense(vectors, k, expression)
         limit = min(k, schema.MAX_TOP_K)
         found: list[Any] = []
         for start in range(0, len(vectors), queries_per_request(limit)):
@@ -196,6 +216,8 @@ class MilvusCollection(WithoutPassages):
             raise lexical.missing(self.name)
         self._poll()
         expression = self._expression(filter_) if filter_ else ""
+        if self._passages is not None:
+            return self._passages.lexical(texts, k, expression)
         found = lexical.search(self._client, self._row.collection, texts,
                                min(k, schema.MAX_TOP_K), expression)
         return [[Hit(doc_id=hit["doc_id"], score=hit["score"], text=hit["text"],
@@ -214,8 +236,8 @@ class MilvusCollection(WithoutPassages):
             self._terms_generation = self._row.generation
         per_text = [lexical.query_terms(text) for text in texts]
         unseen = list(dict.fromkeys(t for terms in per_text for t in terms if t not in cache))
-        cache.update(zip(unseen, lexical.terms_present(self._client, self._row.collection, unseen),
-                         strict=True))
+        searched = self._row.collection if self._passages is None else self._passages.collection
+        cache.update(zip(unseen, lexical.terms_present(self._client, searched, unseen), strict=True))
         return [sum(cache[t] for t in terms) / len(terms) if terms else 0.0 for terms in per_text]
 
     def doc_ids(self) -> set[str]:
@@ -282,15 +304,18 @@ class MilvusCollection(WithoutPassages):
             yield MilvusWriter(self)
 
     def _commit(self, upserts: Sequence[DocumentInput], deletes: Sequence[str]) -> CommitStats:
-        found = self._rows(ids_to_look_up(upserts, deletes), ["content_hash", "metadata"])
+        ids = ids_to_look_up(upserts, deletes)
+        found = self._rows(ids, ["content_hash", "metadata"])
         existing = {doc_id: Stored(content_hash=row["content_hash"],
                                    metadata_json=metadata_json(dict(row["metadata"] or {})))
                     for doc_id, row in found.items()}
         plan = plan_commit(upserts, deletes, existing, dimension=self.model.dimension,
                            name=self.name, check_document=schema.check_document,
-                           generation=self._row.generation)
+                           generation=self._row.generation, chunked=self._passages is not None)
+        if self._passages is not None:
+            return self._commit_passages(self._passages, plan, ids, existing)
         stats, gone = plan.stats, plan.deletes
-        if not stats.changed:
+        if not stats.changed and not self._interrupted():
             return stats
         rows, keep_vector = [], []
         for item in plan.upserts:
@@ -302,16 +327,46 @@ class MilvusCollection(WithoutPassages):
         if keep_vector:  # Milvus upserts whole rows: a metadata-only change keeps its vector
             vectors = self._rows([row["doc_id"] for row in keep_vector], ["vector"])
             rows.extend({**row, "vector": vectors[row["doc_id"]]["vector"]} for row in keep_vector)
+        self._write_documents(rows, gone)
+        return self._new_generation(plan)
+
+    def _commit_passages(self, stored: passages.MilvusPassages, plan: CommitPlan, ids: list[str],
+                         existing: dict[str, Stored]) -> CommitStats:
+        """Passages first, then documents, then the sweep (storage.milvus.passages says why)."""
+        # Deleted and unknown ids keep no passages (a crash may have left some).
+        current: dict[str, str | None] = {doc_id: None for doc_id in ids}
+        current.update({doc_id: old.content_hash for doc_id, old in existing.items()})
+        current.update({doc_id: None for doc_id in plan.deletes})
+        current.update({item.doc.doc_id: item.digest for item in plan.upserts})
+        if plan.stats.changed:
+            stored.write(plan.upserts)
+            self._write_documents([passages.document_row(item) for item in plan.upserts],
+                                  plan.deletes)
+        # Also ids planned unchanged: a crash may have left passages of their previous text.
+        swept = stored.sweep(current)
+        if not plan.stats.changed and not swept and not self._interrupted():
+            return plan.stats
+        return self._new_generation(plan)
+
+    def _interrupted(self) -> bool:
+        """Whether Milvus holds another count than the catalog row: a commit cut short before
+        its row was written (this one, re-run, records it)."""
+        return self._count() != self._row.count
+
+    def _write_documents(self, rows: list[dict[str, Any]], gone: Sequence[str]) -> None:
         for chunk in chunks(rows, ROWS_PER_REQUEST):
             call("upsert", self._client.upsert, self._row.collection, list(chunk))
         for id_chunk in chunks(gone, IDS_PER_QUERY):
             call("delete", self._client.delete, self._row.collection,
                   filter=schema.id_list(list(id_chunk)))
+
+    def _new_generation(self, plan: CommitPlan) -> CommitStats:
+        """Record the commit in the catalog row (the generation readers see)."""
         self._row = replace(self._row, generation=self._row.generation + 1, count=self._count(),
                             fields=tuple(sorted(set(self._row.fields) | plan.fields)), updated_at=utc_now())
         self._backend.write_row(self._row)
-        stats.generation = self._row.generation
-        return stats
+        plan.stats.generation = self._row.generation
+        return plan.stats
 
 
 class MilvusWriter:

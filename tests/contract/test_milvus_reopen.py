@@ -61,7 +61,8 @@ def reopen_and_use(tmp_path: Path, uri: str | None) -> None:
     """List, check, upsert into and search the collection, each from a new process."""
     env, data = milvus_env(uri), str(tmp_path / "data")
     listed = json.loads(semsearch(env, "collections", "--json", "--data-dir", data))
-    assert listed == [{"name": NAME, "model": MODEL, "count": 4, "passages": None}]
+    # The default splits documents into passages (these short ones make one passage each).
+    assert listed == [{"name": NAME, "model": MODEL, "count": 4, "passages": 4}]
     assert f"{NAME}: ok (generation 1, 4 documents)" in semsearch(env, "check", "--data-dir", data)
 
     out = semsearch(env, "index", str(write_jsonl(tmp_path / "updates.jsonl", UPDATES)), "-c", NAME,
@@ -83,6 +84,8 @@ def reopen_and_use(tmp_path: Path, uri: str | None) -> None:
             assert len(hits) == 4
             assert (hits[0]["id"], hits[0]["text"]) == (expected["id"], expected["text"]), hits
             assert hits[0]["metadata"] == {"kind": expected["kind"]}
+            passage = hits[0]["passage"]
+            assert passage["text"] == expected["text"][passage["start"]:passage["end"]] != ""
         for mode in ("lexical", "hybrid"):  # Milvus's BM25, in a process that did not write it
             for query, expected in [("distant spiral galaxy", UPDATES[1]), ("公园散步", ROWS[3]),
                                     ("marathon endurance", UPDATES[0])]:

@@ -65,7 +65,7 @@ def test_cli_index_collections_delete_on_milvus(tmp_path: Path, milvus_lite_uri:
     code, out = invoke("collections", "--json", "--data-dir", str(tmp_path))
     assert code == 0, out
     listed = {row["name"]: row for row in json.loads(out)}
-    assert listed[name] == {"name": name, "model": "all-MiniLM-L6-v2", "count": 3, "passages": None}
+    assert listed[name] == {"name": name, "model": "all-MiniLM-L6-v2", "count": 3, "passages": 3}
 
     code, out = invoke("delete", "-c", name, "a", "zz", "--data-dir", str(tmp_path))
     assert code == 1 and "deleted 1" in out and "not found in" in out and "zz" in out, out

@@ -172,7 +172,7 @@ def _fail_midway(corpus: Path, data_dir: Path, name: str, driver: Encoder) -> in
 
 def test_ray_engine_builds_the_same_collection_as_local_and_resumes(
         ray_session: Any, corpus: Path, tmp_path: Path, minilm: Encoder) -> None:
-    local_out = _index(corpus, tmp_path, "local", "--no-chunk")  # ray does not split passages
+    local_out = _index(corpus, tmp_path, "local", "--no-chunk")  # one vector per document
     assert f"added {DOCS}, updated 0, unchanged 0" in local_out
 
     driver = load_encoder("all-MiniLM-L6-v2", backend=BACKEND)
@@ -209,3 +209,32 @@ def test_ray_engine_builds_the_same_collection_as_local_and_resumes(
 
     again = _index(corpus, tmp_path, "viaray", "--engine", "ray")
     assert f"added 0, updated 0, unchanged {DOCS}" in again
+
+
+def _passages(data_dir: Path, name: str) -> dict[tuple[str, int], tuple[int, int, np.ndarray]]:
+    uri = f"file:{data_dir / name / 'metadata.db'}?mode=ro"
+    with sqlite3.connect(uri, uri=True) as conn:
+        rows = conn.execute("SELECT d.doc_id, p.position, p.start_char, p.end_char, p.vector "
+                            "FROM passages p JOIN documents d ON d.id = p.document").fetchall()
+    return {(doc_id, position): (start, end, np.frombuffer(blob, dtype=np.float32))
+            for doc_id, position, start, end, blob in rows}
+
+
+def test_ray_engine_splits_passages_like_the_local_engine(
+        ray_session: Any, corpus: Path, tmp_path: Path) -> None:
+    small = tmp_path / "small.jsonl"  # 30 documents, 6 of them with their (long) abstract
+    small.write_text("".join(corpus.read_text(encoding="utf-8").splitlines(keepends=True)[:30]),
+                     encoding="utf-8")
+    chunk = ("--chunk-tokens", "64", "--chunk-overlap", "16")
+    local_out = _index(small, tmp_path, "local", *chunk)
+    ray_out = _index(small, tmp_path, "viaray", *chunk, "--engine", "ray")
+    local, remote = _passages(tmp_path, "local"), _passages(tmp_path, "viaray")
+    assert len(local) > 30 + 6 * 2  # the abstracts made several passages each
+    assert f"30 documents in collection ({len(local)} passages)" in local_out
+    assert f"30 documents in collection ({len(local)} passages)" in ray_out, ray_out
+    assert sorted(local) == sorted(remote)
+    assert all(local[key][:2] == remote[key][:2] for key in local)  # the same offsets
+    worst = max(float(np.abs(local[key][2] - remote[key][2]).max()) for key in local)
+    assert worst <= 1e-5
+    again = _index(small, tmp_path, "viaray", *chunk, "--engine", "ray")
+    assert "added 0, updated 0, unchanged 30" in again
