@@ -2,12 +2,14 @@
 
 Example:
 
-    python scripts/evaluate_training.py --data ../shared/data --set banking77
+    python scripts/evaluate_training.py --data ../shared/data --set banking77 --per-intent 10 \
+        --train-per-intent 30 --test-limit 1000 --batch-size 32 --learning-rate 1e-4
     python scripts/evaluate_training.py --data ../shared/data --set lcqmc_groups --epochs 1
 
 banking77 (CC BY 4.0): train.csv split per intent with a fixed seed; --test-share of each
-intent's utterances are the test queries, unseen by training; the rest is the FAQ (intent,
-questions) that is trained on and matched against. lcqmc_groups (research-only: read from
+intent's utterances are the test queries, unseen by training; the rest is the training part.
+Each intent's first --per-intent questions are the FAQ matched against, its first
+--train-per-intent (the FAQ's included) are trained on. lcqmc_groups (research-only: read from
 --data, never copied): scripts/evaluate_faq.py's LCQMC groups; the held-out member of each
 group is its test query, the other members the FAQ. Both models are imported with
 `import_faq` and matched with `match_queries` (dense, torch fp32 for both), as in the service.
