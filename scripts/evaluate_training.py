@@ -2,12 +2,14 @@
 
 Example:
 
-    python scripts/evaluate_training.py --data ../shared/data --set banking77
+    python scripts/evaluate_training.py --data ../shared/data --set banking77 --per-intent 10 \
+        --train-per-intent 30 --test-limit 1000 --batch-size 32 --learning-rate 1e-4
     python scripts/evaluate_training.py --data ../shared/data --set lcqmc_groups --epochs 1
 
 banking77 (CC BY 4.0): train.csv split per intent with a fixed seed; --test-share of each
-intent's utterances are the test queries, unseen by training; the rest is the FAQ (intent,
-questions) that is trained on and matched against. lcqmc_groups (research-only: read from
+intent's utterances are the test queries, unseen by training; the rest is the training part.
+Each intent's first --per-intent questions are the FAQ matched against, its first
+--train-per-intent (the FAQ's included) are trained on. lcqmc_groups (research-only: read from
 --data, never copied): scripts/evaluate_faq.py's LCQMC groups; the held-out member of each
 group is its test query, the other members the FAQ. Both models are imported with
 `import_faq` and matched with `match_queries` (dense, torch fp32 for both), as in the service.
@@ -62,6 +64,11 @@ def banking77(data: Path, test_share: float, seed: int) -> tuple[list[FaqEntry],
     return entries, test, note
 
 
+def _first(entries: list[FaqEntry], count: int) -> list[FaqEntry]:
+    """Each intent's first `count` questions (0: all); the FAQ's are the training set's first."""
+    return [replace(e, questions=e.questions[:count]) for e in entries] if count else entries
+
+
 def faq_accuracy(model: str, entries: list[FaqEntry], test: Queries) -> float:
     encoder = load_encoder(model, backend="torch")  # both models alike, and no ONNX export
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,11 +91,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--hard-negatives", type=int, default=1)
     parser.add_argument("--learning-rate", type=float, default=2e-5)
+    parser.add_argument("--warmup", type=float, default=TrainOptions.warmup)
     parser.add_argument("--test-share", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None, help="keep the tuned model here")
     parser.add_argument("--per-intent", type=int, default=0,
-                        help="FAQ questions per intent, trained on and matched against (0: all)")
+                        help="FAQ questions per intent, matched against (0: all)")
+    parser.add_argument("--train-per-intent", type=int, default=None,
+                        help="questions per intent trained on, the FAQ's first (0: the whole "
+                             "training part; default: the FAQ's)")
     parser.add_argument("--test-limit", type=int, default=0,
                         help="match at most this many test queries, drawn at random (0: all)")
     args = parser.parse_args()
@@ -97,30 +108,36 @@ def main() -> None:
     else:
         entries, _, all_test, note = lcqmc_groups(args.data, 0, args.seed)
         test = [(q, g) for q, g in all_test if g is not None]
-    if args.per_intent:
-        entries = [replace(e, questions=e.questions[:args.per_intent]) for e in entries]
+    train_entries = _first(entries, args.per_intent if args.train_per_intent is None
+                           else args.train_per_intent)
+    entries = _first(entries, args.per_intent)
     if args.test_limit and len(test) > args.test_limit:
         test = random.Random(args.seed).sample(test, args.test_limit)
     base = resolve_model_name(args.model or (MINILM if args.set == "banking77" else E5))
+    before = faq_accuracy(base, entries, test)
+    print(f"{base}: FAQ accuracy@1 {before:.4f} on {len(test)} test queries before training",
+          file=sys.stderr, flush=True)  # a run stopped during training still has its base
     with tempfile.TemporaryDirectory() as tmp:
         faq_file = Path(tmp) / "faq.jsonl"
         faq_file.write_text("".join(json.dumps({"intent": e.intent, "question": list(e.questions),
                                                 "answer": e.answer}, ensure_ascii=False) + "\n"
-                                    for e in entries), encoding="utf-8")
+                                    for e in train_entries), encoding="utf-8")
         output = args.output or Path(tmp) / "tuned"
         options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size,
                                learning_rate=args.learning_rate,
-                               hard_negatives=args.hard_negatives, seed=args.seed)
+                               hard_negatives=args.hard_negatives, warmup=args.warmup,
+                               seed=args.seed)
         started = time.perf_counter()
         result = train_model(read_train_file(faq_file, max_chars=100_000), base=base,
                              base_path=model_path(base, None), output=output, options=options,
                              overwrite=True)
         trained_in = time.perf_counter() - started
-        before = faq_accuracy(base, entries, test)
         after = faq_accuracy(str(output), entries, test)
     print(json.dumps({"set": args.set, "note": note, "model": base, "epochs": args.epochs,
                       "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+                      "hard_negatives": args.hard_negatives, "warmup": args.warmup,
                       "per_intent": args.per_intent, "test_queries": len(test),
+                      "train_questions": sum(len(e.questions) for e in train_entries),
                       "steps": result.steps, "train_seconds": round(trained_in, 1),
                       "held_out_before": result.accuracy_before,
                       "held_out_after": result.accuracy_after,

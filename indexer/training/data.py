@@ -91,6 +91,9 @@ def read_train_file(path: Path, *, max_chars: int) -> TrainData:
 def split_validation(data: TrainData, fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
     """Hold out about `fraction` of the examples; their texts leave the training side entirely.
 
+    FAQ-like data holds a question out only where its intent keeps two or more in training, so
+    the held-out question still has a right answer to find.
+
     Returns:
         (train, validation); validation is empty when fraction is 0 or too few examples exist.
     """
@@ -100,6 +103,13 @@ def split_validation(data: TrainData, fraction: float, seed: int) -> tuple[list[
         return examples, []
     rng = random.Random(seed)
     held = set(rng.sample(range(len(examples)), count))
+    if data.symmetric:  # a held-out question needs 2+ of its intent left to train on and find
+        left = {g: sum(e.group == g for e in examples) for g in {e.group for e in examples}}
+        for i in sorted(held):
+            if left[examples[i].group] > 2:
+                left[examples[i].group] -= 1
+            else:
+                held.discard(i)
     validation = [examples[i] for i in sorted(held)]
     unseen = {e.anchor for e in validation}
     if not data.symmetric:

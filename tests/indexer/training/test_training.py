@@ -201,3 +201,13 @@ def test_card_without_a_held_out_split_has_no_figures(tmp_path: Path) -> None:
     assert card["metrics"] == {"held_out_accuracy_at_1_before": None,
                                "held_out_accuracy_at_1_after": None}
     assert card["data"]["validation_examples"] == 0 and card["settings"]["val_fraction"] == 0.0
+
+
+def test_a_held_out_question_keeps_two_of_its_intent_in_training(tmp_path: Path) -> None:
+    path = tmp_path / "faq.jsonl"
+    path.write_text("".join(json.dumps({"intent": f"i{n}", "question": [f"w{n} a", f"w{n} b"] + (
+        [f"w{n} c"] if n % 2 else []), "answer": "x"}) + "\n" for n in range(20)), encoding="utf-8")
+    train, validation = split_validation(read_train_file(path, max_chars=100), 0.3, seed=0)
+    trained = {e.group for e in train}
+    assert validation and all(e.group in trained for e in validation)
+    assert all(e.group in {f"i{n}" for n in range(1, 20, 2)} for e in validation)
