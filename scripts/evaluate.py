@@ -101,9 +101,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rerank-text", nargs="+", choices=TEXTS, default=["head"],
                         help="what the cross-encoder reads (library only): the document cut to "
                              "its window, or the hit's best passage")
-    parser.add_argument("--rerank-fusion", nargs="+", default=["none"], metavar="F",
+    parser.add_argument("--rerank-fusion", nargs="+", default=["weighted:0.2"], metavar="F",
                         help="how the reranked order is made (library only): none (cross-encoder "
-                             "alone), rrf, weighted:W (W = the cross-encoder's weight)")
+                             "alone), rrf, weighted:W (W = the cross-encoder's weight); default: "
+                             "the service's, weighted:0.2")
     parser.add_argument("--rerank-cache", type=Path, default=None, metavar="JSONL",
                         help="keep cross-encoder logits here and reuse them on the next run")
     parser.add_argument("--chunk-tokens", type=int, default=None,
