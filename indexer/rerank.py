@@ -20,7 +20,7 @@ import numpy as np
 from indexer.encoding.backends import length_sorted_batches, onnx_session
 from indexer.encoding.bundled import RERANKER_DIR, model_folder
 from indexer.encoding.encoders import clip_for_tokenizer
-from storage import SemsearchError
+from storage import Hit, SemsearchError
 
 MINILM_RERANKER = "ms-marco-MiniLM-L-12-v2"
 BUILTIN_RERANKERS = (MINILM_RERANKER,)
@@ -30,6 +30,8 @@ DEFAULT_MAX_LENGTH = 512
 RerankFusion = Literal["none", "rrf", "weighted"]
 RERANK_FUSIONS: tuple[RerankFusion, ...] = ("none", "rrf", "weighted")
 RERANK_RRF_K = 60
+RerankText = Literal["document", "passage"]
+RERANK_TEXTS: tuple[RerankText, ...] = ("document", "passage")
 
 
 class UnknownReranker(SemsearchError):
@@ -87,6 +89,13 @@ def fused_order(first_scores: Sequence[float], logits: np.ndarray, *,
         first = np.asarray(first_scores, np.float64)[:size]
         combined = weight * _min_max(ce) + (1.0 - weight) * _min_max(first)
     return [int(i) for i in np.argsort(-combined, kind="stable")]
+
+
+def rerank_text(hit: Hit, which: RerankText) -> str:
+    """What the cross-encoder reads of a hit: its document, or its best passage if it has one."""
+    if which == "passage" and hit.passage is not None:
+        return hit.text[hit.passage.start:hit.passage.end]
+    return hit.text
 
 
 def _min_max(values: np.ndarray) -> np.ndarray:

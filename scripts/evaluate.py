@@ -11,11 +11,8 @@ FAQ (`--faq clinc|lcqmc`, data from ../shared/data): accuracy@1 and out-of-scope
 precision/recall per mode, with the threshold calibrated on a separate split
 (see scripts/evaluate_faq.py for how each set is built).
 
-`--rerank 20 50` adds, for each mode, the same ranking with its top N reordered by a
-cross-encoder (`--rerank-model`, default the built-in ms-marco-MiniLM-L-12-v2), and the
-reranking cost per query. Through the library each (query, document) pair is scored once for
-the deepest N and shared by the shallower ones (the built-in scores each pair alone, so a
-pair's score does not depend on N).
+`--rerank 20 50` adds each mode's top N reordered by a cross-encoder (`--rerank-model`;
+library runs also take `--rerank-text`, `--rerank-fusion`, `--rerank-cache`), and its cost.
 """
 
 from __future__ import annotations
@@ -41,9 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evallib.beir import find_qrels, load_qrels, load_queries  # noqa: E402
 from evallib.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k  # noqa: E402
-from evallib.rerank import TEXTS, rerank_runs  # noqa: E402
+from evallib.rerank import rerank_runs  # noqa: E402
 
 from indexer.encoding import E5, alias_name  # noqa: E402
+from indexer.rerank import RERANK_TEXTS  # noqa: E402
 from storage import Hit  # noqa: E402
 
 EPILOG = """Examples:
@@ -98,9 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also rerank each mode's top N with a cross-encoder (N <= 100)")
     parser.add_argument("--rerank-model", default="ms-marco-MiniLM-L-12-v2",
                         help="cross-encoder: the built-in, or a folder (see indexer.rerank)")
-    parser.add_argument("--rerank-text", nargs="+", choices=TEXTS, default=["head"],
-                        help="what the cross-encoder reads (library only): the document cut to "
-                             "its window, or the hit's best passage")
+    parser.add_argument("--rerank-text", nargs="+", choices=RERANK_TEXTS, default=["document"],
+                        help="what the cross-encoder reads (library only): the document (cut "
+                             "to its window), or the hit's best passage")
     parser.add_argument("--rerank-fusion", nargs="+", default=["weighted:0.2"], metavar="F",
                         help="how the reranked order is made (library only): none (cross-encoder "
                              "alone), rrf, weighted:W (W = the cross-encoder's weight); default: "

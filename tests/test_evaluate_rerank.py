@@ -10,8 +10,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
 import evaluate  # noqa: E402
-from evallib.rerank import hit_text  # noqa: E402
 
+from indexer.rerank import rerank_text  # noqa: E402
 from storage import Hit  # noqa: E402
 from storage.records import PassageSpan  # noqa: E402
 
@@ -40,14 +40,14 @@ def test_rerank_reorders_only_the_top_n(tmp_path: Path) -> None:
     qid = next(iter(queries))
     first_stage = [h.doc_id for h in hits]
     reranked, cost = evaluate.rerank_runs(args, queries, {"hybrid": {qid: hits}})
-    assert set(reranked) == {f"hybrid+rerank@{n}[head,{f}]" for n in (2, 4) for f in ("none", "rrf")}
-    assert set(cost) == {"+rerank@2 [head]", "+rerank@4 [head]"}
-    deep = reranked["hybrid+rerank@4[head,none]"][qid]
+    assert set(reranked) == {f"hybrid+rerank@{n}[document,{f}]" for n in (2, 4) for f in ("none", "rrf")}
+    assert set(cost) == {"+rerank@2 [document]", "+rerank@4 [document]"}
+    deep = reranked["hybrid+rerank@4[document,none]"][qid]
     assert deep[0] == relevant[0]  # the cross-encoder finds the answer among 4 candidates
     assert sorted(deep[:4]) == sorted(first_stage[:4]) and deep[4:] == first_stage[4:]
-    assert reranked["hybrid+rerank@2[head,none]"][qid][2:] == first_stage[2:]
+    assert reranked["hybrid+rerank@2[document,none]"][qid][2:] == first_stage[2:]
     # rrf: the answer, 4th in the first stage and 1st for the cross-encoder, meets halfway
-    assert reranked["hybrid+rerank@4[head,rrf]"][qid].index(relevant[0]) in (1, 2)
+    assert reranked["hybrid+rerank@4[document,rrf]"][qid].index(relevant[0]) in (1, 2)
     # the logits were cached: a second run scores nothing and gives the same rankings
     assert len(cache.read_text().splitlines()) == 4
     again, cost = evaluate.rerank_runs(args, queries, {"hybrid": {qid: hits}})
@@ -57,6 +57,6 @@ def test_rerank_reorders_only_the_top_n(tmp_path: Path) -> None:
 def test_passage_text_is_the_best_passage() -> None:
     hit = Hit(doc_id="d", score=1.0, text="Title. First part. Second part.", metadata={},
               passage=PassageSpan(index=1, start=7, end=18))
-    assert hit_text(hit, "passage") == "First part."
-    assert hit_text(hit, "head") == hit.text
-    assert hit_text(Hit(doc_id="d", score=1.0, text="whole", metadata={}), "passage") == "whole"
+    assert rerank_text(hit, "passage") == "First part."
+    assert rerank_text(hit, "document") == hit.text
+    assert rerank_text(Hit(doc_id="d", score=1.0, text="whole", metadata={}), "passage") == "whole"

@@ -16,10 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from indexer.rerank import RERANK_FUSIONS, Reranker, fused_order
+from indexer.rerank import RERANK_FUSIONS, Reranker, fused_order, rerank_text
 from storage import Hit
-
-TEXTS = ("head", "passage")
 
 
 class LogitCache:
@@ -58,13 +56,6 @@ class LogitCache:
         return np.asarray([self._logits[k] for k in keys], np.float32)
 
 
-def hit_text(hit: Hit, which: str) -> str:
-    """What the cross-encoder reads: the document (`head`: cut to its window) or its best passage."""
-    if which == "passage" and hit.passage is not None:
-        return hit.text[hit.passage.start:hit.passage.end]
-    return hit.text
-
-
 def parse_fusion(spec: str) -> tuple[str, float]:
     """`none`, `rrf` or `weighted:W` -> (method, weight)."""
     method, _, weight = spec.partition(":")
@@ -94,7 +85,7 @@ def rerank_runs(args: Any, queries: dict[str, str], hits: dict[str, dict[str, li
             head = row[:deepest]
             for which in args.rerank_text:
                 before, seconds = cache.scored, cache.seconds
-                logits = cache.score(queries[qid], [hit_text(h, which) for h in head])
+                logits = cache.score(queries[qid], [rerank_text(h, which) for h in head])
                 if cache.scored > before:
                     pair_ms[which].append((cache.seconds - seconds) * 1000 / (cache.scored - before))
                 for n in args.rerank:

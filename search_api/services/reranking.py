@@ -7,18 +7,19 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from indexer.rerank import (
     BUILTIN_RERANKERS,
     PairScores,
     Reranker,
     RerankFusion,
+    RerankText,
     UnknownReranker,
     alias_reranker,
     fused_order,
     load_reranker,
     relevance,
+    rerank_text,
     resolve_reranker_name,
 )
 from search_api.config import ApiSettings
@@ -118,7 +119,7 @@ class RerankSpec:
     model: str | None = None
     fusion: RerankFusion | None = None  # None: SEMSEARCH_RERANK_FUSION
     weight: float | None = None  # None: SEMSEARCH_RERANK_WEIGHT
-    text: Literal["document", "passage"] | None = None  # None: SEMSEARCH_RERANK_TEXT
+    text: RerankText | None = None  # None: SEMSEARCH_RERANK_TEXT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,7 +197,7 @@ class RerankService:
         settings = self._settings
         head = hits[:self.depth(spec, 1)]
         which = spec.text or settings.rerank_text
-        scored = self.rerankers.get(spec.model).score(query, [_text(h, which) for h in head])
+        scored = self.rerankers.get(spec.model).score(query, [rerank_text(h, which) for h in head])
         order = fused_order([h.score for h in head], scored.scores,
                             fusion=spec.fusion or settings.rerank_fusion,
                             weight=settings.rerank_weight if spec.weight is None else spec.weight)
@@ -207,13 +208,6 @@ class RerankService:
         rest = len(ordered) - len(head)
         return RerankedHits(hits=ordered[:top_k], scores=(scores + [None] * rest)[:top_k],
                             truncated=(cut + [None] * rest)[:top_k])
-
-
-def _text(hit: Hit, which: str) -> str:
-    """The hit's best passage (chunked collections, when asked) or its document."""
-    if which == "passage" and hit.passage is not None:
-        return hit.text[hit.passage.start:hit.passage.end]
-    return hit.text
 
 
 def _ranked(scored: PairScores) -> list[RankedText]:
