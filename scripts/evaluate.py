@@ -38,10 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evallib.beir import find_qrels, load_qrels, load_queries  # noqa: E402
 from evallib.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k  # noqa: E402
-from evallib.rerank import rerank_runs  # noqa: E402
+from evallib.rerank import add_rerank_arguments, rerank_runs  # noqa: E402
 
 from indexer.encoding import E5, alias_name  # noqa: E402
-from indexer.rerank import RERANK_TEXTS  # noqa: E402
 from storage import Hit  # noqa: E402
 
 EPILOG = """Examples:
@@ -86,25 +85,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep the indexed collection here and reuse it on the next run")
     parser.add_argument("--max-queries", type=int, default=0, help="0 = every query with qrels")
+    parser.add_argument("--skip-queries", type=int, default=0,
+                        help="leave out the first N queries with qrels (held-out halves)")
     parser.add_argument("--batch-size", type=int, default=64, help="encode batch size")
     parser.add_argument("--compare-direct", action="store_true",
                         help="also rank with the raw model + numpy exact search")
     parser.add_argument("--vector-cache", type=Path, default=None, metavar="STEM",
                         help="precomputed vectors STEM.npy + STEM.keys.jsonl (see "
                              "scripts/vector_cache.py); implies --via library")
-    parser.add_argument("--rerank", nargs="+", type=int, default=[], metavar="N",
-                        help="also rerank each mode's top N with a cross-encoder (N <= 100)")
-    parser.add_argument("--rerank-model", default="ms-marco-MiniLM-L-12-v2",
-                        help="cross-encoder: the built-in, or a folder (see indexer.rerank)")
-    parser.add_argument("--rerank-text", nargs="+", choices=RERANK_TEXTS, default=["document"],
-                        help="what the cross-encoder reads (library only): the document (cut "
-                             "to its window), or the hit's best passage")
-    parser.add_argument("--rerank-fusion", nargs="+", default=["weighted:0.2"], metavar="F",
-                        help="how the reranked order is made (library only): none (cross-encoder "
-                             "alone), rrf, weighted:W (W = the cross-encoder's weight); default: "
-                             "the service's, weighted:0.2")
-    parser.add_argument("--rerank-cache", type=Path, default=None, metavar="JSONL",
-                        help="keep cross-encoder logits here and reuse them on the next run")
+    add_rerank_arguments(parser)
     parser.add_argument("--chunk-tokens", type=int, default=None,
                         help="passage window for the index (default: the indexer's, 200)")
     parser.add_argument("--chunk-overlap", type=int, default=None, help="passage overlap in tokens")
@@ -314,8 +303,8 @@ def evaluate_beir(args: argparse.Namespace) -> dict[str, Any]:
     qrels = load_qrels(find_qrels(args.data, args.split))
     all_queries = load_queries(args.queries or args.data / "queries.jsonl")
     queries = {q: t for q, t in all_queries.items() if q in qrels}
-    if args.max_queries:
-        queries = dict(list(queries.items())[: args.max_queries])
+    end = args.skip_queries + args.max_queries if args.max_queries else None
+    queries = dict(list(queries.items())[args.skip_queries:end])
     result: dict[str, Any] = {"data": str(args.data), "queries_file": str(args.queries or ""),
                               "model": args.model, "via": args.via, "queries": len(queries)}
     per_storage: dict[str, dict[str, dict[str, float]]] = {}

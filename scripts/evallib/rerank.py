@@ -7,6 +7,7 @@ once across runs, depths, fusions and first stages.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import time
@@ -16,8 +17,25 @@ from typing import Any
 
 import numpy as np
 
-from indexer.rerank import RERANK_FUSIONS, Reranker, fused_order, rerank_text
+from indexer.rerank import RERANK_FUSIONS, RERANK_TEXTS, Reranker, fused_order, rerank_text
 from storage import Hit
+
+
+def add_rerank_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `--rerank*` options of scripts/evaluate.py."""
+    parser.add_argument("--rerank", nargs="+", type=int, default=[], metavar="N",
+                        help="also rerank each mode's top N with a cross-encoder (N <= 100)")
+    parser.add_argument("--rerank-model", default="ms-marco-MiniLM-L-12-v2",
+                        help="cross-encoder: the built-in, or a folder (see indexer.rerank)")
+    parser.add_argument("--rerank-text", nargs="+", choices=RERANK_TEXTS, default=["document"],
+                        help="what the cross-encoder reads (library only): the document (cut "
+                             "to its window), or the hit's best passage")
+    parser.add_argument("--rerank-fusion", nargs="+", default=["weighted:0.2"], metavar="F",
+                        help="how the reranked order is made (library only): none (cross-encoder "
+                             "alone), rrf, weighted:W (W = the cross-encoder's weight); default: "
+                             "the service's, weighted:0.2")
+    parser.add_argument("--rerank-cache", type=Path, default=None, metavar="JSONL",
+                        help="keep cross-encoder logits here and reuse them on the next run")
 
 
 class LogitCache:
