@@ -30,10 +30,10 @@ def add_rerank_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rerank-text", nargs="+", choices=RERANK_TEXTS, default=["document"],
                         help="what the cross-encoder reads (library only): the document (cut "
                              "to its window), or the hit's best passage")
-    parser.add_argument("--rerank-fusion", nargs="+", default=["weighted:0.2"], metavar="F",
+    parser.add_argument("--rerank-fusion", nargs="+", default=["weighted:0.5"], metavar="F",
                         help="how the reranked order is made (library only): none (cross-encoder "
                              "alone), rrf, weighted:W (W = the cross-encoder's weight); default: "
-                             "the service's, weighted:0.2")
+                             "the service's, weighted:0.5")
     parser.add_argument("--rerank-cache", type=Path, default=None, metavar="JSONL",
                         help="keep cross-encoder logits here and reuse them on the next run")
 

@@ -124,7 +124,7 @@ def test_search_rerank_fusions(rclient: TestClient) -> None:
     assert scores == sorted(scores, reverse=True)
     default = rclient.post("/collections/docs/search", json={**body, "rerank": True}).json()["hits"]
     explicit = rclient.post("/collections/docs/search", json={**body, "rerank": {
-        "fusion": "weighted", "weight": 0.2, "text": "document"}}).json()["hits"]
+        "fusion": "weighted", "weight": 0.5, "text": "document"}}).json()["hits"]
     assert default == explicit
     fused = rclient.post("/collections/docs/search", json={
         **body, "rerank": {"top_n": 5, "fusion": "rrf"}}).json()["hits"]
