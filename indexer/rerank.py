@@ -13,20 +13,25 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from indexer.encoding.bundled import RERANKER_DIR, model_folder
 from indexer.encoding.encoders import clip_for_tokenizer
 from indexer.encoding.onnx_model import length_sorted_batches, onnx_session
-from storage import SemsearchError
+from storage import Hit, SemsearchError
 
 MINILM_RERANKER = "ms-marco-MiniLM-L-12-v2"
 BUILTIN_RERANKERS = (MINILM_RERANKER,)
 DEFAULT_RERANKER = MINILM_RERANKER
 _ALIASES = {"cross-encoder/ms-marco-MiniLM-L-12-v2": MINILM_RERANKER}
 DEFAULT_MAX_LENGTH = 512
+RerankFusion = Literal["none", "rrf", "weighted"]
+RERANK_FUSIONS: tuple[RerankFusion, ...] = ("none", "rrf", "weighted")
+RERANK_RRF_K = 60
+RerankText = Literal["document", "passage"]
+RERANK_TEXTS: tuple[RerankText, ...] = ("document", "passage")
 
 
 class UnknownReranker(SemsearchError):
@@ -55,6 +60,47 @@ class Reranker(Protocol):
 def relevance(scores: np.ndarray) -> np.ndarray:
     """Logits to 0..1 (the logistic function; what sentence-transformers applies to one label)."""
     return (1.0 / (1.0 + np.exp(-np.asarray(scores, np.float64)))).astype(np.float32)
+
+
+def fused_order(first_scores: Sequence[float], logits: np.ndarray, *,
+                fusion: RerankFusion = "none", weight: float = 0.5) -> list[int]:
+    """The order of the reranked head: the cross-encoder's alone or combined with the first stage.
+
+    Args:
+        first_scores: the first stage's scores of the head, best first (its order is the rank).
+        logits: the cross-encoder's raw score of each, same order.
+        fusion: `none` (cross-encoder order), `rrf` (reciprocal-rank fusion of the two orders,
+            1/(60 + rank) each), or `weighted` (weight x the cross-encoder's logits min-max
+            normalised over the head + (1 - weight) x the first stage's scores normalised the same way).
+        weight: the cross-encoder's share in `weighted`.
+
+    Returns:
+        Positions in the head, best first; ties keep the first stage's order.
+    """
+    size = len(logits)
+    ce = np.asarray(logits, np.float64)
+    if fusion == "none":
+        combined = ce
+    elif fusion == "rrf":
+        ce_rank = np.empty(size, np.float64)
+        ce_rank[np.argsort(-ce, kind="stable")] = np.arange(size)
+        combined = 1.0 / (RERANK_RRF_K + 1 + np.arange(size)) + 1.0 / (RERANK_RRF_K + 1 + ce_rank)
+    else:
+        first = np.asarray(first_scores, np.float64)[:size]
+        combined = weight * _min_max(ce) + (1.0 - weight) * _min_max(first)
+    return [int(i) for i in np.argsort(-combined, kind="stable")]
+
+
+def rerank_text(hit: Hit, which: RerankText) -> str:
+    """What the cross-encoder reads of a hit: its document, or its best passage if it has one."""
+    if which == "passage" and hit.passage is not None:
+        return hit.text[hit.passage.start:hit.passage.end]
+    return hit.text
+
+
+def _min_max(values: np.ndarray) -> np.ndarray:
+    span = float(values.max() - values.min()) if len(values) else 0.0
+    return (values - values.min()) / span if span > 0 else np.zeros_like(values)
 
 
 class _RerankerBase:

@@ -11,11 +11,8 @@ FAQ (`--faq clinc|lcqmc`, data from ../shared/data): accuracy@1 and out-of-scope
 precision/recall per mode, with the threshold calibrated on a separate split
 (see scripts/evaluate_faq.py for how each set is built).
 
-`--rerank 20 50` adds, for each mode, the same ranking with its top N reordered by a
-cross-encoder (`--rerank-model`, default the built-in ms-marco-MiniLM-L-12-v2), and the
-reranking cost per query. Through the library each (query, document) pair is scored once for
-the deepest N and shared by the shallower ones (the built-in scores each pair alone, so a
-pair's score does not depend on N).
+`--rerank 20 50` adds each mode's top N reordered by a cross-encoder (`--rerank-model`;
+library runs also take `--rerank-text`, `--rerank-fusion`, `--rerank-cache`), and its cost.
 """
 
 from __future__ import annotations
@@ -41,8 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evallib.beir import find_qrels, load_qrels, load_queries  # noqa: E402
 from evallib.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k  # noqa: E402
+from evallib.rerank import add_rerank_arguments, rerank_runs  # noqa: E402
 
 from indexer.encoding import E5, alias_name  # noqa: E402
+from storage import Hit  # noqa: E402
 
 EPILOG = """Examples:
   python scripts/evaluate.py --data ../shared/data/scifact/beir --split train
@@ -86,16 +85,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep the indexed collection here and reuse it on the next run")
     parser.add_argument("--max-queries", type=int, default=0, help="0 = every query with qrels")
+    parser.add_argument("--skip-queries", type=int, default=0,
+                        help="leave out the first N queries with qrels (held-out halves)")
     parser.add_argument("--batch-size", type=int, default=64, help="encode batch size")
     parser.add_argument("--compare-direct", action="store_true",
                         help="also rank with the raw model + numpy exact search")
     parser.add_argument("--vector-cache", type=Path, default=None, metavar="STEM",
                         help="precomputed vectors STEM.npy + STEM.keys.jsonl (see "
                              "scripts/vector_cache.py); implies --via library")
-    parser.add_argument("--rerank", nargs="+", type=int, default=[], metavar="N",
-                        help="also rerank each mode's top N with a cross-encoder (N <= 100)")
-    parser.add_argument("--rerank-model", default="ms-marco-MiniLM-L-12-v2",
-                        help="cross-encoder: the built-in, or a folder (see indexer.rerank)")
+    add_rerank_arguments(parser)
     parser.add_argument("--chunk-tokens", type=int, default=None,
                         help="passage window for the index (default: the indexer's, 200)")
     parser.add_argument("--chunk-overlap", type=int, default=None, help="passage overlap in tokens")
@@ -169,37 +167,6 @@ def runs(args: argparse.Namespace, *, with_rerank: bool = False) -> list[tuple[s
                    for label, body in base for n in args.rerank]
 
 
-def rerank_rankings(args: argparse.Namespace, queries: dict[str, str],
-                    rankings: dict[str, dict[str, list[str]]]
-                    ) -> tuple[dict[str, dict[str, list[str]]], dict[str, float]]:
-    """Each run's top N reordered by the cross-encoder, for every N of `--rerank`.
-
-    Returns:
-        The reranked runs by label, and the median ms per query spent reranking at each N
-        (the pairs of the deepest N are scored once; a shallower N is charged its own share).
-    """
-    from indexer.rerank import load_reranker
-
-    reranker = load_reranker(args.rerank_model)
-    ids, texts = corpus_texts(args.data / "corpus.jsonl")
-    text_of = dict(zip(ids, texts, strict=True))
-    deepest = max(args.rerank)
-    reranked: dict[str, dict[str, list[str]]] = {}
-    per_pair_ms: list[float] = []
-    for label, ranked in rankings.items():
-        for qid, order in ranked.items():
-            head = order[:deepest]
-            started = time.perf_counter()
-            logits = reranker.score(queries[qid], [text_of[d] for d in head]).scores
-            per_pair_ms.append((time.perf_counter() - started) * 1000 / max(1, len(head)))
-            for n in args.rerank:
-                best = np.argsort(-logits[:n], kind="stable")
-                reranked.setdefault(f"{label}+rerank@{n}", {})[qid] = \
-                    [head[i] for i in best] + order[n:]
-    pair_ms = float(np.median(per_pair_ms)) if per_pair_ms else 0.0
-    return reranked, {f"+rerank@{n}": round(pair_ms * n, 1) for n in args.rerank}
-
-
 def rank_over_http(args: argparse.Namespace, queries: dict[str, str], data_dir: Path,
                    storage: str) -> tuple[dict[str, dict[str, list[str]]], dict[str, float]]:
     """Rankings per run and the p50 latency (ms) per run, one query per request."""
@@ -261,8 +228,8 @@ def index_with_library(args: argparse.Namespace, data_dir: Path) -> tuple[float,
 
 
 def rank_with_library(args: argparse.Namespace, queries: dict[str, str], data_dir: Path,
-                      storage: str, vectors: np.ndarray) -> dict[str, dict[str, list[str]]]:
-    """Rankings per run through storage + the encoder's query `vectors` (one row per query)."""
+                      storage: str, vectors: np.ndarray) -> dict[str, dict[str, list[Hit]]]:
+    """Hits per run and query through storage + the encoder's query `vectors` (one per query)."""
     from indexer.encoding.languages import dense_understands
     from storage.factory import open_backend
     from storage.fusion import Fusion, search_in_mode
@@ -270,7 +237,7 @@ def rank_with_library(args: argparse.Namespace, queries: dict[str, str], data_di
     backend = open_backend(storage, data_dir=data_dir)
     collection = backend.open("beir")
     texts = list(queries.values())
-    rankings: dict[str, dict[str, list[str]]] = {}
+    rankings: dict[str, dict[str, list[Hit]]] = {}
     try:
         for label, body in runs(args):
             default = Fusion()  # what the service uses unless told otherwise
@@ -279,8 +246,7 @@ def rank_with_library(args: argparse.Namespace, queries: dict[str, str], data_di
             hits = search_in_mode(collection, body["mode"], texts=texts, vectors=vectors, k=DEPTH,
                                   fusion=fusion,
                                   dense_usable=dense_understands(collection.model.name, texts))
-            rankings[label] = {qid: [h.doc_id for h in row]
-                               for qid, row in zip(queries, hits, strict=True)}
+            rankings[label] = dict(zip(queries, hits, strict=True))
     finally:
         collection.close()
         backend.close()
@@ -337,8 +303,8 @@ def evaluate_beir(args: argparse.Namespace) -> dict[str, Any]:
     qrels = load_qrels(find_qrels(args.data, args.split))
     all_queries = load_queries(args.queries or args.data / "queries.jsonl")
     queries = {q: t for q, t in all_queries.items() if q in qrels}
-    if args.max_queries:
-        queries = dict(list(queries.items())[: args.max_queries])
+    end = args.skip_queries + args.max_queries if args.max_queries else None
+    queries = dict(list(queries.items())[args.skip_queries:end])
     result: dict[str, Any] = {"data": str(args.data), "queries_file": str(args.queries or ""),
                               "model": args.model, "via": args.via, "queries": len(queries)}
     per_storage: dict[str, dict[str, dict[str, float]]] = {}
@@ -353,9 +319,11 @@ def evaluate_beir(args: argparse.Namespace) -> dict[str, Any]:
                     seconds += took
             vectors = library_encoder(args).encode(list(queries.values()), "query")
             for storage in args.storage:
-                rankings = rank_with_library(args, queries, folder, storage, vectors)
+                hits = rank_with_library(args, queries, folder, storage, vectors)
+                rankings = {label: {q: [h.doc_id for h in row] for q, row in per_query.items()}
+                            for label, per_query in hits.items()}
                 if args.rerank:
-                    reranked, cost = rerank_rankings(args, queries, rankings)
+                    reranked, cost = rerank_runs(args, queries, hits)
                     rankings.update(reranked)
                     result["rerank_ms_per_query"] = cost
                 per_storage[storage] = {label: scores(ranked, qrels)

@@ -79,6 +79,16 @@ class ApiSettings(FaqSettings):
     rerank_top_n: int = Field(
         default=20, ge=1, le=1000,
         description="search hits reordered by the cross-encoder when a request says `rerank: true`")
+    # Chosen on SciFact (docs/rerank.md, first 100 train queries, 1,500 abstracts): the
+    # cross-encoder alone lost to hybrid; weighted 0.5 was the best of none/rrf/0.2-0.8.
+    rerank_fusion: Literal["none", "rrf", "weighted"] = Field(
+        default="weighted",
+        description="order of reranked hits: cross-encoder alone, or fused with the first stage")
+    rerank_weight: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="the cross-encoder's share in weighted fusion")
+    rerank_text: Literal["document", "passage"] = Field(
+        default="document", description="what the cross-encoder reads: the document, or its best "
+                                       "passage (chunked collections)")
     max_rerank_documents: int = Field(
         default=1000, ge=1,
         description="documents per /rerank call, and queries x top_n per reranked search")

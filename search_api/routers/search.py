@@ -43,7 +43,8 @@ def _passage(hit: StoredHit) -> Passage | None:
 
 def _rerank_spec(rerank: bool | RerankOptions) -> RerankSpec | None:
     if isinstance(rerank, RerankOptions):
-        return RerankSpec(top_n=rerank.top_n, model=rerank.model)
+        return RerankSpec(top_n=rerank.top_n, model=rerank.model, fusion=rerank.fusion,
+                          weight=rerank.weight, text=rerank.text)
     return RerankSpec() if rerank else None
 
 

@@ -72,6 +72,16 @@ class RerankOptions(_Strict):
     top_n: int | None = Field(default=None, ge=1, strict=True,
                               description="fused hits to reorder (default: SEMSEARCH_RERANK_TOP_N)")
     model: Text | None = Field(default=None, description="reranker (default: SEMSEARCH_RERANKER)")
+    fusion: Literal["none", "rrf", "weighted"] | None = Field(
+        default=None, description="order of the reranked hits: the cross-encoder's alone (none), "
+                                  "reciprocal-rank fusion with the first stage (rrf), or weighted "
+                                  "normalised scores; default: SEMSEARCH_RERANK_FUSION")
+    weight: float | None = Field(default=None, ge=0.0, le=1.0,
+                                 description="weighted only: the cross-encoder's share (0..1); "
+                                             "default: SEMSEARCH_RERANK_WEIGHT")
+    text: Literal["document", "passage"] | None = Field(
+        default=None, description="what the cross-encoder reads: the document, or its best "
+                                  "passage in a chunked collection; default: SEMSEARCH_RERANK_TEXT")
 
 
 class SearchRequest(_Strict):

@@ -12,10 +12,14 @@ from indexer.rerank import (
     BUILTIN_RERANKERS,
     PairScores,
     Reranker,
+    RerankFusion,
+    RerankText,
     UnknownReranker,
     alias_reranker,
+    fused_order,
     load_reranker,
     relevance,
+    rerank_text,
     resolve_reranker_name,
 )
 from search_api.config import ApiSettings
@@ -113,6 +117,9 @@ class RerankSpec:
 
     top_n: int | None = None
     model: str | None = None
+    fusion: RerankFusion | None = None  # None: SEMSEARCH_RERANK_FUSION
+    weight: float | None = None  # None: SEMSEARCH_RERANK_WEIGHT
+    text: RerankText | None = None  # None: SEMSEARCH_RERANK_TEXT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,25 +183,29 @@ class RerankService:
 
     def rerank_hits(self, query: str, hits: list[Hit], spec: RerankSpec,
                     top_k: int) -> RerankedHits:
-        """Reorder the first `depth(spec)` hits by the cross-encoder; the rest keep their order.
+        """Reorder the first `depth(spec)` hits with the cross-encoder; the rest keep their order.
 
         Args:
             query: the query the hits were found for.
             hits: first-stage hits, best first.
-            spec: the request's rerank options.
+            spec: the request's rerank options (fusion, weight, text; see RerankSpec).
             top_k: hits to return.
 
         Returns:
             The top_k hits after reranking, with their rerank scores (0..1).
         """
-        top_n = self.depth(spec, 1)
-        head = hits[:top_n]
-        scored = self.rerankers.get(spec.model).score(query, [h.text for h in head])
-        ranked = _ranked(scored)
-        ordered = [head[r.index] for r in ranked] + hits[top_n:]
-        scores: list[float | None] = [r.relevance for r in ranked]
-        cut: list[bool | None] = [r.truncated for r in ranked]
-        rest = len(ordered) - len(ranked)
+        settings = self._settings
+        head = hits[:self.depth(spec, 1)]
+        which = spec.text or settings.rerank_text
+        scored = self.rerankers.get(spec.model).score(query, [rerank_text(h, which) for h in head])
+        order = fused_order([h.score for h in head], scored.scores,
+                            fusion=spec.fusion or settings.rerank_fusion,
+                            weight=settings.rerank_weight if spec.weight is None else spec.weight)
+        probabilities = relevance(scored.scores)
+        ordered = [head[i] for i in order] + hits[len(head):]
+        scores: list[float | None] = [float(probabilities[i]) for i in order]
+        cut: list[bool | None] = [scored.truncated[i] for i in order]
+        rest = len(ordered) - len(head)
         return RerankedHits(hits=ordered[:top_k], scores=(scores + [None] * rest)[:top_k],
                             truncated=(cut + [None] * rest)[:top_k])
 

@@ -10,7 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.encoding import Encoder
+from indexer.rerank import relevance
 from search_api.config import ApiSettings
+from search_api.services.reranking import RerankerRegistry, RerankService, RerankSpec
+from storage import Hit
+from storage.records import PassageSpan
 from tests.conftest import make_client
 
 QUERY = "How many people live in Berlin?"
@@ -95,20 +99,58 @@ def test_search_reranks_the_fused_top_n(rclient: TestClient) -> None:
     plain = rclient.post("/collections/docs/search", json=body).json()["hits"]
     assert all(h["rerank_score"] is None for h in plain)
     reranked = rclient.post("/collections/docs/search",
-                            json={**body, "rerank": {"top_n": 3}}).json()["hits"]
+                            json={**body, "rerank": {"top_n": 3, "fusion": "none"}}).json()["hits"]
     assert {h["id"] for h in reranked[:3]} == {h["id"] for h in plain[:3]}
     scores = [h["rerank_score"] for h in reranked]
     assert scores[3:] == [None, None] and scores[:3] == sorted(scores[:3], reverse=True)
     assert [h["id"] for h in reranked[3:]] == [h["id"] for h in plain[3:]]
     assert reranked[0]["id"] == "bake-1" and reranked[0]["rerank_truncated"] is False
     wide = rclient.post("/collections/docs/search", json={**body, "top_k": 2, "rerank": True})
-    hits = wide.json()["hits"]
-    assert len(hits) == 2 and hits[0]["rerank_score"] >= hits[1]["rerank_score"]
+    hits = wide.json()["hits"]  # default fusion: weighted, the first stage's order dominates
+    assert len(hits) == 2 and all(h["rerank_score"] is not None for h in hits)
     got = rclient.get("/search", params={"q": "baking bread at home", "rerank": "true"}).json()
     assert got["hits"][0]["id"] == "bake-1" and got["hits"][0]["rerank_score"] > 0.5
 
 
+def test_search_rerank_fusions(rclient: TestClient) -> None:
+    body = {"query": "baking bread at home", "top_k": 5}
+    plain = [h["id"] for h in rclient.post("/collections/docs/search", json=body).json()["hits"]]
+    kept = rclient.post("/collections/docs/search", json={
+        **body, "rerank": {"top_n": 5, "fusion": "weighted", "weight": 0.0}}).json()["hits"]
+    assert [h["id"] for h in kept] == plain and all(h["rerank_score"] is not None for h in kept)
+    alone = rclient.post("/collections/docs/search", json={
+        **body, "rerank": {"top_n": 5, "fusion": "weighted", "weight": 1.0}}).json()["hits"]
+    scores = [h["rerank_score"] for h in alone]
+    assert scores == sorted(scores, reverse=True)
+    default = rclient.post("/collections/docs/search", json={**body, "rerank": True}).json()["hits"]
+    explicit = rclient.post("/collections/docs/search", json={**body, "rerank": {
+        "fusion": "weighted", "weight": 0.5, "text": "document"}}).json()["hits"]
+    assert default == explicit
+    fused = rclient.post("/collections/docs/search", json={
+        **body, "rerank": {"top_n": 5, "fusion": "rrf"}}).json()["hits"]
+    assert sorted(h["id"] for h in fused) == sorted(plain)
+
+
+def test_rerank_reads_the_best_passage_when_asked(data_dir: Path) -> None:
+    settings = ApiSettings(data_dir=data_dir, rerank_fusion="none")
+    service = RerankService(settings, RerankerRegistry(settings))
+    noise = "Cars need fuel and regular maintenance. " * 40
+    text = noise + DOCS[1]
+    hits = [Hit(doc_id="a", score=0.9, text=text, metadata={},
+                passage=PassageSpan(index=1, start=len(noise), end=len(text))),
+            Hit(doc_id="b", score=0.8, text=DOCS[2], metadata={})]
+    reranker = service.rerankers.get()
+    for which, read in (("passage", DOCS[1]), ("document", text)):
+        out = service.rerank_hits(QUERY, hits, RerankSpec(text=which), 2)
+        expected = float(relevance(reranker.score(QUERY, [read]).scores)[0])
+        got = out.scores[[h.doc_id for h in out.hits].index("a")]
+        assert got == pytest.approx(expected, abs=1e-6)
+    assert service.rerank_hits(QUERY, hits, RerankSpec(text="passage"), 2).hits[0].doc_id == "a"
+
+
 @pytest.mark.parametrize(("rerank", "code"), [
+    ({"fusion": "mean"}, "invalid_request"), ({"weight": 2}, "invalid_request"),
+    ({"text": "title"}, "invalid_request"),
     ({"top_n": 9}, "limit_exceeded"), ({"model": "/tmp"}, "unknown_reranker"),
     ({"top_n": 0}, "invalid_request"), ("yes", "invalid_request"), ({"depth": 3}, "invalid_request"),
 ])

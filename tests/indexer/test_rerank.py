@@ -14,6 +14,7 @@ from indexer.rerank import (
     MINILM_RERANKER,
     Reranker,
     UnknownReranker,
+    fused_order,
     load_reranker,
     relevance,
     resolve_reranker_name,
@@ -35,6 +36,66 @@ def test_bundled_reranker_ranks_the_answer_first(minilm_reranker: Reranker) -> N
     assert scored.scores[1] > 5 > -5 > scored.scores[0]  # published model: about +9 and -11
     assert minilm_reranker.backend == "onnx-int8"
     assert 0 < relevance(scored.scores)[0] < 0.01 < 0.99 < relevance(scored.scores)[1] < 1
+
+
+# Five claims or questions, each with an obvious answer and an obvious distractor.
+SANITY = [
+    ("How many people live in Berlin?",
+     "Berlin has a population of 3.5 million registered inhabitants.",
+     "Paris is the capital of France and known for the Eiffel tower."),
+    ("what causes rain",
+     "Rain forms when water vapour in clouds condenses into droplets heavy enough to fall.",
+     "The stock market fell sharply on Monday after weak earnings."),
+    ("Vitamin D deficiency increases the risk of bone fractures.",
+     "Low serum vitamin D levels were associated with a higher incidence of hip fracture in "
+     "elderly adults.",
+     "We describe a new algorithm for sorting integers in linear time."),
+    ("symptoms of influenza",
+     "Influenza typically causes fever, cough, sore throat, muscle aches and fatigue.",
+     "The violin has four strings tuned in perfect fifths."),
+    ("Aspirin reduces the risk of heart attack.",
+     "In a randomized trial, low-dose aspirin lowered the rate of myocardial infarction.",
+     "Photosynthesis converts light energy into chemical energy in plants."),
+]
+
+
+@pytest.mark.parametrize(("query", "relevant", "distractor"), SANITY)
+def test_sanity_set_relevant_far_above_irrelevant(minilm_reranker: Reranker, query: str,
+                                                   relevant: str, distractor: str) -> None:
+    logits = minilm_reranker.score(query, [distractor, relevant]).scores
+    assert logits[1] > 2 and logits[1] - logits[0] > 10  # measured: +2.9..+9.0 vs about -11
+
+
+def test_pairs_are_query_first_with_bert_segments(minilm_reranker: Reranker) -> None:
+    encoding = minilm_reranker._tokenizer.encode("What is a Cat?", "A cat is an animal.")  # type: ignore[attr-defined]
+    assert encoding.tokens == ["[CLS]", "what", "is", "a", "cat", "?", "[SEP]",
+                               "a", "cat", "is", "an", "animal", ".", "[SEP]"]
+    assert encoding.type_ids == [0] * 7 + [1] * 7
+    # longest_first: a long text is cut, the short query is kept whole
+    long_pair = minilm_reranker._tokenizer.encode("short query", "word " * 600)  # type: ignore[attr-defined]
+    assert len(long_pair.ids) == 512 and long_pair.tokens[:4] == ["[CLS]", "short", "query", "[SEP]"]
+
+
+def test_fused_order_none_is_the_cross_encoder_order() -> None:
+    assert fused_order([3.0, 2.0, 1.0], np.array([0.1, 5.0, -2.0])) == [1, 0, 2]
+
+
+def test_fused_order_rrf_meets_halfway() -> None:
+    # first stage a > b > c > d; cross-encoder d > c > b > a: a and d tie at the top (the first
+    # stage's order breaks ties), then b and c.
+    assert fused_order([4, 3, 2, 1], np.array([1.0, 2.0, 3.0, 4.0]), fusion="rrf") == [0, 3, 1, 2]
+    # the cross-encoder moves the first stage's last hit to its top: rrf puts it in the middle
+    logits = np.array([5.0, 4.0, 3.0, 2.0, 9.0])
+    assert fused_order([5, 4, 3, 2, 1], logits, fusion="rrf") == [0, 1, 4, 2, 3]
+
+
+def test_fused_order_weighted_spans_both_orders() -> None:
+    first, logits = [0.9, 0.5, 0.1], np.array([-3.0, 0.0, 4.0])
+    assert fused_order(first, logits, fusion="weighted", weight=1.0) == [2, 1, 0]
+    assert fused_order(first, logits, fusion="weighted", weight=0.0) == [0, 1, 2]
+    # normalised: first 1, .5, 0; cross-encoder 0, 3/7, 1; at 0.4: .6, .47, .4
+    assert fused_order(first, logits, fusion="weighted", weight=0.4) == [0, 1, 2]
+    assert fused_order([1.0, 1.0], np.array([2.0, 2.0]), fusion="weighted") == [0, 1]
 
 
 def test_a_score_does_not_depend_on_the_other_texts(minilm_reranker: Reranker) -> None:
