@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +24,11 @@ DATA = Path(__file__).parent / "data"
 # CPUs) shifts a vector slightly with its batch; the int8 and onnx paths have their own tests
 # (tests/indexer/encoding/test_backends.py). ONNX exports go to a throwaway cache, never ~/.cache.
 os.environ.setdefault("SEMSEARCH_BACKEND", "torch")
-os.environ.setdefault("SEMSEARCH_CACHE_DIR", tempfile.mkdtemp(prefix="semsearch-test-cache-"))
+if "SEMSEARCH_CACHE_DIR" not in os.environ:
+    # Removed when the session ends: each run built 1.5 GB (the e5 folder, ONNX exports) and
+    # left it in /tmp, which filled a development machine's disk after a few hundred runs.
+    os.environ["SEMSEARCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="semsearch-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["SEMSEARCH_CACHE_DIR"], ignore_errors=True)
 # Entry points read SEMSEARCH_CACHE_DIR through their settings; tests that load a model
 # directly pass this, as the settings would (model code reads no settings itself).
 TEST_CACHE = Path(os.environ["SEMSEARCH_CACHE_DIR"])
