@@ -68,7 +68,7 @@ class MilvusBackend:
         if not call("has_collection", self.client.has_collection, schema.CATALOG):
             try:
                 self._create_collection(schema.CATALOG, schema.catalog_schema(),
-                                        schema.catalog_index(self.client))
+                                        schema.placeholder_index(self.client))
             except MilvusException as exc:  # another process may have created it meanwhile
                 if not call("has_collection", self.client.has_collection, schema.CATALOG):
                     raise StorageError(f"cannot create the milvus catalog: {exc.message}") from exc
@@ -153,7 +153,7 @@ class MilvusBackend:
                       schema.data_schema(model.dimension), schema.data_index(self.client, self.index))
             else:
                 call("create_collection", self._create_collection, target, passages.documents_schema(),
-                      passages.documents_index(self.client), passages.properties(chunking, target))
+                      schema.placeholder_index(self.client), passages.properties(chunking, target))
         created = utc_now()
         row = schema.CatalogRow(name=name, uid=uuid.uuid4().hex, collection=target, model=model,
                          index_type=self.index, created_at=created, updated_at=created,

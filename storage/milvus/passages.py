@@ -87,12 +87,6 @@ def documents_schema() -> Any:
     return fields
 
 
-def documents_index(client: MilvusClient) -> Any:
-    params = client.prepare_index_params()
-    params.add_index(field_name="placeholder", index_type="FLAT", metric_type="L2")
-    return params
-
-
 def passages_schema(dimension: int) -> Any:
     fields = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     fields.add_field("passage_id", DataType.VARCHAR, is_primary=True, max_length=64)

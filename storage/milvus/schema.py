@@ -185,7 +185,8 @@ def catalog_schema() -> Any:
     return schema
 
 
-def catalog_index(client: MilvusClient) -> Any:
+def placeholder_index(client: MilvusClient) -> Any:
+    """The index Milvus requires on a collection whose only vector is the 2-d placeholder."""
     params = client.prepare_index_params()
     params.add_index(field_name="placeholder", index_type="FLAT", metric_type="L2")
     return params
