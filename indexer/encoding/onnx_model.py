@@ -141,7 +141,10 @@ class OnnxModel(_EncoderBase):
     def encode_tokens(self, ids: list[list[int]], truncated: list[bool]) -> EncodedBatch:
         """Vectors of already tokenized texts (see `tokenize`), batches spread over the workers."""
         vectors = np.zeros((len(ids), self.dimension), np.float32)
-        batches = length_sorted_batches([len(x) for x in ids], self._batch_size, BATCH_TOKENS)
+        # At least one batch per worker, so that a call of a few texts still uses every core.
+        per_worker = max(1, -(-len(ids) // self._workers))
+        batches = length_sorted_batches([len(x) for x in ids], min(self._batch_size, per_worker),
+                                        BATCH_TOKENS)
         runs = [[ids[i] for i in batch] for batch in batches]
         if len(runs) == 1 or self._workers == 1:
             outputs = [self._run(run) for run in runs]

@@ -80,3 +80,22 @@ def test_which_kinds_run_side_by_side(int8: OnnxEncoder) -> None:
     # Documents may take torch's long-text route, which keeps its lock.
     assert parallel_kinds(load_encoder(MINILM, backend="auto")) <= {"query"}
     assert parallel_kinds(load_encoder(MINILM, backend="torch")) == frozenset()
+
+
+def test_a_call_of_a_few_texts_gives_every_worker_a_batch(int8: OnnxEncoder) -> None:
+    sizes: list[int] = []
+    run = int8._run
+
+    def recording_run(batch_ids: list[list[int]]) -> np.ndarray:
+        sizes.append(len(batch_ids))
+        return run(batch_ids)
+
+    int8._run = recording_run  # type: ignore[method-assign]
+    try:
+        int8.encode_batch(["one short text"], "query")
+        assert sizes == [1]
+        sizes.clear()
+        int8.encode_batch([f"{topic} question" for topic in TOPICS[:4]], "query")
+    finally:
+        del int8._run
+    assert sorted(sizes) == [2, 2]  # two workers, two batches: both cores work on four texts
