@@ -107,12 +107,11 @@ class OnnxModel(_EncoderBase):
         self._layout = layout
         self._tokenizer = ModelTokenizer(self._layout.transformer_dir, self._layout.max_seq_length)
         self._session = onnx_session(path, threads=1)
-        self._workers = threads or default_threads()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         # The fast tokenizer is safe to share between threads; transformers' Python ones are not.
         self.parallel_kinds = frozenset() if self._tokenizer.uses_transformers else ALL_KINDS
-        self.parallel_calls = self._workers
+        self.parallel_calls = threads or default_threads()  # also the batch workers of a call
         self._inputs = [i.name for i in self._session.get_inputs()]
         hidden = self._session.get_outputs()[0].shape[-1]
         self.name = name
@@ -142,11 +141,11 @@ class OnnxModel(_EncoderBase):
         """Vectors of already tokenized texts (see `tokenize`), batches spread over the workers."""
         vectors = np.zeros((len(ids), self.dimension), np.float32)
         # At least one batch per worker, so that a call of a few texts still uses every core.
-        per_worker = max(1, -(-len(ids) // self._workers))
+        per_worker = max(1, -(-len(ids) // self.parallel_calls))
         batches = length_sorted_batches([len(x) for x in ids], min(self._batch_size, per_worker),
                                         BATCH_TOKENS)
         runs = [[ids[i] for i in batch] for batch in batches]
-        if len(runs) == 1 or self._workers == 1:
+        if len(runs) == 1 or self.parallel_calls == 1:
             outputs = [self._run(run) for run in runs]
         else:
             outputs = list(self._worker_pool().map(self._run, runs))
@@ -161,7 +160,7 @@ class OnnxModel(_EncoderBase):
     def _worker_pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix=f"onnx-{self.name}")
+                self._pool = ThreadPoolExecutor(self.parallel_calls, thread_name_prefix=f"onnx-{self.name}")
             return self._pool
 
     def _run(self, batch_ids: list[list[int]]) -> np.ndarray:
