@@ -201,18 +201,20 @@ class RerankService:
         order = fused_order([h.score for h in head], scored.scores,
                             fusion=spec.fusion or settings.rerank_fusion,
                             weight=settings.rerank_weight if spec.weight is None else spec.weight)
-        probabilities = relevance(scored.scores)
-        ordered = [head[i] for i in order] + hits[len(head):]
-        scores: list[float | None] = [float(probabilities[i]) for i in order]
-        cut: list[bool | None] = [scored.truncated[i] for i in order]
+        ranked = _ranked(scored, order)
+        ordered = [head[r.index] for r in ranked] + hits[len(head):]
+        scores: list[float | None] = [r.relevance for r in ranked]
+        cut: list[bool | None] = [r.truncated for r in ranked]
         rest = len(ordered) - len(head)
         return RerankedHits(hits=ordered[:top_k], scores=(scores + [None] * rest)[:top_k],
                             truncated=(cut + [None] * rest)[:top_k])
 
 
-def _ranked(scored: PairScores) -> list[RankedText]:
+def _ranked(scored: PairScores, order: list[int] | None = None) -> list[RankedText]:
+    """The scored texts in `order` (default: the cross-encoder's, ties by position)."""
     probabilities = relevance(scored.scores)
-    order = sorted(range(len(scored.truncated)), key=lambda i: (-float(scored.scores[i]), i))
+    if order is None:
+        order = fused_order([], scored.scores, fusion="none")
     return [RankedText(index=i, score=float(scored.scores[i]),
                        relevance=float(probabilities[i]), truncated=scored.truncated[i])
             for i in order]
