@@ -1,20 +1,27 @@
 """Documents ranked by their best passage: the grouping every backend's passage search shares.
 
-`top_k` counts documents: passages are over-fetched (OVERFETCH per document asked for) and
-fetched again, four times as many, while a query has fewer than k distinct documents and
-the channel may hold more. A document's score is its best passage's (the maximum:
-scripts/evaluate.py compares it with the sum of the two best), and its hit carries that
-passage's span.
+Dense search: `top_k` counts documents: passages are over-fetched (OVERFETCH per document
+asked for) and fetched again, four times as many, while a query has fewer than k distinct
+documents and the channel may hold more. A document's score is its best passage's (the
+maximum: scripts/passage_scoring.py compares it with the sum of the two best), and its hit
+carries that passage's span.
+
+Lexical search ranks whole documents by BM25 (better than their best passage's BM25 on
+SciFact: docs/indexing.md, Measured); its hit carries the passage that holds the most of
+the query's terms (`lexical_passage`). Only Milvus collections made before their documents
+had a BM25 field of their own still rank lexically by the best passage.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from storage.info import StoredDocument
 from storage.records import Hit, PassageSpan
+from storage.tokens import MAX_QUERY_TERMS, tokenize
 
 OVERFETCH = 4  # passages fetched per document asked for (SciFact: 2.2 passages per document)
 MIN_FETCH = 32
@@ -78,3 +85,31 @@ def rank_documents(fetch: Callable[[int], list[Fetched]], k: int, available: int
         if size >= available or not short:
             return [ranked[:k] for ranked in hits]
         size = min(available, size * 4)
+
+
+def query_terms(query: str) -> list[str]:
+    """The distinct lexical terms of a query, as `lexical_passage` looks for them."""
+    return list(dict.fromkeys(tokenize(query)))[:MAX_QUERY_TERMS]
+
+
+def lexical_passage(terms: Sequence[str], text: str, spans: Sequence[PassageSpan]) -> PassageSpan | None:
+    """The passage of `text` holding the most distinct query terms (the first on ties).
+
+    Terms are found as substrings of the passage's NFKC-casefolded text, so "cat" also counts
+    in "category": this picks the passage to show, it scores nothing.
+
+    Args:
+        terms: the query's terms (`query_terms`).
+        text: the document's text.
+        spans: its passages, in order.
+
+    Returns:
+        One of `spans`; None when there are none.
+    """
+    best, best_count = None, -1
+    for span in spans:
+        passage = unicodedata.normalize("NFKC", text[span.start:span.end]).casefold()
+        found = sum(term in passage for term in terms)
+        if found > best_count:
+            best, best_count = span, found
+    return best

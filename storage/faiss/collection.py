@@ -75,8 +75,8 @@ class Collection(Generations):
                 if problem is not None:
                     raise unavailable(name, folder, problem)
                 self._index, self._generation = self._load_committed(store)
-                if not store.has_lexical():
-                    self._add_lexical_index()
+                if not store.lexical_current():
+                    self._update_lexical_index()
         except BaseException:
             self._readers.close()  # a handle that failed to open keeps no connection
             raise
@@ -236,13 +236,14 @@ class Collection(Generations):
                 self._reload_mutex.release()
         return True
 
-    def _add_lexical_index(self) -> None:
-        """Give a collection made before the lexical index existed one (idempotent, one transaction)."""
+    def _update_lexical_index(self) -> None:
+        """Bring the lexical index up to date (MetadataStore.update_lexical; idempotent, one
+        transaction)."""
         store = MetadataStore(self.folder / DB_FILE)
         try:
             store.begin()
             try:
-                store.add_lexical()
+                store.update_lexical()
                 store.commit()
             except BaseException:
                 store.rollback()

@@ -106,7 +106,7 @@ def _stage_passages(store: MetadataStore, item: PlannedUpsert, rowid: int | None
     else:
         store.update(rowid, doc.text, item.metadata_json, item.digest, passages.EMPTY_VECTOR)
         staged.remove_ids.extend(passages.remove_of(store.conn, [rowid]))
-    staged.add_ids.extend(passages.insert(store.conn, rowid, doc.text, new))
+    staged.add_ids.extend(passages.insert(store.conn, rowid, new))
     staged.add_vectors.extend(p.vector for p in new)
 
 

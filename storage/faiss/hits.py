@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from storage.info import StoredDocument
-from storage.records import Hit
+from storage.records import Hit, PassageSpan
 
 
 def dense_hits(query: np.ndarray, ids: np.ndarray,
@@ -36,12 +38,15 @@ def dense_hits(query: np.ndarray, ids: np.ndarray,
 
 
 def lexical_hits(found: list[tuple[int, float]],
-                 rows: dict[int, tuple[StoredDocument, np.ndarray]]) -> list[Hit]:
+                 rows: dict[int, tuple[StoredDocument, np.ndarray]],
+                 passage_of: Callable[[int, StoredDocument], PassageSpan | None] | None = None
+                 ) -> list[Hit]:
     """Hits for BM25 (rowid, score) pairs, in their order, skipping rows no longer stored.
 
     Args:
         found: (rowid, BM25 score) pairs, best first.
         rows: stored document and vector by rowid.
+        passage_of: the passage a hit shows, by rowid and document (chunked collections).
 
     Returns:
         The hits, in the order of `found`.
@@ -50,6 +55,7 @@ def lexical_hits(found: list[tuple[int, float]],
     for rowid, score in found:
         if rowid in rows:
             doc = rows[rowid][0]
+            passage = passage_of(rowid, doc) if passage_of is not None else None
             hits.append(Hit(doc_id=doc.doc_id, score=score, text=doc.text, metadata=doc.metadata,
-                            lexical_score=score))
+                            lexical_score=score, passage=passage))
     return hits

@@ -3,7 +3,8 @@
 FTS5 indexes the space-joined tokens of storage.tokens (its own tokenisers cannot split
 Chinese); unicode61 only splits them again at the spaces.
 The FTS5 row id is the document's row id, kept in step by the writer in the same transaction
-as the document rows.
+as the document rows. A chunked collection indexes whole documents too, not passages: BM25
+over the whole document ranks better than its best passage's (docs/indexing.md, Measured).
 """
 
 from __future__ import annotations
@@ -84,9 +85,15 @@ def backfill(conn: sqlite3.Connection) -> int:
     return len(rows)
 
 
+def reindex_documents(conn: sqlite3.Connection) -> int:
+    """Replace whatever the lexical table holds by every document (a chunked collection made
+    when it indexed passages)."""
+    conn.execute(f"DELETE FROM {LEXICAL_TABLE}")
+    return backfill(conn)
+
+
 def search(conn: sqlite3.Connection, query: str, k: int,
-           where: tuple[str, list[Any]] | None = None,
-           ids: str = "SELECT id FROM documents") -> list[tuple[int, float]]:
+           where: tuple[str, list[Any]] | None = None) -> list[tuple[int, float]]:
     """Top-k (row id, BM25 score) for one query, best first; BM25 here is higher-is-better.
 
     Args:
@@ -95,8 +102,6 @@ def search(conn: sqlite3.Connection, query: str, k: int,
         k: how many rows at most.
         where: an SQL condition on `documents` and its parameters (a metadata filter); only
             rows meeting it are returned.
-        ids: the SELECT of the row ids the condition restricts (passage ids in a chunked
-            collection, storage.faiss.passages.id_query).
     """
     expression = match_expression(tokenize(query))
     if expression is None:
@@ -105,7 +110,7 @@ def search(conn: sqlite3.Connection, query: str, k: int,
     params: list[Any] = [expression]
     if where is not None:
         condition, where_params = where
-        sql += f" AND rowid IN ({ids} WHERE {condition})"
+        sql += f" AND rowid IN (SELECT id FROM documents WHERE {condition})"
         params.extend(where_params)
     sql += " ORDER BY rank LIMIT ?"
     params.append(int(k))

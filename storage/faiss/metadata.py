@@ -78,6 +78,7 @@ def create_schema(path: Path, meta: dict[str, str], chunked: bool = False) -> No
     lexical.create_table(db.conn)
     if chunked:
         passages.create_table(db.conn)
+        db.table("meta").insert({"key": passages.LEXICAL_UNIT_KEY, "value": "document"})
     db.conn.close()
 
 
@@ -122,7 +123,7 @@ class MetadataStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.conn = connect(path)
-        # Fixed at creation: a chunked collection's vectors (FAISS and lexical ids) are passages.
+        # Fixed at creation: a chunked collection's vectors (FAISS ids) are passages.
         self.chunked = passages.has_table(self.conn)
 
     def close(self) -> None:
@@ -238,20 +239,31 @@ class MetadataStore:
     def lexical_search(self, query: str, k: int, filter_: Filter | None = None) -> list[tuple[int, float]]:
         """Top-k (row id, BM25 score) for `query`, restricted to rows matching `filter_`."""
         where = self.filter_condition(filter_) if filter_ else None
-        if self.chunked:
-            return lexical.search(self.conn, query, k, where, passages.id_query())
         return lexical.search(self.conn, query, k, where)
+
+    def passage_spans(self, rowids: Sequence[int]) -> dict[int, list[PassageSpan]]:
+        """The passages of these document rows, in order (a chunked collection's)."""
+        return passages.spans_of(self.conn, rowids)
 
     def lexical_coverage(self, query: str) -> float:
         return lexical.coverage(self.conn, query)
 
-    def has_lexical(self) -> bool:
-        return lexical.has_table(self.conn)
+    def lexical_current(self) -> bool:
+        """Whether the lexical index exists and holds documents (see `update_lexical`)."""
+        if not lexical.has_table(self.conn):
+            return False
+        return not self.chunked or self.get_meta(passages.LEXICAL_UNIT_KEY) == "document"
 
-    def add_lexical(self) -> int:
-        """Create and fill the lexical index of a collection made before it existed (in a transaction)."""
+    def update_lexical(self) -> int:
+        """Bring the lexical index up to date, in the caller's transaction: create and fill it in a
+        collection made before it existed; index documents instead of passages in a chunked one
+        made when it indexed passages. Returns the documents indexed."""
         lexical.create_table(self.conn)
-        return lexical.backfill(self.conn)
+        if not self.chunked:
+            return lexical.backfill(self.conn)
+        indexed = lexical.reindex_documents(self.conn)
+        self.set_meta(passages.LEXICAL_UNIT_KEY, "document")
+        return indexed
 
     # -- writes (inside a transaction the caller opened) -------------------
     def begin(self) -> None:
@@ -272,8 +284,7 @@ class MetadataStore:
             (doc_id, text, metadata_json, content_hash, _blob(vector)),
         )
         assert cursor.lastrowid is not None
-        if not self.chunked:  # there the lexical index holds passages (storage.faiss.passages)
-            lexical.index_text(self.conn, cursor.lastrowid, text)
+        lexical.index_text(self.conn, cursor.lastrowid, text)
         return int(cursor.lastrowid)
 
     def update(self, rowid: int, text: str, metadata_json: str, content_hash: str,
@@ -287,13 +298,11 @@ class MetadataStore:
             "UPDATE documents SET text = ?, metadata = ?, content_hash = ?, vector = ? WHERE id = ?",
             (text, metadata_json, content_hash, _blob(vector), rowid),
         )
-        if not self.chunked:
-            lexical.index_text(self.conn, rowid, text)
+        lexical.index_text(self.conn, rowid, text)
 
     def delete(self, rowids: Sequence[int]) -> None:
         self.conn.executemany("DELETE FROM documents WHERE id = ?", [(int(r),) for r in rowids])
-        if not self.chunked:
-            lexical.remove(self.conn, rowids)
+        lexical.remove(self.conn, rowids)
 
     def add_fields(self, names: set[str]) -> None:
         self.conn.executemany(

@@ -1,7 +1,8 @@
-"""Search in a chunked collection: fetch passages, rank each document by its best passage.
+"""Search in a chunked collection: dense ranks each document by its best passage, lexical
+ranks whole documents and shows the passage with the most query terms.
 
-The grouping and over-fetching are shared with the Milvus backend (storage.passage_ranking);
-this module fetches from the FAISS passage index and the SQLite lexical index.
+The grouping, over-fetching and passage choice are shared with the Milvus backend
+(storage.passage_ranking); this module reads the FAISS passage index and the SQLite tables.
 """
 
 from __future__ import annotations
@@ -10,16 +11,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from storage.faiss.hits import lexical_hits
 from storage.faiss.metadata import MetadataStore
 from storage.faiss.vector_index import FaissIndex
 from storage.filters import Filter
 from storage.index_types import SearchParams
 from storage.info import StoredDocument
-from storage.passage_ranking import Fetched, PassageMatch, rank_documents
+from storage.passage_ranking import Fetched, PassageMatch, lexical_passage, query_terms, rank_documents
 from storage.records import Hit, PassageSpan
-
-# FTS5 answers any depth: the lexical channel stops when it returns fewer passages than asked.
-UNBOUNDED = 1 << 62
 
 PassageRows = dict[int, tuple[StoredDocument, np.ndarray, PassageSpan]]
 
@@ -47,15 +46,14 @@ def dense(store: MetadataStore, index: FaissIndex, vectors: np.ndarray, k: int,
 
 
 def lexical(store: MetadataStore, text: str, k: int, filter_: Filter | None) -> list[Hit]:
-    """Top-k documents for one query text, each scored by the BM25 of its best passage."""
-    def fetch(size: int) -> list[Fetched]:
-        found = store.lexical_search(text, size, filter_)
-        rows = store.get_passages([pid for pid, _ in found])
-        return [Fetched(matches=[PassageMatch(doc=rows[pid][0], span=rows[pid][2], score=score)
-                                 for pid, score in found if pid in rows],
-                        returned=len(found))]
-
-    return rank_documents(fetch, k, UNBOUNDED, "lexical")[0]
+    """Top-k documents for one query text by BM25 over the whole document, each with the
+    passage that holds the most query terms."""
+    found = store.lexical_search(text, k, filter_)
+    rowids = [rowid for rowid, _ in found]
+    spans = store.passage_spans(rowids)
+    terms = query_terms(text)
+    return lexical_hits(found, store.get_by_rowids(rowids),
+                        lambda rowid, doc: lexical_passage(terms, doc.text, spans.get(rowid, [])))
 
 
 def matches(query: np.ndarray, ids: Sequence[int], rows: PassageRows) -> list[PassageMatch]:

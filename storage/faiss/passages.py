@@ -1,9 +1,10 @@
 """Passages table: in a chunked collection each document's vectors are its passages' vectors.
 
 A collection made with a chunking setting (meta key `chunking`) has a `passages` table, and
-there the FAISS ids and the lexical index's row ids are passage ids, not document row ids;
-documents keep their text and metadata (and an empty `vector`). A collection without the
-table (every collection made before passages existed) has one vector per document, as before.
+there the FAISS ids are passage ids, not document row ids; documents keep their text and
+metadata (and an empty `vector`), and the lexical index holds documents, as everywhere. A
+collection without the table (every collection made before passages existed) has one vector
+per document, as before.
 Passages are written and removed with their document inside the caller's transaction, so an
 upsert or delete changes all of a document's passages in the same generation.
 """
@@ -16,11 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from storage.faiss import lexical
 from storage.records import PassageInput, PassageSpan, chunks
 
 TABLE = "passages"
 CHUNKING_KEY = "chunking"  # meta key: the collection's Chunking as JSON (absent: no passages)
+# Meta key, set when the lexical index holds documents. Chunked collections made before it
+# indexed passages; opening one re-indexes its documents (storage.faiss.collection).
+LEXICAL_UNIT_KEY = "lexical_unit"
 EMPTY_VECTOR = np.zeros(0, np.float32)  # the `vector` of a chunked collection's document row
 
 
@@ -47,9 +50,8 @@ def count(conn: sqlite3.Connection) -> int:
     return int(conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0])
 
 
-def insert(conn: sqlite3.Connection, document: int, text: str,
-           passages: Sequence[PassageInput]) -> list[int]:
-    """Store one document's passages (and their lexical tokens); returns their new ids."""
+def insert(conn: sqlite3.Connection, document: int, passages: Sequence[PassageInput]) -> list[int]:
+    """Store one document's passages; returns their new ids."""
     ids = []
     for passage in passages:
         span = passage.span
@@ -59,20 +61,18 @@ def insert(conn: sqlite3.Connection, document: int, text: str,
             (document, span.index, span.start, span.end,
              np.ascontiguousarray(passage.vector, dtype=np.float32).tobytes()))
         assert cursor.lastrowid is not None
-        lexical.index_text(conn, cursor.lastrowid, text[span.start:span.end])
         ids.append(int(cursor.lastrowid))
     return ids
 
 
 def remove_of(conn: sqlite3.Connection, documents: Sequence[int]) -> list[int]:
-    """Delete every passage of these document rows (and their lexical rows); returns their ids."""
+    """Delete every passage of these document rows; returns their ids."""
     ids: list[int] = []
     for chunk in chunks([int(d) for d in documents], 500):
         marks = ",".join("?" * len(chunk))
         ids.extend(r[0] for r in conn.execute(
             f"SELECT id FROM {TABLE} WHERE document IN ({marks})", chunk))
         conn.execute(f"DELETE FROM {TABLE} WHERE document IN ({marks})", chunk)
-    lexical.remove(conn, ids)
     return ids
 
 
@@ -107,9 +107,16 @@ def matching(conn: sqlite3.Connection, condition: str, params: list[Any]) -> np.
     return np.array([r[0] for r in conn.execute(sql, params)], dtype=np.int64)
 
 
-def id_query() -> str:
-    """SELECT of the passage ids of documents (its WHERE is the caller's filter condition)."""
-    return f"SELECT {TABLE}.id FROM {TABLE} JOIN documents ON documents.id = {TABLE}.document"
+def spans_of(conn: sqlite3.Connection, documents: Sequence[int]) -> dict[int, list[PassageSpan]]:
+    """The passage spans of these document rows, in order (documents without any left out)."""
+    found: dict[int, list[PassageSpan]] = {}
+    for chunk in chunks([int(d) for d in documents], 500):
+        marks = ",".join("?" * len(chunk))
+        sql = (f"SELECT document, position, start_char, end_char FROM {TABLE} "
+               f"WHERE document IN ({marks}) ORDER BY document, position")
+        for document, position, start, end in conn.execute(sql, chunk):
+            found.setdefault(document, []).append(PassageSpan(index=position, start=start, end=end))
+    return found
 
 
 def problems(conn: sqlite3.Connection) -> list[str]:

@@ -153,7 +153,7 @@ class MilvusBackend:
                       schema.data_schema(model.dimension), schema.data_index(self.client, self.index))
             else:
                 call("create_collection", self._create_collection, target, passages.documents_schema(),
-                      schema.placeholder_index(self.client), passages.properties(chunking, target))
+                      passages.documents_index(self.client), passages.properties(chunking, target))
         created = utc_now()
         row = schema.CatalogRow(name=name, uid=uuid.uuid4().hex, collection=target, model=model,
                          index_type=self.index, created_at=created, updated_at=created,

@@ -10,7 +10,9 @@ is two Milvus collections:
   collection name can collide with it): one row per passage with the document's id and
   content hash, its position and character offsets, its vector, the document's filter tags
   (filters run on the passage rows) and the BM25 terms of the passage's text (not the text:
-  a hit slices it from its document).
+  a hit slices it from its document). Lexical search ranks whole documents by the documents
+  collection's own BM25 field (storage.passage_ranking says why); the passages' terms are
+  kept so that collections of either layout stay readable.
 The text lives once, in the documents collection: repeating it on each passage row would
 multiply storage by the passages per document and break the 65,535-byte VARCHAR limit sooner.
 
@@ -37,7 +39,13 @@ from storage.commit_plan import PlannedUpsert
 from storage.info import StoredDocument
 from storage.milvus import lexical, schema
 from storage.milvus.client import call, queries_per_request
-from storage.passage_ranking import Fetched, PassageMatch, rank_documents
+from storage.passage_ranking import (
+    Fetched,
+    PassageMatch,
+    lexical_passage,
+    query_terms,
+    rank_documents,
+)
 from storage.records import Chunking, Hit, PassageInput, PassageSpan, chunks
 
 CHUNKING_PROPERTY = "semsearch.chunking"  # on the documents collection: the Chunking as JSON
@@ -77,14 +85,24 @@ def passages_of(described: dict[str, Any]) -> str | None:
 
 
 def documents_schema() -> Any:
-    """A chunked collection's documents: their vectors are their passages'."""
+    """A chunked collection's documents: their vectors are their passages', their BM25 terms
+    and filter tags their own (lexical search ranks whole documents)."""
     fields = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     fields.add_field("doc_id", DataType.VARCHAR, is_primary=True, max_length=schema.MAX_ID_BYTES)
     fields.add_field("text", DataType.VARCHAR, max_length=schema.MAX_TEXT_BYTES)
     fields.add_field("content_hash", DataType.VARCHAR, max_length=64)
     fields.add_field("metadata", DataType.JSON)
     fields.add_field("placeholder", DataType.FLOAT_VECTOR, dim=2)
+    fields.add_field("filter_tags", DataType.ARRAY, element_type=DataType.VARCHAR,
+                     max_capacity=schema.MAX_TAGS, max_length=schema.TAG_CHARS)
+    lexical.add_fields(fields)
     return fields
+
+
+def documents_index(client: MilvusClient) -> Any:
+    params = schema.placeholder_index(client)
+    lexical.add_index(params)
+    return params
 
 
 def passages_schema(dimension: int) -> Any:
@@ -108,10 +126,16 @@ def passage_id(doc_id: str, digest: str, position: int) -> str:
     return f"{hashlib.blake2b(payload, digest_size=16).hexdigest()}:{position}"
 
 
-def document_row(item: PlannedUpsert) -> dict[str, Any]:
+def document_row(item: PlannedUpsert, searchable: bool) -> dict[str, Any]:
+    """A chunked collection's document row; `searchable`: with the BM25 terms and filter tags
+    of the documents schema (False for collections made before it had them)."""
     doc = item.doc
-    return {"doc_id": doc.doc_id, "text": doc.text, "content_hash": item.digest,
-            "metadata": doc.metadata, "placeholder": PLACEHOLDER}
+    row = {"doc_id": doc.doc_id, "text": doc.text, "content_hash": item.digest,
+           "metadata": doc.metadata, "placeholder": PLACEHOLDER}
+    if searchable:
+        row |= {"filter_tags": schema.filter_tags(doc.doc_id, doc.metadata),
+                lexical.LEXICAL_FIELD: lexical.document_tokens(doc.text)}
+    return row
 
 
 def passage_rows(item: PlannedUpsert, passages: Sequence[PassageInput]) -> list[dict[str, Any]]:
@@ -128,9 +152,14 @@ class MilvusPassages:
     """The passages collection of one chunked collection: writes, sweeps, searches, counts."""
 
     def __init__(self, client: MilvusClient, collection: str, index_type: str,
-                 documents: DocumentReader) -> None:
+                 documents: DocumentReader, documents_lexical: str | None) -> None:
+        """Args:
+            documents_lexical: the documents collection where it has a BM25 field of its own
+                (None: a collection made before, which ranks lexically by the best passage).
+        """
         self._client, self.collection, self._index_type = client, collection, index_type
         self._documents = documents
+        self.documents_lexical = documents_lexical
 
     def count(self) -> int:
         return count(self._client, self.collection)
@@ -188,12 +217,42 @@ class MilvusPassages:
         return rank_documents(fetch, k, schema.MAX_TOP_K, "dense")
 
     def lexical(self, texts: Sequence[str], k: int, expression: str) -> list[list[Hit]]:
-        """Top-k documents per query text, each scored by its best passage's BM25."""
-        def fetch(size: int) -> list[Fetched]:
-            return self._fetched(lexical.search_entities(self._client, self.collection, texts,
-                                                         size, expression, FOUND_FIELDS))
+        """Top-k documents per query text by BM25 over the whole document, each with the
+        passage holding the most query terms (by the best passage's BM25 in older collections)."""
+        if self.documents_lexical is None:
+            def fetch(size: int) -> list[Fetched]:
+                return self._fetched(lexical.search_entities(self._client, self.collection, texts,
+                                                             size, expression, FOUND_FIELDS))
 
-        return rank_documents(fetch, k, schema.MAX_TOP_K, "lexical")
+            return rank_documents(fetch, k, schema.MAX_TOP_K, "lexical")
+        found = lexical.search_entities(self._client, self.documents_lexical, texts,
+                                        min(k, schema.MAX_TOP_K), expression,
+                                        ["text", "metadata", "content_hash"])
+        spans = self._spans({str(hit["doc_id"]): hit["entity"]["content_hash"]
+                             for hits in found for hit, _ in hits})
+        return [self._lexical_hits(query_terms(text), hits, spans)
+                for text, hits in zip(texts, found, strict=True)]
+
+    @staticmethod
+    def _lexical_hits(terms: list[str], hits: list[tuple[dict[str, Any], float]],
+                      spans: Mapping[str, list[PassageSpan]]) -> list[Hit]:
+        found = []
+        for hit, score in hits:
+            doc_id, entity = str(hit["doc_id"]), hit["entity"]
+            found.append(Hit(doc_id=doc_id, score=score, text=entity["text"],
+                             metadata=dict(entity["metadata"] or {}), lexical_score=score,
+                             passage=lexical_passage(terms, entity["text"], spans.get(doc_id, []))))
+        return found
+
+    def _spans(self, hashes: Mapping[str, str]) -> dict[str, list[PassageSpan]]:
+        """The passage spans of these documents' current text versions, in order."""
+        spans: dict[str, list[PassageSpan]] = {}
+        for row in self._stored(list(hashes), ["position", "start_char", "end_char"]):
+            if row["content_hash"] == hashes[row["doc_id"]]:
+                spans.setdefault(row["doc_id"], []).append(PassageSpan(
+                    index=int(row["position"]), start=int(row["start_char"]),
+                    end=int(row["end_char"])))
+        return {doc_id: sorted(found, key=lambda span: span.index) for doc_id, found in spans.items()}
 
     def _fetched(self, found: list[list[tuple[dict[str, Any], float]]]) -> list[Fetched]:
         """Passage hits with their documents; a passage of another text version is left out."""

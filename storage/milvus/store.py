@@ -100,7 +100,9 @@ class MilvusCollection:
         if self.chunking is not None:
             stored = passages.passages_of(described) or passages.passages_name(row.collection)
             call("load_collection", self._client.load_collection, stored)
-            self._passages = passages.MilvusPassages(self._client, stored, row.index_type, self._rows)
+            self._passages = passages.MilvusPassages(
+                self._client, stored, row.index_type, self._rows,
+                row.collection if lexical.has_lexical(described) else None)
         self.has_lexical = self._passages is not None or lexical.has_lexical(described)
         self._terms: dict[str, bool] = {}  # term -> occurs in the collection, in generation:
         self._terms_generation = row.generation
@@ -236,7 +238,9 @@ class MilvusCollection:
             self._terms_generation = self._row.generation
         per_text = [lexical.query_terms(text) for text in texts]
         unseen = list(dict.fromkeys(t for terms in per_text for t in terms if t not in cache))
-        searched = self._row.collection if self._passages is None else self._passages.collection
+        searched = self._row.collection
+        if self._passages is not None and self._passages.documents_lexical is None:
+            searched = self._passages.collection
         cache.update(zip(unseen, lexical.terms_present(self._client, searched, unseen), strict=True))
         return [sum(cache[t] for t in terms) / len(terms) if terms else 0.0 for terms in per_text]
 
@@ -340,7 +344,8 @@ class MilvusCollection:
         current.update({item.doc.doc_id: item.digest for item in plan.upserts})
         if plan.stats.changed:
             stored.write(plan.upserts)
-            self._write_documents([passages.document_row(item) for item in plan.upserts],
+            searchable = stored.documents_lexical is not None
+            self._write_documents([passages.document_row(item, searchable) for item in plan.upserts],
                                   plan.deletes)
         # Also ids planned unchanged: a crash may have left passages of their previous text.
         swept = stored.sweep(current)

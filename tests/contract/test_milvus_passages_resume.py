@@ -100,3 +100,35 @@ def test_a_commit_cut_short_serves_one_version_and_a_rerun_completes_it(
     assert served_texts(collection, new) == {new.text[p.span.start:p.span.end]
                                              for p in new.passages or ()}
     collection.close()
+
+
+def older_documents_schema() -> object:
+    """The documents schema of chunked collections made before it had BM25 terms of its own."""
+    from pymilvus import DataType, MilvusClient
+
+    from storage.milvus import schema
+    fields = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    fields.add_field("doc_id", DataType.VARCHAR, is_primary=True, max_length=schema.MAX_ID_BYTES)
+    fields.add_field("text", DataType.VARCHAR, max_length=schema.MAX_TEXT_BYTES)
+    fields.add_field("content_hash", DataType.VARCHAR, max_length=64)
+    fields.add_field("metadata", DataType.JSON)
+    fields.add_field("placeholder", DataType.FLOAT_VECTOR, dim=2)
+    return fields
+
+
+def test_an_older_chunked_collection_still_ranks_lexically_by_passage(
+        milvus: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage.milvus import passages, schema
+    with monkeypatch.context() as patch:  # created as the previous release created them
+        patch.setattr(passages, "documents_schema", older_documents_schema)
+        patch.setattr(passages, "documents_index", schema.placeholder_index)
+        collection = milvus.open_or_create(f"o-{uuid.uuid4().hex[:8]}", MODEL,
+                                           Chunking(tokens=32, overlap=8))
+    assert isinstance(collection, MilvusCollection)
+    docs = [document(doc_id, 4, seed) for seed, doc_id in enumerate(["a", "b", "c"])]
+    commit(collection, docs)
+    hits = collection.lexical_search(["b sentence 2"], 2)[0]
+    assert hits[0].doc_id == "b" and hits[0].passage is not None
+    assert hits[0].text[hits[0].passage.start:hits[0].passage.end] == "b version 1 sentence 2."
+    assert collection.lexical_coverage(["b sentence nowhere"]) == [pytest.approx(2 / 3)]
+    assert milvus.check(collection.name).ok

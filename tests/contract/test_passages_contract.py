@@ -1,4 +1,4 @@
-"""Passages on every storage backend: long documents split, ranked by their best passage.
+"""Passages on every storage backend: long documents split, each answered with its best passage.
 
 One chunked collection per backend (FAISS + SQLite, milvus-lite `.db`, milvus-lite server)
 is shared by the tests of this module; the last test changes it. Vectors are real
@@ -202,6 +202,27 @@ def sentences_doc(minilm: Encoder, doc_id: str, sentences: list[str]) -> Documen
         start += len(sentence) + 1
     return DocumentInput(doc_id=doc_id, text=text, metadata={"topic": "changing"},
                          passages=tuple(passages))
+
+
+def test_lexical_search_scores_whole_documents(shared: Shared, minilm: Encoder) -> None:
+    """BM25 over the whole document: only `spread` holds both terms, each in another passage;
+    ranked by its best passage it would come after `repeat`, whose one passage says one term
+    three times."""
+    spread = sentences_doc(minilm, "spread", ["A quokka smiled at the visitors.",
+                                              "A zeppelin floated over the island."])
+    repeat = sentences_doc(minilm, "repeat", ["Quokka, quokka, quokka: the island's mascot.",
+                                              "Nothing else is said here."])
+    with shared.collection.writer() as writer:
+        writer.commit([spread, repeat])
+    try:
+        hits = shared.collection.lexical_search(["quokka zeppelin"], 2)[0]
+        assert [hit.doc_id for hit in hits] == ["spread", "repeat"], shared.kind
+        assert hits[0].passage is not None and hits[0].passage.index == 0  # first of a tie
+        assert hits[1].passage is not None and hits[1].passage.index == 0
+        assert shared.collection.lexical_search(["quokka"], 5, {"topic": "science"}) == [[]]
+    finally:
+        with shared.collection.writer() as writer:
+            writer.commit(deletes=["spread", "repeat"])
 
 
 def test_upsert_replaces_all_passages_and_delete_removes_them(shared: Shared,

@@ -69,8 +69,8 @@ def test_shortening_a_document_from_ten_passages_to_two_leaves_exactly_two(
     a_rowid = rows(folder, "SELECT id FROM documents WHERE doc_id = 'a'")[0][0]
     assert rows(folder, f"SELECT count(*) FROM passages WHERE document = {a_rowid}") == [(2,)]
     assert (chunked.count, chunked.passage_count) == (2, 5)
-    # Lexical rows follow the passages; the index file agrees with SQLite (check).
-    assert rows(folder, "SELECT count(*) FROM lexical") == [(5,)]
+    # The lexical index holds the documents; the index file agrees with SQLite (check).
+    assert rows(folder, "SELECT count(*) FROM lexical") == [(2,)]
     report = check_collection(tmp_path, "long")
     assert report.ok, report.errors
     hit = chunked.search(short_vectors[1][None, :], 1)[0][0]
@@ -114,13 +114,58 @@ def test_top_k_counts_documents_each_ranked_by_its_best_passage(chunked: Collect
         assert hit.score == pytest.approx(max(float(v @ query) for v in vectors), abs=1e-5)
 
 
-def test_lexical_search_ranks_documents_by_their_best_passage(chunked: Collection) -> None:
+def test_lexical_search_ranks_documents_and_shows_the_passage_with_the_query_terms(
+        chunked: Collection) -> None:
     rng = np.random.default_rng(4)
     commit(chunked, [passage_doc(f"d{i}", 6, rng)[0] for i in range(10)])
     hits = chunked.lexical_search(["d3 topic4"], 3)[0]
     assert len(hits) == 3 == len({hit.doc_id for hit in hits})
     assert hits[0].doc_id == "d3" and hits[0].passage is not None
     assert hits[0].text[hits[0].passage.start:hits[0].passage.end] == "d3 sentence 4 about topic4."
+
+
+def spread_doc(doc_id: str, sentences: list[str], rng: np.random.Generator) -> DocumentInput:
+    """A document of these sentences, one passage each."""
+    passages, start = [], 0
+    for i, sentence in enumerate(sentences):
+        passages.append(PassageInput(span=PassageSpan(index=i, start=start, end=start + len(sentence)),
+                                     vector=unit(rng)))
+        start += len(sentence) + 1
+    return DocumentInput(doc_id=doc_id, text=" ".join(sentences), passages=tuple(passages))
+
+
+def test_lexical_scores_the_whole_document_not_its_best_passage(chunked: Collection) -> None:
+    rng = np.random.default_rng(7)
+    spread = spread_doc("spread", ["glacier retreat measured.", "ocean warming measured."], rng)
+    dense = spread_doc("dense", ["glacier glacier glacier noted.", "nothing else here."], rng)
+    filler = [spread_doc(f"f{i}", [f"filler {i} text.", "more filler."], rng) for i in range(6)]
+    commit(chunked, [spread, dense, *filler])
+    hits = chunked.lexical_search(["glacier ocean"], 2)[0]
+    # Whole documents: only `spread` holds both terms. Its best passage holds one term once,
+    # less than `dense`'s passage, so ranking by the best passage would put `dense` first.
+    assert [hit.doc_id for hit in hits] == ["spread", "dense"]
+    assert hits[0].lexical_score == hits[0].score and hits[0].passage is not None
+    assert hits[0].passage.index == 0  # both passages hold one term: the first is shown
+
+
+def test_a_chunked_collection_that_indexed_passages_is_reindexed_by_document(
+        chunked: Collection, tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    commit(chunked, [passage_doc(f"d{i}", 4, rng)[0] for i in range(3)])
+    chunked.close()
+    folder = tmp_path / "long"
+    with sqlite3.connect(folder / "metadata.db") as conn:  # the layout before documents
+        conn.execute("DELETE FROM lexical")
+        conn.execute("INSERT INTO lexical (rowid, tokens) SELECT id, 'old passage row' FROM passages")
+        conn.execute("DELETE FROM meta WHERE key = 'lexical_unit'")
+    assert rows(folder, "SELECT count(*) FROM lexical") == [(12,)]
+
+    reopened = Collection.open(tmp_path, "long")
+    assert rows(folder, "SELECT count(*) FROM lexical") == [(3,)]
+    assert rows(folder, "SELECT value FROM meta WHERE key = 'lexical_unit'") == [("document",)]
+    assert reopened.lexical_search(["old passage row"], 3) == [[]]
+    assert reopened.lexical_search(["d2 topic3"], 1)[0][0].doc_id == "d2"
+    assert check_collection(tmp_path, "long").ok
 
 
 def test_manifest_records_chunking_and_counts(chunked: Collection, tmp_path: Path) -> None:
