@@ -25,7 +25,7 @@ from indexer.cli_options import (
 )
 from indexer.encoding import Encoder, load_encoder
 from indexer.encoding.backends import BACKENDS
-from indexer.encoding.devices import CUDA, resolve_device
+from indexer.encoding.devices import CPU, CUDA, resolve_device
 from indexer.models import IndexStats
 from indexer.pipeline import (
     IndexOptions,
@@ -37,7 +37,8 @@ from indexer.pipeline import (
     open_collection_in,
     scan_source,
 )
-from indexer.ray_engine import RayEngine, index_documents_ray, require_ray
+from indexer.ray_cluster import RayEngine, require_ray
+from indexer.ray_engine import index_documents_ray
 from indexer.settings import IndexerSettings
 from indexer.sources import FORMATS, SourceSpec
 from indexer.train_cli import train
@@ -151,13 +152,18 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
                       limits=settings.input_limits())
     scan = scan_source(spec)
     backend = settings.open_storage()
+    # On Ray the actors encode (on the cluster's GPUs where it has them); the driver's copy of
+    # the model only names the collection's model and its dimension, so it stays on the CPU.
+    on_ray = settings.engine == "ray"
+    driver_device = CPU if on_ray else settings.device
     try:
         # A picklable loader: the ray engine's actors load the same model the same way.
         load = partial(load_encoder, _model_for(settings, collection, model, backend),
                        allow_download=settings.allow_download,
                        trust_remote_code=settings.trust_remote_code,
-                       backend=_backend_for(settings, collection, encoder_backend, backend),
-                       cache_dir=settings.cache_dir, device=settings.device)
+                       backend=_backend_for(driver_device, settings, collection, encoder_backend,
+                                            backend),
+                       cache_dir=settings.cache_dir, device=driver_device)
         encoder = load(threads=settings.threads)
         options = IndexOptions(batch_size=settings.batch_size, commit_every=settings.commit_every,
                                lock_timeout=WAIT_SECONDS if wait else 0.0,
@@ -165,7 +171,8 @@ def index(path: Path, collection: str, model: str | None, fmt: str, id_field: st
                                index_kind=settings.index, index_params=params,
                                limits=settings.input_limits())
         ray = RayEngine(load_encoder=load, address=settings.ray_address, actors=settings.ray_actors,
-                        actor_cpus=settings.ray_actor_cpus) if settings.engine == "ray" else None
+                        actor_cpus=settings.ray_actor_cpus, device=settings.device,
+                        gpu_backend=encoder_backend or "auto") if on_ray else None
         stats, count = run_index_job(settings.data_dir, collection, encoder, spec, scan, options,
                                      label=f"indexing {path.name}", quiet=quiet, ray=ray,
                                      backend=backend, chunking=settings.chunk_request())
@@ -205,7 +212,7 @@ def run_index_job(data_dir: Path, collection: str, encoder: Encoder, spec: Sourc
         target.close()
 
 
-def _backend_for(settings: IndexerSettings, collection: str, explicit: str | None,
+def _backend_for(device: str, settings: IndexerSettings, collection: str, explicit: str | None,
                  backend: Backend) -> str:
     """An explicit --backend wins; else the one recorded in the collection; else the setting.
 
@@ -214,7 +221,7 @@ def _backend_for(settings: IndexerSettings, collection: str, explicit: str | Non
     """
     if explicit:
         return explicit
-    if resolve_device(settings.device) == CUDA:
+    if resolve_device(device) == CUDA:
         return "auto"
     info = _stored_info(backend, collection)
     stored = info.model.backend if info is not None else ""

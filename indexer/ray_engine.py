@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import socket
 import time
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,24 +29,22 @@ from indexer.pipeline import (
     commit_due,
     set_index,
 )
+from indexer.ray_cluster import (
+    EngineUnavailable,
+    RayEngine,
+    check_reachable,
+    last_line,
+    place_actors,
+    quiet_ray,
+    require_ray,
+)
 from storage import DocumentInput, SemsearchError, check_model
 from storage.backend import CollectionHandle
 from storage.records import Chunking, PassageInput, PassageSpan
 
 logger = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'semsearch[ray]'"
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the worker name in tracebacks
 _SOURCE_CHANGED = "the source file changed while it was being indexed; run the same command again"
-# Ray's own chatter (auth notice, "Starting execution", plans) is noise next to our progress bar.
-_QUIET_LOGGERS = ("ray", "ray.data")
-
-
-class EngineUnavailable(SemsearchError):
-    """The chosen engine cannot run here (Ray is not installed)."""
-
-    code = "engine_unavailable"
-    status = 400
 
 
 class EncodingFailed(SemsearchError):
@@ -56,45 +52,6 @@ class EncodingFailed(SemsearchError):
 
     code = "encoding_failed"
     status = 500
-
-
-@dataclass(frozen=True, kw_only=True)
-class RayEngine:
-    """Where and how the encoder actors run.
-
-    Attributes:
-        load_encoder: builds the encoder inside each actor, called with `threads=` the actor's
-            CPUs (picklable, e.g. a functools.partial of indexer.encoding.load_encoder); the
-            model must be loadable on every node.
-        address: a running cluster ("auto", "ray://head:10001", "head:6379"); None starts a
-            local Ray with one CPU per core, shut down when the job ends.
-        actors: size of the encoder pool; None means one per `actor_cpus` CPUs of the cluster.
-        actor_cpus: CPUs reserved by each actor; its encoder runs that many threads.
-    """
-
-    load_encoder: Callable[..., Encoder]
-    address: str | None = None
-    actors: int | None = None
-    actor_cpus: float = 1.0
-
-
-def require_ray() -> Any:
-    """Import Ray and Ray Data, or fail with what to install.
-
-    Returns:
-        The `ray` module (with `ray.data` loaded).
-
-    Raises:
-        EngineUnavailable: Ray Data is not importable.
-    """
-    try:
-        import ray
-        import ray.data  # noqa: F401  (the engine needs the Data library, not just core)
-    except ImportError as exc:
-        raise EngineUnavailable(
-            f"--engine ray needs Ray Data, which is not installed ({exc}): {INSTALL_HINT}"
-        ) from exc
-    return ray
 
 
 class EncodeActor:
@@ -105,9 +62,9 @@ class EncodeActor:
     """
 
     def __init__(self, load_encoder: Callable[..., Encoder], threads: int,
-                 chunking: Chunking | None = None) -> None:
+                 chunking: Chunking | None = None, load_options: dict[str, Any] | None = None) -> None:
         # Without `threads` each actor's encoder would take every core of the node for itself.
-        self._encoder = load_encoder(threads=threads)
+        self._encoder = load_encoder(threads=threads, **(load_options or {}))
         self._chunking = chunking
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -195,7 +152,7 @@ def index_documents_ray(
                     raise EncodingFailed(_SOURCE_CHANGED)
             except session.errors as exc:
                 done = stats.added + stats.updated + stats.unchanged
-                raise EncodingFailed(f"Ray encoding failed: {_last_line(exc)}; {done} documents "
+                raise EncodingFailed(f"Ray encoding failed: {last_line(exc)}; {done} documents "
                                      "were committed, run the same command again to resume") from exc
             add_commit(stats, commit_checked(writer, collection, pending, options))
     stats.seconds = time.perf_counter() - started
@@ -224,15 +181,15 @@ class _RaySession:
             return
         address = self._engine.address
         if address:
-            _check_reachable(address)
+            check_reachable(address)
         try:
-            with _quiet_ray():
+            with quiet_ray():
                 self._ray.init(address=address, num_cpus=None if address else os.cpu_count(),
                                include_dashboard=False, logging_level=logging.ERROR,
                                log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise EngineUnavailable(f"cannot {'join Ray at ' + address if address else 'start Ray'}: "
-                                    f"{_last_line(exc)} (check --ray-address / SEMSEARCH_RAY_ADDRESS)"
+                                    f"{last_line(exc)} (check --ray-address / SEMSEARCH_RAY_ADDRESS)"
                                     ) from exc
         self._started = True
         logger.info("Ray %s: %s CPUs", address or "local", self._ray.cluster_resources().get("CPU"))
@@ -247,8 +204,9 @@ class _RaySession:
         if not refs:
             return
         ray = self._ray
-        cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        actors = self._engine.actors or max(1, int(cpus // self._engine.actor_cpus))
+        placement = place_actors(self._engine, ray.cluster_resources())
+        logger.info("%d encoder actors on %s", placement.actors,
+                    "GPUs" if placement.num_gpus else "CPUs")
         context = ray.data.DataContext.get_current()
         saved = (context.execution_options.preserve_order, context.enable_progress_bars)
         # Set before the dataset exists (it keeps a copy of the context). Results must come back
@@ -260,11 +218,12 @@ class _RaySession:
                 EncodeActor, batch_size=batch_size, batch_format="numpy",
                 fn_constructor_kwargs={"load_encoder": self._engine.load_encoder,
                                        "threads": max(1, round(self._engine.actor_cpus)),
-                                       "chunking": chunking},
-                num_cpus=self._engine.actor_cpus,
-                compute=ray.data.ActorPoolStrategy(size=min(actors, len(refs))),
+                                       "chunking": chunking,
+                                       "load_options": placement.load_options},
+                num_cpus=placement.num_cpus, num_gpus=placement.num_gpus,
+                compute=ray.data.ActorPoolStrategy(size=min(placement.actors, len(refs))),
             )
-            with _quiet_ray():
+            with quiet_ray():
                 for batch in dataset.iter_batches(batch_size=None, batch_format="numpy",
                                                   prefetch_batches=2):
                     yield from _rows(batch)
@@ -279,32 +238,6 @@ def _rows(batch: dict[str, np.ndarray]) -> Iterator[_Encoded]:
         yield _Encoded(doc_id=str(doc_id), crc=int(crc), truncated=bool(batch["truncated"][row]),
                        vector=np.asarray(batch["vector"][row], dtype=np.float32),
                        count=int(batch["count"][row]) if span is not None else 0, span=span)
-
-
-def _check_reachable(address: str) -> None:
-    """Fail fast on a HOST:PORT nobody listens on (ray.init would retry it for minutes)."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        return  # "auto", "local" and the like: ray.init resolves them itself
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
-    except OSError as exc:
-        raise EngineUnavailable(f"cannot reach Ray at {address} ({exc}); start it there with "
-                                "`ray start --head`, or fix --ray-address / SEMSEARCH_RAY_ADDRESS"
-                                ) from exc
-
-
-@contextmanager
-def _quiet_ray() -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
-    levels = [log.level for log in loggers]
-    for log in loggers:
-        log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for log, level in zip(loggers, levels, strict=True):
-            log.setLevel(level)
 
 
 def _changed_blocks(collection: CollectionHandle, rows: Iterable[SourceDocument], batch_size: int,
@@ -364,11 +297,3 @@ def _next_of(doc: SourceDocument, encoded: Iterator[_Encoded]) -> _Encoded:
     if result is None or result.doc_id != doc.doc_id or result.crc != _crc(doc.text):
         raise EncodingFailed(_SOURCE_CHANGED)
     return result
-
-
-def _last_line(exc: BaseException) -> str:
-    """What actually failed: Ray's message holds the worker's traceback, chained ones first."""
-    innermost = str(exc).split("The above exception was the direct cause")[0]
-    lines = [_ANSI.sub("", line).strip() for line in innermost.splitlines()]
-    lines = [line for line in lines if line]
-    return lines[-1] if lines else type(exc).__name__

@@ -21,16 +21,15 @@ from indexer.cli import cli
 from indexer.encoding import Encoder, load_encoder
 from indexer.models import SourceDocument
 from indexer.pipeline import IndexOptions, index_documents, latest_rows, open_collection, scan_source
-from indexer.ray_engine import (
+from indexer.ray_cluster import (
     INSTALL_HINT,
-    EncodingFailed,
     EngineUnavailable,
     RayEngine,
-    _changed_blocks,
-    _check_reachable,
-    index_documents_ray,
+    check_reachable,
+    place_actors,
     require_ray,
 )
+from indexer.ray_engine import EncodingFailed, _changed_blocks, index_documents_ray
 from indexer.sources import SourceSpec
 from storage import Collection
 
@@ -74,10 +73,40 @@ def test_an_unreachable_cluster_fails_fast() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(EngineUnavailable, match="cannot reach Ray at 127.0.0.1:.*ray start --head"):
-        _check_reachable(f"127.0.0.1:{port}")
+        check_reachable(f"127.0.0.1:{port}")
     with pytest.raises(EngineUnavailable, match="cannot reach Ray"):
-        _check_reachable(f"ray://127.0.0.1:{port}")
-    _check_reachable("auto")  # left to ray.init, which finds a running local cluster itself
+        check_reachable(f"ray://127.0.0.1:{port}")
+    check_reachable("auto")  # left to ray.init, which finds a running local cluster itself
+
+
+def test_actors_go_one_per_gpu_where_the_cluster_has_them() -> None:
+    def engine(**options: Any) -> RayEngine:
+        return RayEngine(load_encoder=load_encoder, **options)
+
+    cpus_only = {"CPU": 8.0}
+    with_gpus = {"CPU": 32.0, "GPU": 2.0}
+    on_cpus = place_actors(engine(), cpus_only)
+    assert (on_cpus.actors, on_cpus.num_cpus, on_cpus.num_gpus) == (8, 1.0, 0.0)
+    assert on_cpus.load_options == {"device": "cpu"}
+    assert place_actors(engine(actor_cpus=4.0), cpus_only).actors == 2
+
+    on_gpus = place_actors(engine(), with_gpus)
+    assert (on_gpus.actors, on_gpus.num_gpus) == (2, 1.0)
+    assert on_gpus.load_options == {"device": "cuda", "backend": "auto"}
+    shared = place_actors(engine(actors=4, gpu_backend="torch"), with_gpus)
+    assert (shared.actors, shared.num_gpus) == (4, 0.5)  # two actors per GPU
+    assert shared.load_options == {"device": "cuda", "backend": "torch"}
+
+    # The CPU is chosen explicitly, by a CPU-only backend under auto, or by a cluster without GPUs.
+    for chosen in (engine(device="cpu"), engine(gpu_backend="onnx-int8")):
+        placement = place_actors(chosen, with_gpus)
+        assert (placement.actors, placement.num_gpus) == (32, 0.0)
+        assert placement.load_options == {"device": "cpu"}
+    assert place_actors(engine(device="cuda"), with_gpus).num_gpus == 1.0
+    with pytest.raises(EngineUnavailable, match="--device cuda: the Ray cluster has no GPUs"):
+        place_actors(engine(device="cuda"), cpus_only)
+    with pytest.raises(EngineUnavailable, match="backend 'onnx-int8' runs on the CPU only"):
+        place_actors(engine(device="cuda", gpu_backend="onnx-int8"), with_gpus)
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +162,8 @@ class _FailOn:
     def __init__(self, poison: str) -> None:
         self.poison = poison
 
-    def __call__(self, threads: int = 1) -> Encoder:
-        encoder = load_encoder("all-MiniLM-L6-v2", backend=BACKEND, threads=threads)
+    def __call__(self, threads: int = 1, **options: Any) -> Encoder:
+        encoder = load_encoder("all-MiniLM-L6-v2", **{"backend": BACKEND, **options}, threads=threads)
         poison, encode_batch = self.poison, encoder.encode_batch
 
         def failing(texts: Any, kind: Any = "document") -> Any:
@@ -238,3 +267,17 @@ def test_ray_engine_splits_passages_like_the_local_engine(
     assert worst <= 1e-5
     again = _index(small, tmp_path, "viaray", *chunk, "--engine", "ray")
     assert "added 0, updated 0, unchanged 30" in again
+
+
+def test_cuda_on_a_cluster_without_gpus_fails_before_anything_is_written(
+        ray_session: Any, corpus: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, [
+        "index", str(corpus), "-c", "gpu", "--id-field", "_id", "--text-field", "body",
+        "--data-dir", str(tmp_path), "--engine", "ray", "--device", "cuda", "-q"])
+    assert result.exit_code == 1
+    assert "--device cuda: the Ray cluster has no GPUs" in result.output
+    collection = Collection.open(tmp_path, "gpu")
+    try:
+        assert collection.count == 0
+    finally:
+        collection.close()
