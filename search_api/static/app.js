@@ -172,8 +172,15 @@ async function loadCollections() {
 
 // ---- search -------------------------------------------------------------------------------
 
-/** What a hit's score is in `mode` (the API's `mode`), with the channels behind a fused one. */
+/** What a hit's score is in `mode` (the API's `mode`), with the channels behind a fused one,
+ *  and the cross-encoder's score where the hit was reranked (the order then follows it). */
 function scoreTitle(mode, hit) {
+  const reranked = hit.rerank_score == null ? ""
+    : `; reranked, cross-encoder score ${fmt(hit.rerank_score, 4)} (0..1)`;
+  return firstStageTitle(mode, hit) + reranked;
+}
+
+function firstStageTitle(mode, hit) {
   if (mode === "dense") return `cosine similarity ${fmt(hit.score, 4)}`;
   if (mode === "lexical") return `BM25 score ${fmt(hit.score, 2)} (keyword match, not a cosine)`;
   const dense = hit.dense_score == null ? "not among the dense channel's hits"

@@ -237,6 +237,8 @@ def test_rerank_switch_sends_rerank_and_shows_the_reranked_order(
                      json={"query": query, "top_k": 3, "rerank": True}).json()
     assert tab.locator(".hit-id").all_inner_texts() == [h["id"] for h in api["hits"]]
     assert api["hits"][0]["id"] == "bake-1" and api["hits"][0]["rerank_score"] > 0.5
+    score_tip = tab.locator(".hit-score").first.get_attribute("title") or ""
+    assert f"cross-encoder score {api['hits'][0]['rerank_score']:.4f}" in score_tip
     tab.uncheck("#search-rerank")
     assert rec.unexpected_errors() == []
 
