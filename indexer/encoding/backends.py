@@ -52,8 +52,11 @@ class UnsupportedBackend(SemsearchError):
 def choose_backend(flags: Collection[str]) -> str:
     """The fastest accurate backend for a CPU with these /proc/cpuinfo flags (a pure function).
 
-    - `amx_bf16` or `avx512_bf16`: torch with bf16 weights (cos ≥ 0.998 to fp32; 3.6x fp32 on
-      Sapphire Rapids). Without them bf16 is emulated: far slower than fp32, so never chosen.
+    - `amx_bf16`: torch with bf16 weights (cos ≥ 0.998 to fp32; 3.6x fp32 on Sapphire
+      Rapids), routed by length (indexer.encoding.length_routing). Without AMX bf16 is not
+      chosen: with `avx512_bf16` alone (AMD EPYC Zen 5, 2026-12-02) ONNX int8 was 1.5-2.2x bf16 at
+      every text length for both built-in models, and without any bf16 instructions bf16 is
+      emulated, far slower than fp32.
     - `avx512_vnni` (or `avx_vnni`): ONNX int8, whose VNNI kernels are about 2.5x torch fp32.
     - AVX2 without VNNI (this project's AMD EPYC): ONNX int8 with 7-bit weights was measured
       fastest there: 2.4x torch fp32 and 1.3x ONNX fp32 (1 thread; bf16 was 0.3x), at cosine
@@ -61,7 +64,7 @@ def choose_backend(flags: Collection[str]) -> str:
     - no AVX2 at all (old or non-x86 CPUs): torch fp32, whose kernels cover every CPU.
     """
     flags = set(flags)
-    if flags & {"amx_bf16", "avx512_bf16"}:
+    if "amx_bf16" in flags:
         return "bf16"
     if flags & {"avx512_vnni", "avx_vnni", "avx2"}:
         return "onnx-int8"
