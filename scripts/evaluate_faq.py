@@ -118,6 +118,20 @@ def lcqmc_groups(data: Path, oos: int, seed: int) -> tuple[list[FaqEntry], Label
     pairs into groups; each group of 3 or more is an intent, one sentence held out as the query."""
     with (data / "lcqmc" / "dev.tsv").open(encoding="utf-8", newline="") as handle:
         rows = [r for r in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if len(r) == 3]
+    return pair_groups(rows, "LCQMC dev", oos, seed)
+
+
+def bq_groups(data: Path, oos: int, seed: int) -> tuple[list[FaqEntry], Labelled, Labelled, str]:
+    """The same from the BQ corpus (a bank's customer-service questions, research-only) dev pairs."""
+    with (data / "bq_corpus" / "dev.csv").open(encoding="utf-8-sig", newline="") as handle:
+        rows = [r for r in csv.reader(handle) if len(r) == 3 and r[2] in ("0", "1")]
+    return pair_groups(rows, "BQ corpus dev", oos, seed)
+
+
+def pair_groups(rows: list[list[str]], label: str, oos: int, seed: int
+                ) -> tuple[list[FaqEntry], Labelled, Labelled, str]:
+    """Sentences joined by positive (a, b, "1") pairs into groups; each group of 3 or more is an
+    intent with one member held out as its test query; negatives' other sentences are oos."""
     parent: dict[str, str] = {}
 
     def root(s: str) -> str:
@@ -127,8 +141,8 @@ def lcqmc_groups(data: Path, oos: int, seed: int) -> tuple[list[FaqEntry], Label
             s = parent[s]
         return s
 
-    for a, b, label in rows:
-        if label == "1" and a.strip() and b.strip():
+    for a, b, positive in rows:
+        if positive == "1" and a.strip() and b.strip():
             parent[root(a.strip())] = root(b.strip())
     groups: dict[str, list[str]] = defaultdict(list)
     for sentence in sorted(parent):
@@ -141,9 +155,10 @@ def lcqmc_groups(data: Path, oos: int, seed: int) -> tuple[list[FaqEntry], Label
         intent = f"g{len(entries)}"
         entries.append(FaqEntry(intent=intent, questions=tuple(members[1:]), answer=f"answer {intent}"))
         queries.append((members[0], intent))
-    negatives = sorted({s.strip() for a, b, label in rows if label == "0" for s in (a, b)} - set(parent))
+    negatives = sorted({s.strip() for a, b, positive in rows if positive == "0" for s in (a, b)}
+                       - set(parent))
     out: Labelled = [(s, None) for s in rng.sample(negatives, min(oos, len(negatives)))]
-    note = (f"{len(entries)} intents (LCQMC dev positive-pair groups of 3+, seed {seed}), "
+    note = (f"{len(entries)} intents ({label} positive-pair groups of 3+, seed {seed}), "
             f"{sum(len(e.questions) for e in entries)} questions; test {len(queries)} held-out "
             f"group members + {len(out)} oos sentences from dev negatives")
     return entries, [], queries + out, note

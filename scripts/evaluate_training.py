@@ -11,7 +11,8 @@ intent's utterances are the test queries, unseen by training; the rest is the tr
 Each intent's first --per-intent questions are the FAQ matched against, its first
 --train-per-intent (the FAQ's included) are trained on. lcqmc_groups (research-only: read from
 --data, never copied): scripts/evaluate_faq.py's LCQMC groups; the held-out member of each
-group is its test query, the other members the FAQ. Both models are imported with
+group is its test query, the other members the FAQ. bq_groups: the same from the BQ corpus
+(a bank's customer-service questions; research-only, read from --data). Both models are imported with
 `import_faq` and matched with `match_queries` (dense, torch fp32 for both), as in the service.
 """
 
@@ -30,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluate_faq import lcqmc_groups  # noqa: E402
+from evaluate_faq import bq_groups, lcqmc_groups  # noqa: E402
 
 from indexer.encoding import E5, MINILM, load_encoder, resolve_model_name  # noqa: E402
 from indexer.encoding.backends import model_path  # noqa: E402
@@ -85,8 +86,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--set", choices=["banking77", "lcqmc_groups"], default="banking77")
-    parser.add_argument("--model", default=None, help="default: MiniLM (banking77), e5 (lcqmc)")
+    parser.add_argument("--set", choices=["banking77", "lcqmc_groups", "bq_groups"],
+                        default="banking77")
+    parser.add_argument("--model", default=None,
+                        help="default: MiniLM (banking77), e5 (the Chinese sets)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--hard-negatives", type=int, default=1)
@@ -106,7 +109,8 @@ def main() -> None:
     if args.set == "banking77":
         entries, test, note = banking77(args.data, args.test_share, args.seed)
     else:
-        entries, _, all_test, note = lcqmc_groups(args.data, 0, args.seed)
+        groups = lcqmc_groups if args.set == "lcqmc_groups" else bq_groups
+        entries, _, all_test, note = groups(args.data, 0, args.seed)
         test = [(q, g) for q, g in all_test if g is not None]
     train_entries = _first(entries, args.per_intent if args.train_per_intent is None
                            else args.train_per_intent)
