@@ -25,19 +25,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import machine  # noqa: E402
+from evallib.rerank import parse_fusion  # noqa: E402
 from evaluate_faq import clinc  # noqa: E402
 
 from indexer.encoding import MINILM, load_encoder  # noqa: E402
 from indexer.faq.build import import_faq  # noqa: E402
 from indexer.faq.match import IntentScore, match_queries  # noqa: E402
-from indexer.rerank import (  # noqa: E402
-    DEFAULT_RERANKER,
-    RERANK_FUSIONS,
-    Reranker,
-    RerankFusion,
-    fused_order,
-    load_reranker,
-)
+from indexer.rerank import DEFAULT_RERANKER, Reranker, fused_order, load_reranker  # noqa: E402
 from storage import Collection  # noqa: E402
 from storage.faiss.backend import FaissBackend  # noqa: E402
 from storage.fusion import check_mode  # noqa: E402
@@ -56,14 +50,6 @@ def parse_args() -> argparse.Namespace:
                         help="none, rrf or weighted:W")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
-
-
-def parse_fusion(text: str) -> tuple[RerankFusion, float]:
-    name, _, weight = text.partition(":")
-    for fusion in RERANK_FUSIONS:
-        if name == fusion:
-            return fusion, float(weight or 0.5)
-    raise SystemExit(f"unknown fusion '{text}': use none, rrf or weighted:W")
 
 
 def main() -> None:
@@ -98,9 +84,9 @@ def report(mode: str, ranked: list[list[IntentScore]], labelled: Sequence[tuple[
     logits = [reranker.score(query, [s.question for s in r[:deepest]]).scores
               for (query, _), r in zip(labelled, ranked, strict=True)]
     ms = 1000 * (time.perf_counter() - started) / len(labelled)
+    fusions = [(spec, *parse_fusion(spec)) for spec in args.fusions]
     for depth in args.depths:
-        for fusion_text in args.fusions:
-            fusion, weight = parse_fusion(fusion_text)
+        for fusion_text, fusion, weight in fusions:
             hits = 0
             for r, scores, g in zip(ranked, logits, gold, strict=True):
                 head = r[:depth]

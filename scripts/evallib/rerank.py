@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from indexer.rerank import RERANK_FUSIONS, RERANK_TEXTS, Reranker, fused_order, rerank_text
+from indexer.rerank import (
+    RERANK_FUSIONS,
+    RERANK_TEXTS,
+    Reranker,
+    RerankFusion,
+    fused_order,
+    rerank_text,
+)
 from storage import Hit
 
 
@@ -74,10 +81,11 @@ class LogitCache:
         return np.asarray([self._logits[k] for k in keys], np.float32)
 
 
-def parse_fusion(spec: str) -> tuple[str, float]:
+def parse_fusion(spec: str) -> tuple[RerankFusion, float]:
     """`none`, `rrf` or `weighted:W` -> (method, weight)."""
-    method, _, weight = spec.partition(":")
-    if method not in RERANK_FUSIONS:
+    name, _, weight = spec.partition(":")
+    method = next((fusion for fusion in RERANK_FUSIONS if fusion == name), None)
+    if method is None:
         raise SystemExit(f"--rerank-fusion: '{spec}' is not none, rrf or weighted:W")
     return method, float(weight) if weight else 0.5
 
@@ -109,7 +117,7 @@ def rerank_runs(args: Any, queries: dict[str, str], hits: dict[str, dict[str, li
                 for n in args.rerank:
                     for spec, method, weight in fusions:
                         order = fused_order([h.score for h in head[:n]], logits[:n],
-                                            fusion=method, weight=weight)  # type: ignore[arg-type]
+                                            fusion=method, weight=weight)
                         name = f"{label}+rerank@{n}" + (f"[{which},{spec}]" if tagged else "")
                         out.setdefault(name, {})[qid] = ([head[i].doc_id for i in order]
                                                           + [h.doc_id for h in row[n:]])
