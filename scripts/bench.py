@@ -10,7 +10,8 @@ Sections (all on SciFact, all-MiniLM-L6-v2 from the bundled package, this machin
   latency  our `/search` over HTTP (a real `semsearch serve` on loopback; p50/p99, one client)
            vs txtai's in-process `search` on the same documents
   load     QPS of our `/search` under 1, 8 and 32 concurrent clients (raw keep-alive sockets), on the
-           default server (adaptive micro-batching) and, for comparison, with micro-batching off
+           default server (adaptive micro-batching, one worker per core) and, for comparison,
+           with micro-batching off and with one worker
 
 The corpus subset (--limit) always holds the relevant documents of the evaluated queries, so
 nDCG stays meaningful on a small run. Query texts are distinct and the server's query cache is
@@ -77,7 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load level [10]")
     parser.add_argument("--skip", default="", help=f"comma-separated sections to skip: {SECTIONS}")
     parser.add_argument("--no-batching-compare", action="store_true",
-                        help="load test on the default server only (skip the micro-batching-off one)")
+                        help="load test on the default server only (skip micro-batching off and "
+                             "one worker)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="folder for the run's temporary collections and server logs [system tmp]")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
@@ -363,18 +365,17 @@ def bench_load(url: str, queries: list[str], levels: list[int], duration: float,
     return rows
 
 
-def compare_batching(data_dir: Path, backend: str, queries: list[str], levels: list[int],
-                     args: argparse.Namespace, default: Rows) -> Rows:
-    """The load test again with micro-batching off, and the default / off ratios."""
-    label = "micro-batching off"
-    with serving(data_dir, backend, SEMSEARCH_MICRO_BATCH="false") as url:
-        off = bench_load(url, queries, levels, args.duration, label)
-    ratios = [row("load", f"default vs micro-batching off: {clients} clients QPS", r_on["value"], "/s",
+def compare_load(data_dir: Path, backend: str, queries: list[str], levels: list[int],
+                 args: argparse.Namespace, default: Rows, label: str, **env: str) -> Rows:
+    """The load test again on a server with `env` changed, and the default / that ratios."""
+    with serving(data_dir, backend, **env) as url:
+        other = bench_load(url, queries, levels, args.duration, label)
+    ratios = [row("load", f"default vs {label}: {clients} clients QPS", r_on["value"], "/s",
                   label, r_off["value"])
-              for clients, r_on, r_off in zip(levels, default, off, strict=True)]
-    p50 = [row("load", "default vs micro-batching off: 1 client p50 ms", default[0]["p50"], "ms",
-               label, off[0]["p50"], higher_is_better=False)]
-    return off + ratios + p50
+              for clients, r_on, r_off in zip(levels, default, other, strict=True)]
+    p50 = [row("load", f"default vs {label}: 1 client p50 ms", default[0]["p50"], "ms",
+               label, other[0]["p50"], higher_is_better=False)]
+    return other + ratios + p50
 
 
 # ---------------------------------------------------------------- report
@@ -437,7 +438,10 @@ def main(argv: list[str] | None = None) -> None:
                                      "default") if "load" not in skip else []
             rows += default
             if default and not args.no_batching_compare:
-                rows += compare_batching(work / "data", backend, query_texts, levels, args, default)
+                rows += compare_load(work / "data", backend, query_texts, levels, args, default,
+                                     "micro-batching off", SEMSEARCH_MICRO_BATCH="false")
+                rows += compare_load(work / "data", backend, query_texts, levels, args, default,
+                                     "one worker", SEMSEARCH_WORKERS="1")
     print(f"\nsemsearch bench, {info['date']}, {info['cpu']}, {info['cpus']} CPUs, flags "
           f"{' '.join(info['flags'])}; model {MODEL}; {len(docs)} SciFact docs, {len(queries)} "
           f"train queries; index/latency/load backend: {backend}\n")

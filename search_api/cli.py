@@ -6,8 +6,10 @@ never changed, and `cli` is a new group built from their commands and the two de
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from indexer.encoding import Encoder
 from indexer.encoding.devices import default_threads
 from indexer.faq_cli import faq
 from search_api.config import ApiSettings, parse_served_names
+from storage.factory import one_process_only
 
 
 def _api_settings(served: tuple[str, ...] = (), **flags: Any) -> ApiSettings:
@@ -37,20 +40,36 @@ def _api_settings(served: tuple[str, ...] = (), **flags: Any) -> ApiSettings:
     return settings_from_flags(ApiSettings, **flags)
 
 
+# More workers than this on a many-core machine cost a model copy each and gain little:
+# each worker already spreads a large encode over its share of the cores.
+AUTO_WORKERS_MAX = 4
+
+
+def _workers(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | str | None:
+    """`--workers`: a count from 1 to 64, or auto."""
+    text = None if value is None else value.strip().lower()
+    if text is None or text == "auto":
+        return text
+    if text.isdigit() and 1 <= int(text) <= 64:
+        return int(text)
+    raise click.BadParameter(f"{value!r} is not a count from 1 to 64 or auto")
+
+
 @click.command()
 @click.option("--host", default=None, help="Interface [env SEMSEARCH_HOST, default 127.0.0.1].")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
               help="Port [env SEMSEARCH_PORT, default 8000].")
-@click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Server processes sharing the port; indexes are memory-mapped, so they share "
-                   "one copy in RAM [env SEMSEARCH_WORKERS, default 1].")
+@click.option("--workers", callback=_workers, default=None, metavar="1-64|auto",
+              help="Server processes sharing the port, 1-64 or auto (one per core, at most "
+                   f"{AUTO_WORKERS_MAX}); indexes are memory-mapped, so they share one copy in "
+                   "RAM [env SEMSEARCH_WORKERS, default auto].")
 @click.option("--served-model-name", "served", multiple=True, metavar="NAME=MODEL",
               help="A model name clients send, answered by MODEL (repeatable, or comma-separated) "
                    "[env SEMSEARCH_SERVED_MODEL_NAMES].")
 @encoder_backend_option
 @device_option
 @data_dir_option
-def serve(host: str | None, port: int | None, workers: int | None, data_dir: Path | None,
+def serve(host: str | None, port: int | None, workers: int | str | None, data_dir: Path | None,
           served: tuple[str, ...] = (), encoder_backend: str | None = None,
           device: str | None = None) -> None:
     """Serve the search API (docs at /docs) over the collections in the data dir.
@@ -82,6 +101,9 @@ def demo(host: str | None, port: int | None, no_serve: bool, data_dir: Path | No
     """
     settings = _api_settings(host=host, port=port, data_dir=data_dir, backend=encoder_backend)
     encoder = indexer_demo.ensure_demo_collection(settings.data_dir, settings)
+    if settings.workers == "auto":
+        # One process, which keeps the model it may have just loaded to build the demo.
+        settings = settings.model_copy(update={"workers": 1})
     if not no_serve:
         run_server(settings, {encoder.name: encoder} if encoder else None)
 
@@ -112,15 +134,36 @@ def run_server(settings: ApiSettings, encoders: dict[str, Encoder] | None = None
 
     from search_api.main import create_app
 
+    workers = worker_count(settings)
     click.echo(f"serving {settings.data_dir} on http://{settings.host}:{settings.port} "
-               "(API docs at /docs)", err=True)
-    if settings.workers > 1:
+               f"with {workers} worker{'s' if workers > 1 else ''} (API docs at /docs)", err=True)
+    if workers > 1:
         # Workers share the CPUs: without a thread setting, each would start one thread per core.
-        threads = settings.threads or max(1, default_threads() // settings.workers)
-        _serve_workers(settings.model_copy(update={"threads": threads}))
+        threads = settings.threads or max(1, default_threads() // workers)
+        _serve_workers(settings.model_copy(update={"threads": threads, "workers": workers}))
         return
     uvicorn.run(create_app(settings, encoders=encoders), host=settings.host, port=settings.port,
                 log_level="info", timeout_graceful_shutdown=5)
+
+
+def worker_count(settings: ApiSettings) -> int:
+    """The server processes to run: `settings.workers`, where auto is one per core (at most
+    AUTO_WORKERS_MAX) where forked workers run and the storage allows it, else 1.
+
+    One process runs its Python (HTTP, routing, the search) under one interpreter lock, so on
+    2 cores it served 32 concurrent clients at about 1.4x one client; two did 2.8x
+    (docs/performance.md).
+    """
+    single = one_process_only(settings.storage, settings.milvus_uri)
+    if settings.workers != "auto":
+        if single and settings.workers > 1:
+            raise click.UsageError(
+                "milvus-lite's .db file can be open in one process only: serve it with "
+                "--workers 1, or point SEMSEARCH_MILVUS_URI at a Milvus server for more workers")
+        return settings.workers
+    if single or sys.platform == "win32" or importlib.util.find_spec("uvicorn_worker") is None:
+        return 1
+    return min(default_threads(), AUTO_WORKERS_MAX)
 
 
 def _serve_workers(settings: ApiSettings) -> None:
@@ -140,11 +183,11 @@ def _serve_workers(settings: ApiSettings) -> None:
                            "SEMSEARCH_THREADS": str(settings.threads),
                            "SEMSEARCH_SERVED_MODEL_NAMES": ",".join(
                                f"{k}={v}" for k, v in settings.served_model_names.items())})
-        uvicorn.run("search_api.main:create_app", factory=True, workers=settings.workers,
+        uvicorn.run("search_api.main:create_app", factory=True, workers=worker_count(settings),
                     host=settings.host, port=settings.port, log_level="info",
                     timeout_graceful_shutdown=5)
         return
-    run_prefork(settings, create_app(settings))
+    run_prefork(settings, create_app)
 
 
 def main() -> None:

@@ -92,7 +92,10 @@ class ApiSettings(FaqSettings):
     max_rerank_documents: int = Field(
         default=1000, ge=1,
         description="documents per /rerank call, and queries x top_n per reranked search")
-    workers: int = Field(default=1, ge=1, le=64, description="server processes (`serve --workers`)")
+    workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+        default="auto",
+        description="server processes (`serve --workers`); auto: one per core, at most "
+                    "4, where forked workers run (not on Windows)")
     ef_search: int | None = Field(
         default=None, ge=1, le=65536,
         description="HNSW efSearch for every search (default: the collection's)")

@@ -43,8 +43,10 @@ def create_app(settings: ApiSettings | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services(settings, encoders, observe_encode=app.state.metrics.observe_encode,
-                            observe_model=app.state.metrics.observe_model)
+        metrics = app.state.metrics
+        services = Services(settings, encoders, observe_encode=metrics.observe_encode,
+                            observe_model=metrics.observe_model,
+                            observe_cache=metrics.observe_query_cache)
         app.state.services = services
         await run_in_threadpool(services.preload)
         try:
@@ -58,7 +60,6 @@ def create_app(settings: ApiSettings | None = None, *,
     app.state.metrics = Metrics()
     app.state.metrics.watch_collections(lambda: _collection_sizes(app))
     app.state.metrics.watch_health(lambda: _collection_health(app))
-    app.state.metrics.watch_query_cache(lambda: _query_cache_stats(app))
     _add_middleware(app, settings)
     register_error_handlers(app)
     app.include_router(api_router)
@@ -74,14 +75,6 @@ def _collection_sizes(app: FastAPI) -> dict[str, tuple[int, int]]:
 def _collection_health(app: FastAPI) -> dict[str, tuple[bool, int]]:
     services: Services | None = getattr(app.state, "services", None)
     return services.collections.health() if services is not None else {}
-
-
-def _query_cache_stats(app: FastAPI) -> tuple[int, int, int]:
-    services: Services | None = getattr(app.state, "services", None)
-    if services is None:
-        return 0, 0, 0
-    stats = services.encoders.query_cache.stats()
-    return stats.hits, stats.misses, stats.entries
 
 
 def _add_middleware(app: FastAPI, settings: ApiSettings) -> None:

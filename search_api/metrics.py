@@ -1,12 +1,21 @@
-"""Prometheus metrics: requests and latency per route, encode batches, collection sizes."""
+"""Prometheus metrics: requests and latency per route, encode batches, collection sizes.
+
+With several workers (`serve --workers`), each worker's counters, histograms and gauges are
+kept in files of a folder shared by all of them (prometheus_client's multiprocess mode, see
+`share_between_workers`), so that /metrics answered by any worker reports the whole service.
+What is read at scrape time (collection sizes, health) is read from the shared data dir.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +30,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._read_at_scrape: list[Collector] = []
         self.requests = Counter("semsearch_http_requests_total", "HTTP requests",
                                 ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("semsearch_http_request_duration_seconds", "HTTP request latency",
@@ -37,6 +47,37 @@ class Metrics:
             "semsearch_model_batch_size",
             "texts per call that reaches a model (after the query cache and micro-batching)",
             ["model", "kind"], buckets=BATCH_BUCKETS, registry=self.registry)
+        self.query_cache_hits = Counter("semsearch_query_cache_hits",
+                                        "query embeddings served from the cache",
+                                        registry=self.registry)
+        self.query_cache_misses = Counter("semsearch_query_cache_misses",
+                                          "query embeddings not in the cache", registry=self.registry)
+        self.query_cache_entries = Gauge("semsearch_query_cache_entries",
+                                         "query embeddings in the cache (summed over workers)",
+                                         multiprocess_mode="livesum", registry=self.registry)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format: this process's metrics, or every worker's where shared."""
+        folder = shared_folder()
+        if folder is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(folder))  # type: ignore[no-untyped-call]
+        for collector in self._read_at_scrape:
+            registry.register(collector)
+        return generate_latest(registry)
+
+    def observe_query_cache(self, event: str, entries: int) -> None:
+        """A query-cache event ("hit", "miss", "stored", "cleared") and the entries it leaves."""
+        if event == "hit":
+            self.query_cache_hits.inc()
+        elif event == "miss":
+            self.query_cache_misses.inc()
+        self.query_cache_entries.set(entries)
+
+    def _watch(self, collector: Collector) -> None:
+        self.registry.register(collector)
+        self._read_at_scrape.append(collector)
 
     def observe_encode(self, model: str, kind: str, batch_size: int, seconds: float) -> None:
         self.encode_batch.labels(model, kind).observe(batch_size)
@@ -45,17 +86,13 @@ class Metrics:
     def observe_model(self, model: str, kind: str, batch_size: int, seconds: float) -> None:
         self.model_batch.labels(model, kind).observe(batch_size)
 
-    def watch_query_cache(self, stats: Callable[[], tuple[int, int, int]]) -> None:
-        """Report `stats()` -> (hits, misses, entries) of the query-embedding cache at every scrape."""
-        self.registry.register(_QueryCacheStats(stats))
-
     def watch_collections(self, sizes: Callable[[], dict[str, tuple[int, int]]]) -> None:
         """Report `sizes()` -> {name: (documents, generation)} at every scrape."""
-        self.registry.register(_CollectionSizes(sizes))
+        self._watch(_CollectionSizes(sizes))
 
     def watch_health(self, health: Callable[[], dict[str, tuple[bool, int]]]) -> None:
         """Report `health()` -> {name: (available, index rebuilds)} at every scrape."""
-        self.registry.register(_CollectionHealth(health))
+        self._watch(_CollectionHealth(health))
 
 
 class _CollectionHealth(Collector):
@@ -94,18 +131,28 @@ class _CollectionSizes(Collector):
         yield generations
 
 
-class _QueryCacheStats(Collector):
-    def __init__(self, stats: Callable[[], tuple[int, int, int]]) -> None:
-        self._stats = stats
+def share_between_workers(folder: Path) -> None:
+    """Keep every metric made from now on in files under `folder`, read by all workers.
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        hits, misses, entries = self._stats()
-        yield CounterMetricFamily("semsearch_query_cache_hits", "query embeddings served from the cache",
-                                  value=hits)
-        yield CounterMetricFamily("semsearch_query_cache_misses", "query embeddings not in the cache",
-                                  value=misses)
-        yield GaugeMetricFamily("semsearch_query_cache_entries", "query embeddings in the cache",
-                                value=entries)
+    Call in the master before the app (and its Metrics) is built and workers fork: each
+    worker then writes files of its own pid (prometheus_client's multiprocess mode, chosen by
+    PROMETHEUS_MULTIPROC_DIR; its value class is read when prometheus_client is imported,
+    which has happened by now, so it is set here as well).
+    """
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def shared_folder() -> Path | None:
+    """The folder of the workers' metric files, if they share them."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return Path(folder) if folder and values.ValueClass is not values.MutexValue else None
+
+
+def worker_exited(pid: int) -> None:
+    """Drop a dead worker's live gauges (its counters stay in the totals)."""
+    if shared_folder() is not None:
+        mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 class MetricsMiddleware:

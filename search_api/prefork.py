@@ -15,6 +15,9 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -22,6 +25,7 @@ from gunicorn.app.base import BaseApplication
 
 from indexer.encoding.backends import resolve_backend
 from search_api.config import ApiSettings
+from search_api.metrics import share_between_workers, worker_exited
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ class PreforkServer(BaseApplication):  # type: ignore[misc]  # gunicorn has no t
             "errorlog": "-",
             "loglevel": "info",
             "proc_name": "semsearch",
+            "child_exit": lambda _server, worker: worker_exited(worker.pid),
         }
         for key, value in options.items():
             self.cfg.set(key, value)
@@ -75,6 +80,9 @@ class PreforkServer(BaseApplication):  # type: ignore[misc]  # gunicorn has no t
         return self._app
 
 
-def run_prefork(settings: ApiSettings, app: FastAPI) -> None:
-    """Serve `app` with settings.workers forked workers until SIGINT / SIGTERM."""
-    PreforkServer(settings, app).run()
+def run_prefork(settings: ApiSettings, create_app: Callable[[ApiSettings], FastAPI]) -> None:
+    """Serve the app with settings.workers forked workers until SIGINT / SIGTERM; their
+    metrics are kept in a temporary folder they share, so /metrics reports all of them."""
+    with tempfile.TemporaryDirectory(prefix="semsearch-metrics-") as folder:
+        share_between_workers(Path(folder))  # before the app's metrics are made
+        PreforkServer(settings, create_app(settings)).run()

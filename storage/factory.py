@@ -20,6 +20,12 @@ def default_milvus_uri(data_dir: Path) -> str:
     return str(Path(data_dir) / MILVUS_LITE_FILE)
 
 
+def one_process_only(kind: str, milvus_uri: str | None) -> bool:
+    """Whether this storage can be open in one process at a time: milvus-lite's `.db` file
+    (pymilvus runs it for the process that opens it, under a lock), not a Milvus server."""
+    return kind == "milvus" and (milvus_uri is None or milvus_uri.endswith(".db"))
+
+
 def open_backend(kind: str, *, data_dir: Path, milvus_uri: str | None = None,
                  milvus_token: str | None = None, milvus_index: str = "flat") -> Backend:
     """The storage backend named by `kind` (SEMSEARCH_STORAGE).

@@ -22,11 +22,14 @@ def cli(*args: str) -> list[str]:
 def clean_env(**settings: str) -> dict[str, str]:
     """This environment without the developer's own SEMSEARCH_* settings, plus `settings`.
 
-    The test session's backend and export cache (tests/conftest.py) are kept.
+    The test session's backend and export cache (tests/conftest.py) are kept. The server is
+    one process unless `settings` say otherwise (the default, auto, forks one per core): it
+    starts sooner, and the tests of several workers ask for them (tests/api/test_workers.py).
     """
     kept = ("SEMSEARCH_BACKEND", "SEMSEARCH_CACHE_DIR")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEMSEARCH_") or k in kept}
-    env.update(HF_HUB_OFFLINE="1", **settings)
+    env.update(HF_HUB_OFFLINE="1", SEMSEARCH_WORKERS="1")
+    env.update(settings)
     return env
 
 

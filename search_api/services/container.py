@@ -10,6 +10,7 @@ from search_api.services.collections import CollectionService
 from search_api.services.documents import DocumentService
 from search_api.services.embeddings import EmbeddingService
 from search_api.services.faq import FaqMatcher
+from search_api.services.query_cache import CacheObserver
 from search_api.services.registry import CollectionRegistry, EncodeObserver, EncoderRegistry
 from search_api.services.reranking import RerankerRegistry, RerankService
 from search_api.services.search import Searcher
@@ -23,7 +24,8 @@ logger = logging.getLogger(__name__)
 class Services:
     def __init__(self, settings: ApiSettings, encoders: dict[str, Encoder] | None = None,
                  observe_encode: EncodeObserver | None = None,
-                 observe_model: EncodeObserver | None = None) -> None:
+                 observe_model: EncodeObserver | None = None,
+                 observe_cache: CacheObserver | None = None) -> None:
         self.settings = settings
         self.encoders = EncoderRegistry(allow_download=settings.allow_download,
                                         trust_remote_code=settings.trust_remote_code,
@@ -33,6 +35,7 @@ class Services:
                                         micro_batch_wait_ms=settings.micro_batch_wait_ms,
                                         micro_batch_max=settings.micro_batch_max,
                                         query_cache_size=settings.query_cache_size,
+                                        observe_cache=observe_cache,
                                         runtime=settings)
         self.collections = CollectionRegistry.from_settings(settings)
         self.reranking = RerankService(settings, RerankerRegistry(settings))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -30,13 +31,19 @@ class _Entry:
     truncated: bool
 
 
+CacheEvent = Literal["hit", "miss", "stored", "cleared"]
+CacheObserver = Callable[[CacheEvent, int], None]
+
+
 class QueryCache:
     """A thread-safe LRU map (model, kind, text) -> (vector, truncated); `size` 0 stores nothing."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, observe: CacheObserver | None = None) -> None:
+        """`observe(event, entries)` is told of every lookup and store (metrics)."""
         if size < 0:
             raise ValueError("cache size must be >= 0")
         self.capacity = size
+        self._observe = observe
         self._entries: OrderedDict[tuple[str, str, str], _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._hits = 0
@@ -49,10 +56,12 @@ class QueryCache:
             entry = self._entries.get(key)
             if entry is None:
                 self._misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self._hits += 1
-            return entry.vector, entry.truncated
+            else:
+                self._entries.move_to_end(key)
+                self._hits += 1
+            if self._observe is not None:  # under the lock: entry counts reach it in order
+                self._observe("miss" if entry is None else "hit", len(self._entries))
+        return None if entry is None else (entry.vector, entry.truncated)
 
     def put(self, model: str, kind: str, text: str, vector: np.ndarray, truncated: bool) -> None:
         """Store a copy of `vector` (read-only), evicting the least recently used entry if full."""
@@ -66,6 +75,8 @@ class QueryCache:
             self._entries.move_to_end(key)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
+            if self._observe is not None:
+                self._observe("stored", len(self._entries))
 
     def stats(self) -> CacheStats:
         with self._lock:
@@ -75,6 +86,8 @@ class QueryCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            if self._observe is not None:
+                self._observe("cleared", 0)
 
 
 class CachedEncoder:

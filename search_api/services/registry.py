@@ -24,7 +24,7 @@ from indexer.encoding.length_routing import LengthRoutedEncoder
 from indexer.pipeline import open_collection_in
 from indexer.settings import CommonSettings, RuntimeSettings
 from search_api.services.batching import MicroBatcher
-from search_api.services.query_cache import CachedEncoder, QueryCache
+from search_api.services.query_cache import CachedEncoder, CacheObserver, QueryCache
 from storage import CollectionInfo, CollectionUnavailable, IndexNotFound, validate_name
 from storage.backend import Backend, CollectionHandle
 from storage.factory import open_backend
@@ -66,7 +66,8 @@ class EncoderRegistry:
                  observe: EncodeObserver | None = None, observe_model: EncodeObserver | None = None,
                  micro_batch: bool = True, micro_batch_wait_ms: float = 0.0,
                  micro_batch_max: int = 64,
-                 query_cache_size: int = 0, runtime: RuntimeSettings | None = None) -> None:
+                 query_cache_size: int = 0, observe_cache: CacheObserver | None = None,
+                 runtime: RuntimeSettings | None = None) -> None:
         """Configure how models load and what wraps each of them.
 
         Args:
@@ -79,6 +80,7 @@ class EncoderRegistry:
             micro_batch_wait_ms: extra wait of a concurrent batch for more requests.
             micro_batch_max: texts per micro-batch; larger requests are encoded at once.
             query_cache_size: query embeddings kept (LRU, shared by all models); 0 turns it off.
+            observe_cache: told of every query-cache lookup and store.
             runtime: encoder backend, threads and export cache (default: auto, all CPUs).
         """
         self._runtime = runtime or RuntimeSettings(backend="auto")
@@ -88,7 +90,7 @@ class EncoderRegistry:
         self._observe_model = observe_model
         self._micro_batch = (micro_batch, micro_batch_wait_ms, micro_batch_max)
         self._batchers: list[MicroBatcher] = []
-        self.query_cache = QueryCache(query_cache_size)
+        self.query_cache = QueryCache(query_cache_size, observe_cache)
         self._encoders: dict[str, Encoder] = {
             name: self._observed(encoder) for name, encoder in (preloaded or {}).items()}
         self._lock = threading.Lock()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from search_api.cli import AUTO_WORKERS_MAX, cli, worker_count
+from search_api.config import ApiSettings
+from tests.api.test_security_and_metrics import metric_samples
 from tests.servers import server_process
 
 
@@ -41,3 +47,72 @@ def test_two_workers_serve_searches_from_the_memory_mapped_index(data_dir: Path)
         # Spawned interpreters share no anonymous memory at all.
         shared = {pid: shared_anonymous_mb(pid) for pid in workers}
         assert all(mb >= 20 for mb in shared.values()), f"shared anonymous MB per worker: {shared}"
+
+
+def _search_total(metrics_text: str) -> float:
+    samples = metric_samples(metrics_text)
+    return sum(value for (name, labels), value in samples.items()
+               if name == "semsearch_http_requests_total"
+               and dict(labels).get("route") == "/collections/{name}/search")
+
+
+@pytest.mark.timeout(300)
+def test_workers_share_commits_and_report_metrics_for_the_whole_service(data_dir: Path) -> None:
+    """Whichever worker answers sees the other's commits, and /metrics counts every worker's
+    requests (each keeps its counters in files the others read)."""
+    search = "/collections/notes/search"
+    with server_process(data_dir, "--workers", "2", timeout=240) as (base, _):
+        with httpx.Client(base_url=base, timeout=60) as client:
+            added = client.post("/collections/notes/documents", json={"documents": [
+                {"id": "n1", "text": "the ferry leaves the harbour at dawn"},
+                {"id": "n2", "text": "sourdough needs a long cold proof"}]})
+            assert added.status_code == 200, added.text
+
+        def fresh_search(_: int) -> httpx.Response:
+            with httpx.Client(base_url=base, timeout=60) as one:  # a new connection each time
+                return one.post(search, json={"query": "boat crossing in the morning",
+                                              "top_k": 1, "mode": "dense"})
+
+        with ThreadPoolExecutor(8) as pool:  # concurrent connections reach both workers
+            answers = list(pool.map(fresh_search, range(40)))
+        assert all(a.status_code == 200 for a in answers), [a.text for a in answers][:2]
+        assert {a.json()["hits"][0]["id"] for a in answers} == {"n1"}
+
+        with httpx.Client(base_url=base, timeout=60) as client:
+            assert client.delete("/collections/notes/documents/n1").status_code == 200
+        with ThreadPoolExecutor(8) as pool:
+            after = list(pool.map(fresh_search, range(16)))
+        assert {a.json()["hits"][0]["id"] for a in after} == {"n2"}
+
+        with ThreadPoolExecutor(4) as pool:
+            scrapes = list(pool.map(lambda _: httpx.get(f"{base}/metrics", timeout=60).text,
+                                    range(8)))
+        assert {_search_total(text) for text in scrapes} == {56}
+
+
+def test_auto_workers_are_one_per_core_up_to_the_cap() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert worker_count(ApiSettings(workers="auto")) == min(cores, AUTO_WORKERS_MAX)
+    assert worker_count(ApiSettings()) == min(cores, AUTO_WORKERS_MAX)  # auto is the default
+    assert worker_count(ApiSettings(workers=3)) == 3
+
+
+def test_workers_option_takes_a_count_or_auto_and_rejects_anything_else(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--workers", "many", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "'many' is not a count from 1 to 64 or auto" in result.output
+    result = CliRunner().invoke(cli, ["serve", "--workers", "0", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+
+
+def test_auto_is_one_worker_on_a_milvus_lite_file_and_more_are_refused(tmp_path: Path) -> None:
+    """milvus-lite locks its .db to one process: a second worker could not open it."""
+    cores = len(os.sched_getaffinity(0))
+    assert worker_count(ApiSettings(storage="milvus")) == 1
+    assert worker_count(ApiSettings(storage="milvus", milvus_uri=str(tmp_path / "m.db"))) == 1
+    assert worker_count(ApiSettings(storage="milvus", milvus_uri="http://milvus:19530")) == \
+        min(cores, AUTO_WORKERS_MAX)
+    result = CliRunner().invoke(cli, ["serve", "--workers", "2", "--data-dir", str(tmp_path)],
+                                env={"SEMSEARCH_STORAGE": "milvus"})
+    assert result.exit_code == 2
+    assert "milvus-lite's .db file can be open in one process only" in result.output
