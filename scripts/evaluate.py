@@ -12,7 +12,8 @@ precision/recall per mode, with the threshold calibrated on a separate split
 (see scripts/evaluate_faq.py for how each set is built).
 
 `--rerank 20 50` adds each mode's top N reordered by a cross-encoder (`--rerank-model`;
-library runs also take `--rerank-text`, `--rerank-fusion`, `--rerank-cache`), and its cost.
+`--rerank-text` and `--rerank-fusion` choose what it reads and how its order is made; library
+runs also take `--rerank-cache`), and its cost.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evallib.beir import find_qrels, load_qrels, load_queries  # noqa: E402
 from evallib.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k  # noqa: E402
-from evallib.rerank import add_rerank_arguments, rerank_runs  # noqa: E402
+from evallib.rerank import add_rerank_arguments, parse_fusion, rerank_runs  # noqa: E402
 
 from indexer.encoding import E5, alias_name  # noqa: E402
 from storage import Hit  # noqa: E402
@@ -162,9 +163,14 @@ def runs(args: argparse.Namespace, *, with_rerank: bool = False) -> list[tuple[s
         (label, {"mode": "hybrid", **body}) for label, body in fusion_settings(args.fusion)]
     if not with_rerank:
         return base
-    return base + [(f"{label}+rerank@{n}",
-                    {**body, "rerank": {"top_n": n, "model": args.rerank_model}})
-                   for label, body in base for n in args.rerank]
+    fusions = [(spec, *parse_fusion(spec)) for spec in args.rerank_fusion]
+    tagged = len(args.rerank_text) > 1 or len(fusions) > 1  # labelled as rerank_runs does
+    return base + [
+        (f"{label}+rerank@{n}" + (f"[{text},{spec}]" if tagged else ""),
+         {**body, "rerank": {"top_n": n, "model": args.rerank_model, "text": text,
+                             "fusion": method, **({"weight": weight} if method == "weighted" else {})}})
+        for label, body in base for n in args.rerank for text in args.rerank_text
+        for spec, method, weight in fusions]
 
 
 def rank_over_http(args: argparse.Namespace, queries: dict[str, str], data_dir: Path,

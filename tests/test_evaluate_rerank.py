@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -60,3 +63,23 @@ def test_passage_text_is_the_best_passage() -> None:
     assert rerank_text(hit, "passage") == "First part."
     assert rerank_text(hit, "document") == hit.text
     assert rerank_text(Hit(doc_id="d", score=1.0, text="whole", metadata={}), "passage") == "whole"
+
+
+def test_http_runs_send_the_asked_text_and_fusion_under_the_library_labels() -> None:
+    args = evaluate.parse_args(["--data", str(DATA), "--modes", "hybrid", "--rerank", "20",
+                                "--rerank-fusion", "none", "weighted:0.3"])
+    bodies = dict(evaluate.runs(args, with_rerank=True))
+    assert bodies["hybrid+rerank@20[document,none]"]["rerank"] == {
+        "top_n": 20, "model": "ms-marco-MiniLM-L-12-v2", "text": "document", "fusion": "none"}
+    assert bodies["hybrid+rerank@20[document,weighted:0.3]"]["rerank"]["weight"] == 0.3
+    single = evaluate.parse_args(["--data", str(DATA), "--modes", "hybrid", "--rerank", "20"])
+    assert dict(evaluate.runs(single, with_rerank=True))["hybrid+rerank@20"]["rerank"] == {
+        "top_n": 20, "model": "ms-marco-MiniLM-L-12-v2", "text": "document",
+        "fusion": "weighted", "weight": 0.5}
+
+
+def test_a_fusion_the_service_would_refuse_stops_the_run_with_its_name() -> None:
+    for spec in ("weighted:1.5", "weighted:x", "rrf:0.2", "borda"):
+        args = evaluate.parse_args(["--data", str(DATA), "--rerank", "20", "--rerank-fusion", spec])
+        with pytest.raises(SystemExit, match=f"'{re.escape(spec)}' is not none, rrf or weighted"):
+            evaluate.runs(args, with_rerank=True)

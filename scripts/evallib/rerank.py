@@ -35,10 +35,10 @@ def add_rerank_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rerank-model", default="ms-marco-MiniLM-L-12-v2",
                         help="cross-encoder: the built-in, or a folder (see indexer.rerank)")
     parser.add_argument("--rerank-text", nargs="+", choices=RERANK_TEXTS, default=["document"],
-                        help="what the cross-encoder reads (library only): the document (cut "
+                        help="what the cross-encoder reads: the document (cut "
                              "to its window), or the hit's best passage")
     parser.add_argument("--rerank-fusion", nargs="+", default=["weighted:0.5"], metavar="F",
-                        help="how the reranked order is made (library only): none (cross-encoder "
+                        help="how the reranked order is made: none (cross-encoder "
                              "alone), rrf, weighted:W (W = the cross-encoder's weight); default: "
                              "the service's, weighted:0.5")
     parser.add_argument("--rerank-cache", type=Path, default=None, metavar="JSONL",
@@ -85,9 +85,13 @@ def parse_fusion(spec: str) -> tuple[RerankFusion, float]:
     """`none`, `rrf` or `weighted:W` -> (method, weight)."""
     name, _, weight = spec.partition(":")
     method = next((fusion for fusion in RERANK_FUSIONS if fusion == name), None)
-    if method is None:
-        raise SystemExit(f"--rerank-fusion: '{spec}' is not none, rrf or weighted:W")
-    return method, float(weight) if weight else 0.5
+    try:
+        share = float(weight) if weight else 0.5
+    except ValueError:
+        share = -1.0
+    if method is None or not 0.0 <= share <= 1.0 or (weight and method != "weighted"):
+        raise SystemExit(f"--rerank-fusion: '{spec}' is not none, rrf or weighted:W with W in 0..1")
+    return method, share
 
 
 def rerank_runs(args: Any, queries: dict[str, str], hits: dict[str, dict[str, list[Hit]]]
