@@ -10,8 +10,8 @@ Sections (all on SciFact, all-MiniLM-L6-v2 from the bundled package, this machin
   latency  our `/search` over HTTP (a real `semsearch serve` on loopback; p50/p99, one client)
            vs txtai's in-process `search` on the same documents
   load     QPS of our `/search` under 1, 8 and 32 concurrent clients (raw keep-alive sockets), on the
-           default server (adaptive micro-batching, one worker per core) and, for comparison,
-           with micro-batching off and with one worker
+           default server (adaptive micro-batching, one worker per core) and, side by side
+           and measured in turn (`--rounds`), with micro-batching off and with one worker
 
 The corpus subset (--limit) always holds the relevant documents of the evaluated queries, so
 nDCG stays meaningful on a small run. Query texts are distinct and the server's query cache is
@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="our backend for index/latency/load [auto: the one this CPU gets]")
     parser.add_argument("--concurrency", default="1,8,32", help="client counts of the load test")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load level [10]")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="load levels measured this many times in turn; medians reported [1]")
     parser.add_argument("--skip", default="", help=f"comma-separated sections to skip: {SECTIONS}")
     parser.add_argument("--no-batching-compare", action="store_true",
                         help="load test on the default server only (skip micro-batching off and "
@@ -350,32 +352,59 @@ def _load(url: str, queries: list[str], clients: int, duration: float) -> tuple[
                                    lambda: {"query": next(texts), "top_k": 10}, clients, duration))
 
 
-def bench_load(url: str, queries: list[str], levels: list[int], duration: float, label: str) -> Rows:
-    rows: Rows = []
-    single = None
-    for clients in levels:
-        qps, latencies = _load(url, queries, clients, duration)
-        p50, p99 = percentiles(latencies)
-        print(f"{label}, {clients} clients: {qps:.1f} QPS, p50 {p50:.1f} ms, p99 {p99:.1f} ms",
-              file=sys.stderr)
-        single = single or qps
-        rows.append(row("load", f"{label}: {clients} clients QPS (p50 {p50:.0f} / p99 {p99:.0f} ms)",
-                        qps, "/s", f"{label}: {levels[0]} client", single if clients != levels[0] else None)
-                    | {"p50": p50, "p99": p99})
+# Servers the load test compares with the default one, by label: the settings they change.
+COMPARED_SERVERS = {"micro-batching off": {"SEMSEARCH_MICRO_BATCH": "false"},
+                    "one worker": {"SEMSEARCH_WORKERS": "1"}}
+
+
+def bench_load(urls: dict[str, str], queries: list[str], levels: list[int], duration: float,
+               rounds: int = 1) -> Rows:
+    """QPS of each server (by label; the first is the reference) at each client count.
+
+    The servers run side by side and are measured in turn, `rounds` times over (server A at
+    1, 8, 32 clients, server B at 1, 8, 32, then again), so that a slow minute of a shared
+    machine hits every server and level. Reports each level's median QPS over the rounds,
+    p50 / p99 over all its requests, its ratio to the server's first level, and each other
+    server against the first.
+    """
+    measured = {label: {c: ([], []) for c in levels} for label in urls}  # QPS and latencies
+    for round_ in range(rounds):
+        for label, url in urls.items():
+            for clients in levels:
+                qps, latencies = _load(url, queries, clients, duration)
+                measured[label][clients][0].append(qps)
+                measured[label][clients][1].extend(latencies)
+                p50, p99 = percentiles(latencies)
+                print(f"{label}, round {round_ + 1}, {clients} clients: {qps:.1f} QPS, "
+                      f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", file=sys.stderr)
+    per_server = {label: _level_rows(label, levels, by_level) for label, by_level in measured.items()}
+    rows = [r for server_rows in per_server.values() for r in server_rows]
+    reference, *others = urls
+    for other in others:
+        rows += _versus(reference, other, levels, per_server[reference], per_server[other])
     return rows
 
 
-def compare_load(data_dir: Path, backend: str, queries: list[str], levels: list[int],
-                 args: argparse.Namespace, default: Rows, label: str, **env: str) -> Rows:
-    """The load test again on a server with `env` changed, and the default / that ratios."""
-    with serving(data_dir, backend, **env) as url:
-        other = bench_load(url, queries, levels, args.duration, label)
-    ratios = [row("load", f"default vs {label}: {clients} clients QPS", r_on["value"], "/s",
-                  label, r_off["value"])
-              for clients, r_on, r_off in zip(levels, default, other, strict=True)]
-    p50 = [row("load", f"default vs {label}: 1 client p50 ms", default[0]["p50"], "ms",
-               label, other[0]["p50"], higher_is_better=False)]
-    return other + ratios + p50
+def _level_rows(label: str, levels: list[int],
+                by_level: dict[int, tuple[list[float], list[float]]]) -> Rows:
+    rows: Rows = []
+    single = float(np.median(by_level[levels[0]][0]))
+    for clients, (qps_rounds, latencies) in by_level.items():
+        p50, p99 = percentiles(latencies)
+        spread = f", {min(qps_rounds):.0f}-{max(qps_rounds):.0f}" if len(qps_rounds) > 1 else ""
+        rows.append(row("load", f"{label}: {clients} clients QPS (p50 {p50:.0f} / p99 {p99:.0f} ms"
+                        f"{spread})", float(np.median(qps_rounds)), "/s",
+                        f"{label}: {levels[0]} client", single if clients != levels[0] else None)
+                    | {"p50": p50, "p99": p99, "rounds": qps_rounds})
+    return rows
+
+
+def _versus(reference: str, other: str, levels: list[int], ours: Rows, theirs: Rows) -> Rows:
+    ratios = [row("load", f"{reference} vs {other}: {clients} clients QPS", mine["value"], "/s",
+                  other, their["value"])
+              for clients, mine, their in zip(levels, ours, theirs, strict=True)]
+    return ratios + [row("load", f"{reference} vs {other}: 1 client p50 ms", ours[0]["p50"], "ms",
+                         other, theirs[0]["p50"], higher_is_better=False)]
 
 
 # ---------------------------------------------------------------- report
@@ -431,17 +460,14 @@ def main(argv: list[str] | None = None) -> None:
             indexed = bench_index(backend, docs, work, txtai)
             rows += indexed if "index" not in skip else []
             levels = [int(c) for c in args.concurrency.split(",")]
-            with serving(work / "data", backend) as url:  # the defaults: adaptive micro-batching
+            compared = {} if "load" in skip or args.no_batching_compare else COMPARED_SERVERS
+            with ExitStack() as servers:
+                urls = {label: servers.enter_context(serving(work / "data", backend, **env))
+                        for label, env in {"default": {}, **compared}.items()}
                 if "latency" not in skip:
-                    rows += bench_latency(url, query_texts, txtai)
-                default = bench_load(url, query_texts, levels, args.duration,
-                                     "default") if "load" not in skip else []
-            rows += default
-            if default and not args.no_batching_compare:
-                rows += compare_load(work / "data", backend, query_texts, levels, args, default,
-                                     "micro-batching off", SEMSEARCH_MICRO_BATCH="false")
-                rows += compare_load(work / "data", backend, query_texts, levels, args, default,
-                                     "one worker", SEMSEARCH_WORKERS="1")
+                    rows += bench_latency(urls["default"], query_texts, txtai)
+                if "load" not in skip:
+                    rows += bench_load(urls, query_texts, levels, args.duration, args.rounds)
     print(f"\nsemsearch bench, {info['date']}, {info['cpu']}, {info['cpus']} CPUs, flags "
           f"{' '.join(info['flags'])}; model {MODEL}; {len(docs)} SciFact docs, {len(queries)} "
           f"train queries; index/latency/load backend: {backend}\n")

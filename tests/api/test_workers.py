@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -116,3 +117,42 @@ def test_auto_is_one_worker_on_a_milvus_lite_file_and_more_are_refused(tmp_path:
                                 env={"SEMSEARCH_STORAGE": "milvus"})
     assert result.exit_code == 2
     assert "milvus-lite's .db file can be open in one process only" in result.output
+
+
+def _established_per_worker(server_pid: int, port: int) -> dict[int, int]:
+    """Established connections to `port` held by each worker of the server, from /proc."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+            if local_port == port and state == "01":  # ESTABLISHED
+                inodes.add(f"socket:[{inode}]")
+    workers = [int(p) for p in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()]
+    return {pid: sum(os.readlink(fd) in inodes for fd in Path(f"/proc/{pid}/fd").iterdir())
+            for pid in workers}
+
+
+@pytest.mark.timeout(300)
+def test_connections_spread_over_the_workers_and_none_waits_on_the_master(data_dir: Path) -> None:
+    """Each worker accepts on its own SO_REUSEPORT socket: a burst of connections is shared
+    between them (on one shared socket, one worker could take all), and the master's socket,
+    which only keeps the port, never holds a connection nobody accepts."""
+    with server_process(data_dir, "--workers", "2", timeout=240) as (base, server):
+        for _ in range(60):  # fresh connections, each answered promptly
+            assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        port = int(base.rsplit(":", 1)[1])
+        burst = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
+        try:
+            for connection in burst:  # each connection is accepted once it is answered
+                connection.sendall(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n")
+            for connection in burst:
+                assert connection.recv(100).startswith(b"HTTP/1.1 200")
+            per_worker = _established_per_worker(server.pid, port)
+        finally:
+            for connection in burst:
+                connection.close()
+    assert len(per_worker) == 2 and sum(per_worker.values()) == 32, per_worker
+    # Spread by the kernel's hash of each connection: fewer than 4 of 32 on one worker has a
+    # chance of about 3 in a million.
+    assert min(per_worker.values()) >= 4, per_worker

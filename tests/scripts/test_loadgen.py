@@ -12,6 +12,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, HTTPException
 
+from scripts.bench import bench_load
 from scripts.evallib.loadgen import LoadError, closed_loop
 from tests.servers import free_port
 
@@ -27,6 +28,10 @@ def echo_url() -> Iterator[tuple[str, list[str]]]:
             raise HTTPException(status_code=422, detail="bad query")
         seen.append(body["query"])
         return {"query": body["query"]}
+
+    @app.post("/collections/{name}/search")  # the route scripts/bench.py loads
+    def search(name: str, body: dict[str, str | int]) -> dict[str, list[str]]:
+        return {"hits": []}
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
@@ -56,3 +61,19 @@ def test_a_refused_request_stops_the_load(echo_url: tuple[str, list[str]]) -> No
     url, _ = echo_url
     with pytest.raises(LoadError, match="422"):
         asyncio.run(closed_loop(url, lambda: {"query": "bad"}, 2, 0.5))
+
+
+def test_bench_load_takes_rounds_in_turn_and_reports_medians_and_ratios(
+        echo_url: tuple[str, list[str]]) -> None:
+    base = echo_url[0].removesuffix("/echo")
+    rows = bench_load({"a": base, "b": base}, ["q1", "q2"], [1, 3], 0.2, rounds=3)
+    levels = [r for r in rows if "rounds" in r]
+    assert [len(r["rounds"]) for r in levels] == [3, 3, 3, 3]
+    for r in levels:
+        assert r["value"] == sorted(r["rounds"])[1]  # the median of three
+    a_single, a_three, b_single, b_three = levels
+    assert a_three["baseline_value"] == a_single["value"]
+    assert b_three["baseline_value"] == b_single["value"]
+    versus = {r["what"]: r for r in rows if "rounds" not in r}
+    assert versus["a vs b: 3 clients QPS"]["baseline_value"] == b_three["value"]
+    assert versus["a vs b: 1 client p50 ms"]["value"] == a_single["p50"]
