@@ -151,7 +151,7 @@ def worker_count(settings: ApiSettings) -> int:
     AUTO_WORKERS_MAX) where forked workers run and the storage allows it, else 1.
 
     One process runs its Python (HTTP, routing, the search) under one interpreter lock, so on
-    2 cores it served 32 concurrent clients at about 1.4x one client; two did 2.8x
+    2 cores it served 32 concurrent clients at about 1.7x one client; two did 2.6x
     (docs/performance.md).
     """
     single = one_process_only(settings.storage, settings.milvus_uri)
