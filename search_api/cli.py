@@ -27,7 +27,7 @@ from indexer.cli_options import (
 from indexer.encoding import Encoder
 from indexer.encoding.devices import default_threads
 from indexer.faq_cli import faq
-from search_api.config import ApiSettings, parse_served_names
+from search_api.config import AUTO_WORKERS_MAX, ApiSettings, parse_served_names
 from storage.factory import one_process_only
 
 
@@ -38,11 +38,6 @@ def _api_settings(served: tuple[str, ...] = (), **flags: Any) -> ApiSettings:
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--served-model-name") from exc
     return settings_from_flags(ApiSettings, **flags)
-
-
-# More workers than this on a many-core machine cost a model copy each and gain little:
-# each worker already spreads a large encode over its share of the cores.
-AUTO_WORKERS_MAX = 4
 
 
 def _workers(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | str | None:
@@ -140,7 +135,7 @@ def run_server(settings: ApiSettings, encoders: dict[str, Encoder] | None = None
     if workers > 1:
         # Workers share the CPUs: without a thread setting, each would start one thread per core.
         threads = settings.threads or max(1, default_threads() // workers)
-        _serve_workers(settings.model_copy(update={"threads": threads, "workers": workers}))
+        _serve_workers(settings.model_copy(update={"threads": threads}), workers)
         return
     uvicorn.run(create_app(settings, encoders=encoders), host=settings.host, port=settings.port,
                 log_level="info", timeout_graceful_shutdown=5)
@@ -166,7 +161,7 @@ def worker_count(settings: ApiSettings) -> int:
     return min(default_threads(), AUTO_WORKERS_MAX)
 
 
-def _serve_workers(settings: ApiSettings) -> None:
+def _serve_workers(settings: ApiSettings, workers: int) -> None:
     """Forked workers sharing the master's libraries (search_api.prefork); where gunicorn does
     not run (Windows), uvicorn's spawned workers, which build the app from SEMSEARCH_* variables."""
     from search_api.main import create_app
@@ -183,11 +178,11 @@ def _serve_workers(settings: ApiSettings) -> None:
                            "SEMSEARCH_THREADS": str(settings.threads),
                            "SEMSEARCH_SERVED_MODEL_NAMES": ",".join(
                                f"{k}={v}" for k, v in settings.served_model_names.items())})
-        uvicorn.run("search_api.main:create_app", factory=True, workers=worker_count(settings),
+        uvicorn.run("search_api.main:create_app", factory=True, workers=workers,
                     host=settings.host, port=settings.port, log_level="info",
                     timeout_graceful_shutdown=5)
         return
-    run_prefork(settings, create_app)
+    run_prefork(settings.model_copy(update={"workers": workers}), create_app)
 
 
 def main() -> None:

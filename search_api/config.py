@@ -11,6 +11,10 @@ from pydantic_settings import NoDecode
 from indexer.encoding import BUILTIN_MODELS, alias_name
 from indexer.settings import FaqSettings
 
+# More workers than this on a many-core machine cost a model copy each and gain little:
+# each worker already spreads a large encode over its share of the cores.
+AUTO_WORKERS_MAX = 4
+
 
 class ApiSettings(FaqSettings):
     """Service settings; `semsearch serve` flags override host, port and data dir.
@@ -94,8 +98,9 @@ class ApiSettings(FaqSettings):
         description="documents per /rerank call, and queries x top_n per reranked search")
     workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
         default="auto",
-        description="server processes (`serve --workers`); auto: one per core, at most "
-                    "4, where forked workers run (not on Windows)")
+        description=f"server processes (`serve --workers`); auto: one per core, at most "
+                    f"{AUTO_WORKERS_MAX}, where forked workers run (1 on Windows and over a "
+                    f"milvus-lite .db)")
     ef_search: int | None = Field(
         default=None, ge=1, le=65536,
         description="HNSW efSearch for every search (default: the collection's)")
