@@ -39,7 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evallib.beir import find_qrels, load_qrels, load_queries  # noqa: E402
 from evallib.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k  # noqa: E402
-from evallib.rerank import add_rerank_arguments, parse_fusion, rerank_runs  # noqa: E402
+from evallib.rerank import (  # noqa: E402
+    add_rerank_arguments,
+    fusion_specs,
+    rerank_label,
+    rerank_runs,
+)
 
 from indexer.encoding import E5, alias_name  # noqa: E402
 from storage import Hit  # noqa: E402
@@ -163,10 +168,9 @@ def runs(args: argparse.Namespace, *, with_rerank: bool = False) -> list[tuple[s
         (label, {"mode": "hybrid", **body}) for label, body in fusion_settings(args.fusion)]
     if not with_rerank:
         return base
-    fusions = [(spec, *parse_fusion(spec)) for spec in args.rerank_fusion]
-    tagged = len(args.rerank_text) > 1 or len(fusions) > 1  # labelled as rerank_runs does
+    fusions, tagged = fusion_specs(args)
     return base + [
-        (f"{label}+rerank@{n}" + (f"[{text},{spec}]" if tagged else ""),
+        (rerank_label(label, n, text, spec, tagged),
          {**body, "rerank": {"top_n": n, "model": args.rerank_model, "text": text,
                              "fusion": method, **({"weight": weight} if method == "weighted" else {})}})
         for label, body in base for n in args.rerank for text in args.rerank_text

@@ -94,6 +94,18 @@ def parse_fusion(spec: str) -> tuple[RerankFusion, float]:
     return method, share
 
 
+def fusion_specs(args: Any) -> tuple[list[tuple[str, RerankFusion, float]], bool]:
+    """Each `--rerank-fusion` as (spec, method, weight), and whether run labels name the text
+    and fusion (when several of either are asked)."""
+    fusions = [(spec, *parse_fusion(spec)) for spec in args.rerank_fusion]
+    return fusions, len(args.rerank_text) > 1 or len(fusions) > 1
+
+
+def rerank_label(run: str, n: int, text: str, spec: str, tagged: bool) -> str:
+    """`hybrid+rerank@20`, or `hybrid+rerank@20[document,weighted:0.5]` when tagged."""
+    return f"{run}+rerank@{n}" + (f"[{text},{spec}]" if tagged else "")
+
+
 def rerank_runs(args: Any, queries: dict[str, str], hits: dict[str, dict[str, list[Hit]]]
                 ) -> tuple[dict[str, dict[str, list[str]]], dict[str, float]]:
     """Each run's top N reordered, for every N x text x fusion of `--rerank*`.
@@ -106,8 +118,7 @@ def rerank_runs(args: Any, queries: dict[str, str], hits: dict[str, dict[str, li
 
     cache = LogitCache(load_reranker(args.rerank_model), args.rerank_cache)
     deepest = max(args.rerank)
-    fusions = [(spec, *parse_fusion(spec)) for spec in args.rerank_fusion]
-    tagged = len(args.rerank_text) > 1 or len(fusions) > 1
+    fusions, tagged = fusion_specs(args)
     out: dict[str, dict[str, list[str]]] = {}
     pair_ms: dict[str, list[float]] = {t: [] for t in args.rerank_text}
     for label, per_query in hits.items():
@@ -122,7 +133,7 @@ def rerank_runs(args: Any, queries: dict[str, str], hits: dict[str, dict[str, li
                     for spec, method, weight in fusions:
                         order = fused_order([h.score for h in head[:n]], logits[:n],
                                             fusion=method, weight=weight)
-                        name = f"{label}+rerank@{n}" + (f"[{which},{spec}]" if tagged else "")
+                        name = rerank_label(label, n, which, spec, tagged)
                         out.setdefault(name, {})[qid] = ([head[i].doc_id for i in order]
                                                           + [h.doc_id for h in row[n:]])
     cost = {f"+rerank@{n} [{which}]": round(float(np.median(ms)) * n, 1)
