@@ -27,7 +27,7 @@ from indexer.cli_options import (
 from indexer.encoding import Encoder
 from indexer.encoding.devices import default_threads
 from indexer.faq_cli import faq
-from search_api.config import AUTO_WORKERS_MAX, ApiSettings, parse_served_names
+from search_api.config import AUTO_WORKERS_MAX, ApiSettings, parse_served_names, parse_workers
 from storage.factory import one_process_only
 
 
@@ -42,12 +42,10 @@ def _api_settings(served: tuple[str, ...] = (), **flags: Any) -> ApiSettings:
 
 def _workers(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | str | None:
     """`--workers`: a count from 1 to 64, or auto."""
-    text = None if value is None else value.strip().lower()
-    if text is None or text == "auto":
-        return text
-    if text.isdigit() and 1 <= int(text) <= 64:
-        return int(text)
-    raise click.BadParameter(f"{value!r} is not a count from 1 to 64 or auto")
+    try:
+        return None if value is None else parse_workers(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 @click.command()

@@ -96,7 +96,7 @@ class ApiSettings(FaqSettings):
     max_rerank_documents: int = Field(
         default=1000, ge=1,
         description="documents per /rerank call, and queries x top_n per reranked search")
-    workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+    workers: int | Literal["auto"] = Field(
         default="auto",
         description=f"server processes (`serve --workers`); auto: one per core, at most "
                     f"{AUTO_WORKERS_MAX}, where forked workers run (1 on Windows and over a "
@@ -106,6 +106,11 @@ class ApiSettings(FaqSettings):
         description="HNSW efSearch for every search (default: the collection's)")
     nprobe: int | None = Field(
         default=None, ge=1, description="IVF lists probed per search (default: the collection's)")
+
+    @field_validator("workers", mode="plain")
+    @classmethod
+    def _workers(cls, value: object) -> int | str:
+        return parse_workers(value)
 
     @field_validator("served_model_names", mode="before")
     @classmethod
@@ -120,6 +125,16 @@ class ApiSettings(FaqSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+
+def parse_workers(value: object) -> int | Literal["auto"]:
+    """A worker count from 1 to 64, or "auto" (any case); ValueError names what was given."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    if text.isdigit() and 1 <= int(text) <= 64:
+        return int(text)
+    raise ValueError(f"{value!r} is not a count from 1 to 64 or auto")
 
 
 def parse_served_names(text: str) -> dict[str, str]:

@@ -156,3 +156,12 @@ def test_connections_spread_over_the_workers_and_none_waits_on_the_master(data_d
     # Spread by the kernel's hash of each connection: fewer than 4 of 32 on one worker has a
     # chance of about 3 in a million.
     assert min(per_worker.values()) >= 4, per_worker
+
+
+def test_a_bad_workers_variable_names_itself_and_what_it_takes(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--data-dir", str(tmp_path)],
+                                env={"SEMSEARCH_WORKERS": "0"})
+    assert result.exit_code != 0
+    assert "SEMSEARCH_WORKERS" in result.output
+    assert "'0' is not a count from 1 to 64 or auto" in result.output
+    assert ApiSettings(workers="AUTO").workers == "auto"
